@@ -1,0 +1,1 @@
+"""Interactive quantization workbench for ONNX models deployed on TensorRT."""
