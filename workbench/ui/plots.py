@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .._optional import require
+from ..calib.algorithms import clipped_fraction
 
 go = require("plotly.graph_objects", "plots", "ui", package="plotly")
 
@@ -41,17 +42,6 @@ def _rebin(hist: np.ndarray, bin_width: float, max_bins: int) -> tuple[np.ndarra
     pad = (-len(hist)) % factor
     grouped = np.concatenate([hist, np.zeros(pad)]).reshape(-1, factor).sum(axis=1)
     return grouped, float(bin_width) * factor
-
-
-def clipped_fraction(hist: np.ndarray, bin_width: float, amax: float) -> float:
-    """Share of the histogram's mass above ``amax`` (bins straddling amax count pro rata)."""
-    hist = np.asarray(hist, dtype=np.float64)
-    total = hist.sum()
-    if total <= 0 or bin_width <= 0:
-        return 0.0
-    lo = np.arange(len(hist)) * bin_width
-    above = np.clip((lo + bin_width - amax) / bin_width, 0.0, 1.0)
-    return float((hist * above).sum() / total)
 
 
 def histogram_figure(
