@@ -1,0 +1,152 @@
+"""ONNX Runtime backend (CPU): a session loader and a runner.
+
+Always available: it runs the FP32 model for statistics and the Q/DQ / emulation models
+to measure error on any laptop. Its latency is CPU latency and says nothing about
+TensorRT GPU speed; :class:`LatencyStats.note` says so.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import WorkbenchError
+from .base import Runner, TensorSpec
+
+# ONNX Runtime type strings -> numpy dtypes.
+_ORT_TO_NUMPY = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16,
+    "tensor(uint16)": np.uint16, "tensor(int32)": np.int32, "tensor(uint32)": np.uint32,
+    "tensor(int64)": np.int64, "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_,
+}
+
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+ORT_LATENCY_NOTE = ("ONNX Runtime CPU latency; it is not a proxy for TensorRT GPU speed "
+                    "(build an engine and use --backend trt on a GPU machine for that).")
+
+
+class OrtSessionLoader:
+    """Stores how to open a model; calling it returns an ``onnxruntime.InferenceSession``.
+
+    Args:
+        model: ONNX path (str / Path), serialized bytes, or ``onnx.ModelProto``.
+        threads: ``intra_op_num_threads``; None lets ONNX Runtime choose (all cores).
+        optimization: graph optimisation level, one of ``OPTIMIZATION_LEVELS``. Default
+            ``"all"``; use ``"disable"`` or ``"basic"`` to keep intermediate tensors unfused.
+        extra_outputs: names of intermediate tensors to expose as additional outputs.
+    """
+
+    def __init__(self, model, *, threads: int | None = None, optimization: str = "all",
+                 extra_outputs: Sequence[str] = ()) -> None:
+        if optimization not in OPTIMIZATION_LEVELS:
+            raise WorkbenchError(f"Unknown ONNX Runtime optimization level '{optimization}'; "
+                                 f"choose one of: {', '.join(OPTIMIZATION_LEVELS)}")
+        if threads is not None and threads < 1:
+            raise WorkbenchError(f"threads must be >= 1, got {threads}")
+        self.model = model
+        self.threads = threads
+        self.optimization = optimization
+        self.extra_outputs = list(extra_outputs)
+
+    def _model_source(self):
+        """Path or bytes for InferenceSession, adding the extra outputs when asked."""
+        import onnx
+
+        model = self.model
+        if isinstance(model, (str, os.PathLike)) and not Path(model).is_file():
+            raise WorkbenchError(f"ONNX model not found: '{model}'")
+        if not self.extra_outputs:
+            if isinstance(model, onnx.ModelProto):
+                return model.SerializeToString()
+            return str(model) if isinstance(model, (str, os.PathLike)) else model
+        if isinstance(model, (str, os.PathLike)):
+            model = onnx.load(str(model))
+        elif isinstance(model, (bytes, bytearray)):
+            model = onnx.load_from_string(bytes(model))
+        else:
+            model = onnx.ModelProto.FromString(model.SerializeToString())  # never edit the caller's
+        known = {o for n in model.graph.node for o in n.output} | {i.name for i in model.graph.input}
+        present = {o.name for o in model.graph.output}
+        for name in self.extra_outputs:
+            if name not in known:
+                raise WorkbenchError(f"requested output '{name}' is not a tensor of the model "
+                                     f"(e.g. {', '.join(sorted(known)[:8])}, ...)")
+            if name not in present:  # ONNX Runtime infers the type of an untyped output
+                model.graph.output.append(onnx.ValueInfoProto(name=name))
+                present.add(name)
+        return model.SerializeToString()
+
+    def __call__(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if self.threads is not None:
+            opts.intra_op_num_threads = int(self.threads)
+        opts.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.optimization]
+        opts.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
+        source = self._model_source()
+        try:
+            return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph...)
+            where = f"'{self.model}'" if isinstance(self.model, (str, os.PathLike)) else "the model"
+            raise WorkbenchError(f"ONNX Runtime could not load {where}: {exc}") from None
+
+
+class OrtRunner(Runner):
+    """Runs an ONNX model with ONNX Runtime on the CPU.
+
+    Args:
+        model_or_path: ONNX path, bytes or ``onnx.ModelProto``.
+        output_names: outputs to return (graph outputs or intermediate tensors, which are
+            then exposed as extra outputs). None returns all graph outputs.
+        threads: ``intra_op_num_threads`` (None: ONNX Runtime default).
+        optimization: ONNX Runtime graph optimisation level (default ``"all"``).
+    """
+
+    backend = "ort"
+    latency_note = ORT_LATENCY_NOTE
+
+    def __init__(self, model_or_path, *, output_names: Sequence[str] | None = None,
+                 threads: int | None = None, optimization: str = "all") -> None:
+        super().__init__()
+        self._requested = list(output_names) if output_names is not None else None
+        self.loader = OrtSessionLoader(model_or_path, threads=threads, optimization=optimization,
+                                       extra_outputs=self._requested or ())
+        self.session = None
+
+    def _activate(self) -> None:
+        self.session = self.loader()
+
+    def _deactivate(self) -> None:
+        self.session = None
+
+    def _input_specs(self) -> list[TensorSpec]:
+        specs = []
+        for i in self.session.get_inputs():
+            if i.type not in _ORT_TO_NUMPY:
+                raise WorkbenchError(f"input '{i.name}' has type {i.type}, which the workbench cannot feed")
+            shape = tuple(d if isinstance(d, int) else (d or None) for d in i.shape)
+            specs.append(TensorSpec(i.name, np.dtype(_ORT_TO_NUMPY[i.type]), shape))
+        return specs
+
+    def _output_names(self) -> list[str]:
+        if self._requested is not None:
+            return list(self._requested)
+        return [o.name for o in self.session.get_outputs()]
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = self.output_names
+        try:
+            values = self.session.run(names, feed)
+        except Exception as exc:  # shape errors inside the graph, e.g. a wrong spatial size
+            raise WorkbenchError(f"ONNX Runtime failed to run the model: {exc}") from None
+        return dict(zip(names, values))
