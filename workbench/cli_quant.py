@@ -1,0 +1,273 @@
+"""CLI commands that build and judge quantized models: quantize, evaluate, sensitivity, autoprec."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .cli import add_data_args, open_data_from_args
+from .errors import WorkbenchError
+
+
+def _add_eval_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    g = p.add_argument_group("evaluation data (held out from calibration; same preprocessing)")
+    src = g.add_mutually_exclusive_group(required=required)
+    src.add_argument("--eval-data", metavar="DIR", help="folder of evaluation images or arrays")
+    src.add_argument("--eval-data-loader-script", metavar="FILE.py[:FUNC]", help="evaluation data loader")
+    g.add_argument("--eval-samples", type=int, default=None, help="use at most N evaluation samples")
+
+
+def _add_calib_args(p: argparse.ArgumentParser) -> None:
+    from .ranges import METHODS
+
+    g = p.add_argument_group("calibration")
+    g.add_argument("--method", choices=METHODS, default="entropy", help="range method (default entropy)")
+    g.add_argument("--percentile", type=float, default=99.99, help="p for --method percentile")
+    g.add_argument("--ranges", metavar="ranges.json", help="reuse ranges from `workbench calibrate` "
+                   "(checked against the model) instead of calibrating")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _add_plan_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("precision plan")
+    g.add_argument("--plan", metavar="plan.json", help="start from a saved plan")
+    g.add_argument("--base", choices=["fp32", "fp16"], default="fp32",
+                   help="precision of nodes that are not INT8 (default fp32)")
+    g.add_argument("--int8", action="append", default=[], metavar="PATTERN",
+                   help="regex of node names to run in INT8 (repeatable)")
+    g.add_argument("--fp16", action="append", default=[], metavar="PATTERN",
+                   help="regex of node names to keep in FP16 (repeatable)")
+    g.add_argument("--fp32", action="append", default=[], metavar="PATTERN",
+                   help="regex of node names to keep in FP32 (repeatable)")
+    g.add_argument("--op-fp16", action="append", default=[], metavar="OP", help="op type to keep in FP16")
+    g.add_argument("--op-fp32", action="append", default=[], metavar="OP", help="op type to keep in FP32")
+
+
+def ranges_from_args(args, model):
+    """Calibrate (or load --ranges) and return Ranges for ``model``."""
+    from .collect import collect_statistics
+    from .errors import StaleError
+    from .ranges import Ranges, compute_ranges
+
+    if args.ranges:
+        ranges = Ranges.load(args.ranges)
+        if ranges.model_fingerprint and ranges.model_fingerprint != model.fingerprint():
+            raise StaleError(f"'{args.ranges}' was calibrated for another model; recalibrate.")
+        return ranges.with_method(args.method) if args.method != ranges.method else ranges
+    data = open_data_from_args(args, model)
+    stats = collect_statistics(model, data, batch_size=args.batch_size, progress=not args.quiet)
+    return compute_ranges(stats, args.method, args.percentile)
+
+
+def plan_from_args(args, model, ranges):
+    """The default plan (or --plan) with the --int8/--fp16/--fp32 and --op-* overrides applied."""
+    from .plan import PrecisionPlan
+
+    plan = PrecisionPlan.load(args.plan, model) if args.plan else PrecisionPlan.default(model, args.base)
+    for op in args.op_fp16:
+        plan.set_op_type(op, "fp16")
+    for op in args.op_fp32:
+        plan.set_op_type(op, "fp32")
+    for pattern in args.int8:
+        plan.set_pattern(pattern, "int8")
+    for pattern in args.fp16:
+        plan.set_pattern(pattern, "fp16")
+    for pattern in args.fp32:
+        plan.set_pattern(pattern, "fp32")
+    return plan.with_fp16_safety(model, ranges)
+
+
+def evaluator_from_args(args, model, *, fallback_to_calib: bool = True):
+    from .data import open_data
+    from .cli import preprocess_from_args
+    from .evaluate import Evaluator
+
+    if args.eval_data or args.eval_data_loader_script:
+        data = open_data(args.eval_data, model, preprocess=preprocess_from_args(args),
+                         loader_script=args.eval_data_loader_script, limit=args.eval_samples)
+    elif fallback_to_calib:
+        print("note: no --eval-data given; evaluating on the calibration data (optimistic).")
+        data = open_data_from_args(args, model, limit=args.eval_samples or args.samples)
+    else:
+        raise WorkbenchError("Give evaluation data with --eval-data or --eval-data-loader-script.")
+    return Evaluator(model, data, batch_size=args.batch_size)
+
+
+def _print_table(df, title: str) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
+        print(title)
+        print(df.to_string(index=False))
+
+
+def _write_json(path, obj) -> None:
+    from ._io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=1, default=str))
+
+
+def cmd_quantize(args) -> int:
+    from .export import export_model
+    from .model import ModelInfo
+
+    model = ModelInfo.from_path(args.model)
+    ranges = ranges_from_args(args, model)
+    plan = plan_from_args(args, model, ranges)
+    out = Path(args.output)
+    result = export_model(model, ranges, plan, out, variant="trt")
+    print(f"INT8 nodes: {len(plan.int8_nodes())}, FP16: {len(plan.fp16_nodes())}, "
+          f"FP32: {len(plan.nodes_with('fp32'))}")
+    print(result.describe() if hasattr(result, "describe") else result)
+    if not args.no_eval_variant:
+        ort_out = out.with_name(out.stem + ".ort" + out.suffix)
+        export_model(model, ranges, plan, ort_out, variant="ort", calibration_cache=False)
+        print(f"For ONNX Runtime evaluation (FP16 emulated on CPU): {ort_out}")
+    if args.cpu_uint8:
+        cpu_out = out.with_name(out.stem + ".cpu_uint8" + out.suffix)
+        export_model(model, ranges, plan, cpu_out, variant="cpu_uint8", calibration_cache=False)
+        print(f"For ONNX Runtime CPU deployment (uint8 activations): {cpu_out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import Evaluator
+    from .model import ModelInfo, load_model
+
+    fp32 = ModelInfo.from_path(args.fp32_model)
+    quant = load_model(args.quant_model)
+    data = open_data_from_args(args, fp32)
+    evaluator = Evaluator(fp32, data, batch_size=args.batch_size)
+    if args.backend == "trt":
+        from .backends import get_runner
+
+        runner = get_runner(args.quant_model, backend="trt")
+        outputs = {}
+        chunks = [runner.infer(feed) for feed in evaluator.batches]
+        import numpy as np
+
+        outputs = {n: np.concatenate([c[n] for c in chunks]) for n in evaluator.output_names}
+        table = evaluator.compare(outputs)
+        result = {"backend": "trt", "outputs": table.to_dict(orient="records")}
+        _print_table(table, f"TensorRT outputs vs FP32 (ONNX Runtime) on {evaluator.num_samples} samples")
+    else:
+        res = evaluator.evaluate_model(quant, latency=args.latency)
+        _print_table(res.outputs, f"Quantized vs FP32 on {evaluator.num_samples} samples (ONNX Runtime CPU)")
+        result = {"backend": "ort", "samples": evaluator.num_samples,
+                  "outputs": res.outputs.to_dict(orient="records")}
+        if args.latency:
+            fp = evaluator.fp32_latency()
+            result["latency"] = {}
+            for b, lat in res.latency.items():
+                print(f"batch {b}: quantized {lat.median_ms:.2f} ms, FP32 {fp[b].median_ms:.2f} ms "
+                      f"(x{fp[b].median_ms / lat.median_ms:.2f}); {lat.note}")
+                result["latency"][b] = {"quantized": lat.to_dict(), "fp32": fp[b].to_dict()}
+    if args.json:
+        _write_json(args.json, result)
+        print(f"Wrote {args.json}")
+    return 0
+
+
+def cmd_sensitivity(args) -> int:
+    from ._io import atomic_write_text
+    from .model import ModelInfo
+    from .plan import PrecisionPlan
+    from .sensitivity import sensitivity
+
+    model = ModelInfo.from_path(args.model)
+    ranges = ranges_from_args(args, model)
+    plan = plan_from_args(args, model, ranges)
+    evaluator = evaluator_from_args(args, model)
+    table = sensitivity(evaluator, ranges, plan, samples=args.sens_samples)
+    atomic_write_text(args.output, table.to_csv(index=False))
+    _print_table(table.head(15), f"Most sensitive nodes ({table.attrs['samples']} samples; "
+                                 f"all-INT8 baseline SQNR {table.attrs['baseline']['sqnr_db']:.1f} dB)")
+    print(f"Wrote {args.output}")
+    return 0
+
+
+def cmd_autoprec(args) -> int:
+    from .export import export_model
+    from .model import ModelInfo
+    from .sensitivity import auto_mixed_precision
+
+    model = ModelInfo.from_path(args.model)
+    ranges = ranges_from_args(args, model)
+    plan = plan_from_args(args, model, ranges)
+    evaluator = evaluator_from_args(args, model)
+    res = auto_mixed_precision(evaluator, ranges, plan, args.target, sensitivity_samples=args.sens_samples,
+                               latency_points=args.latency_points)
+    cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "sqnr_db", "cosine", "meets_target",
+                        "latency_ms_b1", "chosen") if c in res.curve]
+    _print_table(res.curve[cols], f"Trade-off curve (target {res.target.text})")
+    print(("Target met" if res.met else "Target NOT met even with every node in FP16") +
+          f" with {len(res.fallback)} node(s) out of INT8: {', '.join(res.fallback) or '-'}")
+    out = Path(args.output)
+    export_model(model, ranges, res.plan, out, variant="trt")
+    final = evaluator.evaluate(res.plan, ranges, per_layer=False)
+    _print_table(final.outputs, "Exported model (ONNX Runtime, FP16 emulated) vs FP32")
+    curve_path = out.with_name(out.stem + ".curve.csv")
+    from ._io import atomic_write_text
+
+    atomic_write_text(curve_path, res.curve.to_csv(index=False))
+    print(f"Wrote {out} and {curve_path}")
+    return 0 if res.met else 1
+
+
+def register(sub) -> None:
+    """Add quantize / evaluate / sensitivity / autoprec to the ``workbench`` CLI."""
+    p = sub.add_parser("quantize", help="write a Q/DQ ONNX model for TensorRT (plus plan and cache)",
+                       description="Calibrate (or reuse --ranges), apply the precision plan and write "
+                                   "OUT.onnx with explicit Q/DQ and FP16 layers for TensorRT, "
+                                   "OUT.ort.onnx for ONNX Runtime evaluation, OUT.plan.json and the "
+                                   "calibration cache.")
+    p.add_argument("model", help="FP32 ONNX model")
+    add_data_args(p)
+    _add_calib_args(p)
+    _add_plan_args(p)
+    p.add_argument("--cpu-uint8", action="store_true", help="also write the uint8 CPU deployment variant")
+    p.add_argument("--no-eval-variant", action="store_true", help="do not write OUT.ort.onnx")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="output model path (new file)")
+    p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("evaluate", help="compare a quantized model with its FP32 model",
+                       description="Run both models on the data and report cosine, SQNR, max abs error "
+                                   "and top-1 agreement per output (and CPU latency with --latency).")
+    p.add_argument("fp32_model")
+    p.add_argument("quant_model")
+    add_data_args(p)
+    p.add_argument("--backend", choices=["ort", "trt"], default="ort",
+                   help="run the quantized model on ONNX Runtime (CPU) or TensorRT (engine or ONNX; GPU)")
+    p.add_argument("--latency", action="store_true", help="measure median latency at batch 1 and 8")
+    p.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sensitivity", help="rank INT8 nodes by the error each one brings",
+                       description="Per INT8 node: output SQNR when only it is INT8, and the gain when "
+                                   "only it returns to FP16. Writes a CSV, most sensitive first.")
+    p.add_argument("model")
+    add_data_args(p)
+    _add_eval_args(p)
+    _add_calib_args(p)
+    _add_plan_args(p)
+    p.add_argument("--sens-samples", type=int, default=16, help="evaluation samples per score (default 16)")
+    p.add_argument("-o", "--output", required=True, metavar="table.csv")
+    p.set_defaults(func=cmd_sensitivity)
+
+    p = sub.add_parser("autoprec", help="automatic mixed precision to an accuracy target",
+                       description="Falls back the most sensitive INT8 nodes to FP16 until the target "
+                                   "holds on the evaluation data. TARGET is METRIC OP VALUE with METRIC "
+                                   "top1 (top-1 agreement with FP32), top5, cosine, sqnr (dB) or "
+                                   "max_abs_error, OP one of >= > <= <, e.g. 'top1>=0.99' or 'sqnr>=30'. "
+                                   "Exit status 1 when the target cannot be met.")
+    p.add_argument("model")
+    add_data_args(p)
+    _add_eval_args(p)
+    _add_calib_args(p)
+    _add_plan_args(p)
+    p.add_argument("--target", default="top1>=0.99", help="accuracy target (default top1>=0.99)")
+    p.add_argument("--sens-samples", type=int, default=16, help="evaluation samples for the ranking")
+    p.add_argument("--latency-points", type=int, default=4,
+                   help="curve points whose ONNX Runtime CPU latency is measured (default 4)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
+    p.set_defaults(func=cmd_autoprec)

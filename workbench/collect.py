@@ -1,0 +1,166 @@
+"""Run the FP32 model in ONNX Runtime and stream per-tensor statistics into histogram collectors.
+
+Only the collectors' fixed-size state is kept between batches: memory stays flat however many
+calibration samples there are (ONNX Runtime's own calibrators keep every activation).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from .calib.collector import HistogramCollector
+from .data import CalibrationData
+from .errors import CancelledError, WorkbenchError
+from .model import ModelInfo
+from .stats import Statistics
+
+
+class NonFiniteActivationWarning(UserWarning):
+    """A tensor produced NaN or Inf values during calibration."""
+
+
+def tensors_to_observe(model: ModelInfo, tensors="quantizable") -> list:
+    """Resolve ``tensors`` ("quantizable", "all" or a list of names) to tensor names in graph order.
+
+    "quantizable" is every float activation a quantizable node reads, plus the model's float
+    outputs (so evaluation and FP16 safety checks see their ranges).
+    """
+    if tensors == "all":
+        return model.float_tensors()
+    if tensors == "quantizable":
+        names = [t for q in model.quantizable_nodes() for t in q.activation_inputs]
+        names += [s.name for s in model.outputs if s.dtype.kind == "f"]
+        return list(dict.fromkeys(names))
+    known = set(model.float_tensors())
+    unknown = [t for t in tensors if t not in known]
+    if unknown:
+        raise WorkbenchError(
+            f"Cannot observe tensor(s) {', '.join(repr(t) for t in unknown[:5])}: not float activations "
+            f"of '{model.name}' ({len(known)} float tensors exist)."
+        )
+    return list(dict.fromkeys(tensors))
+
+
+def with_outputs(model: ModelInfo, names: list) -> onnx.ModelProto:
+    """A copy of the model whose graph outputs also include ``names`` (intermediate tensors)."""
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model.model)
+    existing = {o.name for o in proto.graph.output}
+    graph_inputs = {s.name for s in model.inputs}
+    for name in names:
+        if name in existing or name in graph_inputs:
+            continue
+        elem = model.tensor_types.get(name, onnx.TensorProto.FLOAT)
+        proto.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+    return proto
+
+
+def make_session(proto: onnx.ModelProto, threads: int | None = None):
+    """An ONNX Runtime CPU session for ``proto`` (all graph optimizations on)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    try:
+        return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise WorkbenchError(f"ONNX Runtime cannot load the model: {exc}") from None
+
+
+def _is_cancelled(cancel) -> bool:
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def collect_statistics(
+    model: ModelInfo,
+    data: CalibrationData,
+    *,
+    tensors="quantizable",
+    batch_size: int = 8,
+    num_bins: int = 2048,
+    progress: bool | Callable[[int, int | None], None] = True,
+    cancel=None,
+    threads: int | None = None,
+) -> Statistics:
+    """Stream the FP32 model over ``data`` and return per-tensor histogram statistics.
+
+    Args:
+        model: the model to calibrate.
+        data: calibration batches (see :mod:`workbench.data`).
+        tensors: which tensors to observe: "quantizable" (default), "all", or a list of names.
+        batch_size: samples per ONNX Runtime call (1 when the model's batch is static 1).
+        num_bins: histogram bins per tensor on the first batch (2048 as TensorRT).
+        progress: True for a tqdm bar, False for none, or a callback ``(samples_done, total)``.
+        cancel: a ``threading.Event`` (or a callable returning True) that stops the run with
+            :class:`CancelledError` between batches.
+        threads: ONNX Runtime intra-op threads (None: its default, all cores).
+    """
+    names = tensors_to_observe(model, tensors)
+    if not names:
+        raise WorkbenchError(f"'{model.name}' has no float tensors to calibrate.")
+    session = make_session(with_outputs(model, names), threads)
+    graph_inputs = {s.name for s in model.inputs}
+    fetch = [n for n in names if n not in graph_inputs]
+    collectors = {n: HistogramCollector(num_bins=num_bins) for n in names}
+
+    total = data.num_samples()
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="Calibrating", unit="sample")
+    callback = progress if callable(progress) else None
+    done, started = 0, time.perf_counter()
+    try:
+        for feed in data.iter_batches(batch_size):
+            if _is_cancelled(cancel):
+                raise CancelledError(f"Calibration cancelled after {done} samples.")
+            try:
+                outputs = session.run(fetch, feed)
+            except Exception as exc:
+                raise WorkbenchError(f"ONNX Runtime failed on a calibration batch: {exc}") from None
+            for name, value in zip(fetch, outputs):
+                collectors[name].collect(value)
+            for name in graph_inputs.intersection(collectors):
+                collectors[name].collect(feed[name])
+            n = next(iter(feed.values())).shape[0] if feed else 0
+            done += n
+            if bar is not None:
+                bar.update(n)
+            if callback is not None:
+                callback(done, total)
+    finally:
+        if bar is not None:
+            bar.close()
+    if done == 0:
+        raise WorkbenchError(f"No calibration samples came from {data.describe()}.")
+
+    stats = Statistics(
+        collectors=collectors,
+        model_fingerprint=model.fingerprint(),
+        data_fingerprint=data.fingerprint(),
+        num_samples=done,
+        seconds=time.perf_counter() - started,
+        data_description=data.describe(),
+    )
+    bad = stats.nonfinite_tensors()
+    if bad:
+        listed = ", ".join(f"'{n}' ({c.nan_count} NaN, {c.inf_count} Inf)" for n, c in list(bad.items())[:5])
+        warnings.warn(
+            f"{len(bad)} tensor(s) produced NaN/Inf during calibration: {listed}. Their ranges ignore "
+            "those values; check the input data and the model.",
+            NonFiniteActivationWarning,
+            stacklevel=2,
+        )
+    return stats

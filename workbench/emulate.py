@@ -1,0 +1,177 @@
+"""A switchable fake-quantization model: one ONNX Runtime session for every precision plan.
+
+Sensitivity analysis and the automatic mixed-precision search evaluate hundreds of plans.
+Rebuilding and reloading a Q/DQ model for each would take most of their time, so this module
+builds ONE emulation graph in which every quantizable node's inputs pass through
+
+    Where(int8[k], DQ(Q(x, amax_t / 127)), Where(fp16[k], fp32(fp16(x)), x))
+
+with the per-node flags ``int8`` / ``fp16`` and the per-tensor ``amax`` fed as graph inputs.
+Weights get the same switch between their per-channel fake-quantized, FP16-rounded and
+original values (precomputed constants), and an FP16 node's output is rounded to FP16 too.
+A plan change is then just a different feed. The numbers equal those of the "ort" export
+variant of the same plan (checked in the tests); the exported model is still what gets
+evaluated when the user rebuilds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .errors import WorkbenchError
+from .model import ModelInfo
+
+INT8_FLAGS = "wb_int8"
+FP16_FLAGS = "wb_fp16"
+AMAX = "wb_amax"
+
+
+def fake_quant_weight(w: np.ndarray, axis: int) -> np.ndarray:
+    """Per-output-channel symmetric INT8 round trip of a weight (scale = max|w| / 127 per channel)."""
+    w = np.asarray(w, dtype=np.float32)
+    red = tuple(i for i in range(w.ndim) if i != axis)
+    amax = np.max(np.abs(w), axis=red, keepdims=True)
+    scale = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+    return (np.clip(np.round(w / scale), -127, 127) * scale).astype(np.float32)
+
+
+class SwitchableModel:
+    """Fake-quant emulation of ``model`` whose per-node precision is chosen at run time.
+
+    Args:
+        model: the FP32 model.
+        targets: the nodes that can switch (default: every quantizable node), as QuantTargets.
+        qdq_tensors: node -> the activation tensors that get Q/DQ when it is INT8
+            (default: the QuantTarget's activation inputs).
+    """
+
+    def __init__(self, model: ModelInfo, targets=None, qdq_tensors: dict | None = None):
+        self.model = model
+        self.targets = list(targets if targets is not None else model.quantizable_nodes())
+        if not self.targets:
+            raise WorkbenchError(f"'{model.name}' has no quantizable node to switch.")
+        self.index = {t.node: k for k, t in enumerate(self.targets)}
+        self.qdq_tensors = {t.node: list(qdq_tensors.get(t.node, t.activation_inputs) if qdq_tensors
+                                         else t.activation_inputs) for t in self.targets}
+        self.tensors = list(dict.fromkeys(x for t in self.targets for x in self.qdq_tensors[t.node]))
+        self.tensor_index = {t: i for i, t in enumerate(self.tensors)}
+        self.proto = self._build()
+        self._session = None
+
+    # -- graph -------------------------------------------------------------------------------
+    def _build(self) -> onnx.ModelProto:
+        m = self.model
+        proto = onnx.ModelProto()
+        proto.CopyFrom(m.model)
+        g = proto.graph
+        if m.opset < 13:  # per-channel and runtime scales need QuantizeLinear-13
+            raise WorkbenchError(f"The emulation model needs opset >= 13, '{m.name}' has {m.opset}.")
+        K, T = len(self.targets), len(self.tensors)
+        g.input.extend([
+            helper.make_tensor_value_info(INT8_FLAGS, TensorProto.BOOL, [K]),
+            helper.make_tensor_value_info(FP16_FLAGS, TensorProto.BOOL, [K]),
+            helper.make_tensor_value_info(AMAX, TensorProto.FLOAT, [T]),
+        ])
+        new_nodes, inits = [], [numpy_helper.from_array(np.array(0, np.int8), "wb_zp")]
+        by_name = {t.node: t for t in self.targets}
+
+        def const_index(i: int, prefix: str) -> str:
+            name = f"{prefix}_{i}"
+            inits.append(numpy_helper.from_array(np.array(i, np.int64), name))
+            return name
+
+        for node in g.node:
+            t = by_name.get(node.name)
+            if t is None:
+                new_nodes.append(node)
+                continue
+            k = self.index[node.name]
+            tag = f"wb{k}"
+            ki = const_index(k, f"{tag}_k")
+            i8, f16 = f"{tag}_i8", f"{tag}_f16"
+            new_nodes += [helper.make_node("Gather", [INT8_FLAGS, ki], [i8], axis=0),
+                          helper.make_node("Gather", [FP16_FLAGS, ki], [f16], axis=0)]
+            for j, x in enumerate(node.input):
+                if not x:
+                    continue
+                if x == t.weight_input:
+                    w = m.constants[x].astype(np.float32)
+                    wq, wh = f"{tag}_wq{j}", f"{tag}_wh{j}"
+                    inits += [numpy_helper.from_array(fake_quant_weight(w, t.weight_axis), wq),
+                              numpy_helper.from_array(w.astype(np.float16).astype(np.float32), wh)]
+                    sw = f"{tag}_w{j}"
+                    new_nodes += [helper.make_node("Where", [f16, wh, x], [sw + "_h"]),
+                                  helper.make_node("Where", [i8, wq, sw + "_h"], [sw])]
+                    node.input[j] = sw
+                elif x in t.activation_inputs:
+                    y = f"{tag}_in{j}"
+                    half = self._round_fp16(new_nodes, x, f"{tag}_h{j}")
+                    new_nodes.append(helper.make_node("Where", [f16, half, x], [y + "_h"]))
+                    if x in self.qdq_tensors[node.name]:
+                        ti = const_index(self.tensor_index[x], f"{tag}_t{j}")
+                        amax, scale = f"{tag}_amax{j}", f"{tag}_s{j}"
+                        new_nodes += [
+                            helper.make_node("Gather", [AMAX, ti], [amax], axis=0),
+                            helper.make_node("Div", [amax, "wb_127"], [scale]),
+                            helper.make_node("QuantizeLinear", [x, scale, "wb_zp"], [f"{tag}_q{j}"]),
+                            helper.make_node("DequantizeLinear", [f"{tag}_q{j}", scale, "wb_zp"], [f"{tag}_dq{j}"]),
+                            helper.make_node("Where", [i8, f"{tag}_dq{j}", y + "_h"], [y]),
+                        ]
+                    else:
+                        new_nodes.append(helper.make_node("Identity", [y + "_h"], [y]))
+                    node.input[j] = y
+            new_nodes.append(node)
+            # An FP16 node also rounds its result; INT8 nodes compute in higher precision.
+            for j, out in enumerate(node.output):
+                if out and m.is_float(out):
+                    raw = f"{tag}_raw{j}"
+                    node.output[j] = raw
+                    half = self._round_fp16(new_nodes, raw, f"{tag}_oh{j}")
+                    new_nodes.append(helper.make_node("Where", [f16, half, raw], [out]))
+        inits.append(numpy_helper.from_array(np.array(127.0, np.float32), "wb_127"))
+        del g.node[:]
+        g.node.extend(new_nodes)
+        g.initializer.extend(inits)
+        return proto
+
+    @staticmethod
+    def _round_fp16(nodes: list, x: str, name: str) -> str:
+        nodes += [helper.make_node("Cast", [x], [name + "_16"], to=TensorProto.FLOAT16),
+                  helper.make_node("Cast", [name + "_16"], [name], to=TensorProto.FLOAT)]
+        return name
+
+    # -- running -----------------------------------------------------------------------------
+    @property
+    def session(self):
+        if self._session is None:
+            from .backends.ort import OrtSessionLoader
+
+            self._session = OrtSessionLoader(self.proto)()
+        return self._session
+
+    def flags(self, plan, ranges, amax_overrides: dict | None = None) -> dict:
+        """The switch inputs for ``plan`` (nodes outside the targets must be FP32 in it)."""
+        i8 = np.zeros(len(self.targets), dtype=bool)
+        f16 = np.zeros(len(self.targets), dtype=bool)
+        for t in self.targets:
+            p = str(plan.precision(t.node))
+            i8[self.index[t.node]] = p == "int8"
+            f16[self.index[t.node]] = p == "fp16"
+        overrides = dict(getattr(plan, "amax_overrides", {}) or {})
+        overrides.update(amax_overrides or {})
+        amax = np.ones(len(self.tensors), dtype=np.float32)
+        for name, i in self.tensor_index.items():
+            if name in overrides:
+                amax[i] = overrides[name]
+            elif name in ranges:
+                amax[i] = ranges[name].amax
+            elif i8.any():
+                raise WorkbenchError(f"No calibrated range for tensor '{name}'; recalibrate.")
+        return {INT8_FLAGS: i8, FP16_FLAGS: f16, AMAX: amax}
+
+    def run(self, batches: list, flags: dict, output_names=None) -> dict:
+        """Run every batch with the switch ``flags``; returns {output: all rows}."""
+        names = output_names or [o.name for o in self.model.outputs]
+        chunks = [self.session.run(names, {**feed, **flags}) for feed in batches]
+        return {n: np.concatenate([c[i] for c in chunks]) for i, n in enumerate(names)}

@@ -1,0 +1,223 @@
+"""Evaluation: quantized model vs FP32 on held-out data (output metrics, per-layer error, latency).
+
+The :class:`Evaluator` loads the evaluation batches and runs the FP32 model once; every later
+evaluation of a quantized variant reuses those reference outputs.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .backends.ort import OrtRunner
+from .data import CalibrationData
+from .errors import WorkbenchError
+from .metrics import compare_outputs, cosine, is_classifier_output, sqnr_db
+from .model import ModelInfo
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation measured.
+
+    Attributes:
+        outputs: DataFrame, one row per model output: cosine, sqnr_db, max_abs_error,
+            mean_abs_error, top1_agreement / top1_in_ref_top5 (classifier outputs), metric.
+        per_layer: DataFrame (node, op_type, precision, tensor, sqnr_db, cosine) or None.
+        latency: {batch size: LatencyStats} of the quantized model, or {}.
+        seconds: wall time of the evaluation.
+        label: free text (e.g. the variant evaluated).
+    """
+
+    outputs: object
+    per_layer: object = None
+    latency: dict = field(default_factory=dict)
+    metric: float | None = None
+    seconds: float = 0.0
+    label: str = ""
+
+    def summary(self) -> dict:
+        """Metrics of the first output (plus the user metric and batch-1 latency) as a flat dict."""
+        first = self.outputs.iloc[0].to_dict()
+        out = {k: v for k, v in first.items() if k != "output"}
+        if self.metric is not None:
+            out["metric"] = self.metric
+        for bs, lat in self.latency.items():
+            out[f"latency_ms_b{bs}"] = lat.median_ms
+        return out
+
+
+def _concat(chunks: list) -> dict:
+    return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+
+
+class Evaluator:
+    """Compares quantized variants of ``model`` with its FP32 outputs on ``data``.
+
+    Args:
+        model: the FP32 model.
+        data: evaluation data (held out from calibration).
+        max_samples: use at most this many samples (None: all of ``data``).
+        batch_size: samples per inference call.
+        layer_samples: samples used for the per-layer error (keeping FP32 activations of all
+            quantized layers for a few samples only bounds memory). Default 4.
+        threads: ONNX Runtime intra-op threads (None: all cores).
+        metric_fn: optional ``f(outputs: dict[name, ndarray], labels) -> float``, higher is
+            better (e.g. accuracy against ``labels``); reported as ``metric``.
+        labels: passed to ``metric_fn`` unchanged.
+    """
+
+    def __init__(self, model: ModelInfo, data: CalibrationData, *, max_samples: int | None = None,
+                 batch_size: int = 8, layer_samples: int = 4, threads: int | None = None,
+                 metric_fn: Callable | None = None, labels=None):
+        self.model = model
+        self.threads = threads
+        self.metric_fn = metric_fn
+        self.labels = labels
+        self.batches = []
+        n = 0
+        for feed in data.iter_batches(batch_size):
+            k = next(iter(feed.values())).shape[0]
+            if max_samples is not None and n + k > max_samples:
+                feed = {name: v[: max_samples - n] for name, v in feed.items()}
+                k = max_samples - n
+            if k > 0:
+                self.batches.append(feed)
+                n += k
+            if max_samples is not None and n >= max_samples:
+                break
+        if not self.batches:
+            raise WorkbenchError(f"No evaluation samples came from {data.describe()}.")
+        self.num_samples = n
+        self.output_names = [o.name for o in model.outputs]
+        self.reference = self.run(model.model)
+        self.layer_samples = max(1, min(layer_samples, n))
+        self._layer_feed = _concat(self.batches)  # all samples in one dict, sliced for layers
+        self._layer_feed = {k: v[: self.layer_samples] for k, v in self._layer_feed.items()}
+        self._layer_ref: dict = {}
+        self._fp32_latency: dict = {}
+
+    # -- running -----------------------------------------------------------------------------
+    def runner(self, model_proto, output_names=None) -> OrtRunner:
+        return OrtRunner(model_proto, output_names=output_names, threads=self.threads).activate()
+
+    def run(self, model_proto, output_names=None) -> dict:
+        """Run ``model_proto`` over every evaluation batch; returns {output name: all rows}."""
+        runner = self.runner(model_proto, output_names)
+        try:
+            return _concat([runner.infer(feed) for feed in self.batches])
+        finally:
+            runner.close()
+
+    def reference_activations(self, tensors: list) -> dict:
+        """FP32 values of ``tensors`` on the per-layer samples (computed once, then cached)."""
+        missing = [t for t in tensors if t not in self._layer_ref]
+        if missing:
+            runner = self.runner(self.model.model, missing)
+            try:
+                self._layer_ref.update(runner.infer(self._layer_feed))
+            finally:
+                runner.close()
+        return {t: self._layer_ref[t] for t in tensors}
+
+    # -- metrics -----------------------------------------------------------------------------
+    def compare(self, outputs: dict):
+        """Output metrics table for ``outputs`` against the FP32 reference."""
+        import pandas as pd
+
+        rows = []
+        for name in self.output_names:
+            row = {"output": name}
+            row.update(compare_outputs(self.reference[name], outputs[name]))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def fp32_latency(self, batch_sizes=(1, 8), repeat: int = 20) -> dict:
+        """Latency of the FP32 model (measured once per batch size, then cached)."""
+        todo = [b for b in batch_sizes if b not in self._fp32_latency]
+        if todo:
+            self._fp32_latency.update(self.measure_latency(self.model.model, todo, repeat))
+        return {b: self._fp32_latency[b] for b in batch_sizes}
+
+    def latency_feed(self, batch_size: int) -> dict:
+        """A feed of ``batch_size`` rows made by repeating the evaluation samples."""
+        full = _concat(self.batches)
+        reps = math.ceil(batch_size / self.num_samples)
+        return {k: np.concatenate([v] * reps)[:batch_size] for k, v in full.items()}
+
+    def measure_latency(self, model_proto, batch_sizes=(1, 8), repeat: int = 20) -> dict:
+        """{batch size: LatencyStats} of ``model_proto`` on ONNX Runtime CPU."""
+        runner = self.runner(model_proto)
+        try:
+            return {b: runner.measure_latency(self.latency_feed(b), warmup=3, repeat=repeat) for b in batch_sizes}
+        finally:
+            runner.close()
+
+    def evaluate_model(self, model_proto, *, layers: list | None = None, latency: bool = False,
+                       batch_sizes=(1, 8), label: str = "") -> EvalResult:
+        """Evaluate an already-built model (ModelProto or path).
+
+        Args:
+            layers: [(node, op_type, precision, tensor)] whose tensors get a per-layer error row.
+            latency: also measure ONNX Runtime CPU latency at ``batch_sizes``.
+        """
+        import pandas as pd
+
+        started = time.perf_counter()
+        outputs = self.run(model_proto)
+        table = self.compare(outputs)
+        metric = None
+        if self.metric_fn is not None:
+            try:
+                metric = float(self.metric_fn(outputs, self.labels))
+            except Exception as exc:
+                raise WorkbenchError(f"The metric function raised {type(exc).__name__}: {exc}") from None
+            table["metric"] = [metric] + [math.nan] * (len(table) - 1)
+        per_layer = None
+        if layers:
+            tensors = list(dict.fromkeys(t for *_, t in layers))
+            ref = self.reference_activations(tensors)
+            runner = self.runner(model_proto, tensors)
+            try:
+                got = runner.infer(self._layer_feed)
+            finally:
+                runner.close()
+            per_layer = pd.DataFrame([
+                {"node": node, "op_type": op, "precision": prec, "tensor": t,
+                 "sqnr_db": sqnr_db(ref[t], got[t]), "cosine": cosine(ref[t], got[t])}
+                for node, op, prec, t in layers
+            ])
+        lat = self.measure_latency(model_proto, batch_sizes) if latency else {}
+        return EvalResult(table, per_layer, lat, metric, time.perf_counter() - started, label)
+
+    def evaluate(self, plan, ranges, *, variant: str = "ort", per_layer: bool = True,
+                 latency: bool = False, batch_sizes=(1, 8)) -> EvalResult:
+        """Build the quantized model for ``plan`` and ``ranges`` in memory and evaluate it.
+
+        ``variant`` is an export variant (default "ort": Q/DQ with FP16 emulated for ONNX
+        Runtime CPU; "cpu_uint8" for the CPU deployment model).
+        """
+        from .export import build_quantized
+
+        proto = build_quantized(self.model, ranges, plan, variant=variant)
+        layers = self.layers_for(plan) if per_layer else None
+        return self.evaluate_model(proto, layers=layers, latency=latency, batch_sizes=batch_sizes,
+                                   label=variant)
+
+    def layers_for(self, plan) -> list:
+        """(node, op_type, precision, output tensor) of every node the plan does not keep in FP32."""
+        rows = []
+        for node in self.model.graph.node:
+            prec = str(plan.precision(node.name))
+            if prec != "fp32" and node.output and node.output[0] in self._float_outputs:
+                rows.append((node.name, node.op_type, prec, node.output[0]))
+        return rows
+
+    @property
+    def _float_outputs(self) -> set:
+        if not hasattr(self, "_float_out_cache"):
+            self._float_out_cache = set(self.model.float_tensors())
+        return self._float_out_cache

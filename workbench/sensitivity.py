@@ -1,0 +1,247 @@
+"""Per-node sensitivity and automatic mixed precision, on the switchable emulation model.
+
+Both evaluate many plans, so they run :class:`~workbench.emulate.SwitchableModel` (one session,
+plans as feeds) against the FP32 outputs the :class:`~workbench.evaluate.Evaluator` already has.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .emulate import SwitchableModel
+from .errors import CancelledError, WorkbenchError
+from .metrics import Target, compare_outputs
+
+
+def _cancelled(cancel) -> bool:
+    if cancel is None:
+        return False
+    return cancel.is_set() if hasattr(cancel, "is_set") else bool(cancel())
+
+
+class PlanScorer:
+    """Scores plans quickly: switchable emulation model + cached FP32 reference outputs.
+
+    Args:
+        evaluator: the Evaluator with the evaluation batches and FP32 reference.
+        ranges: calibrated ranges (tensor -> object with ``.amax``).
+        samples: use the first N evaluation samples (None: all).
+    """
+
+    def __init__(self, evaluator, ranges, samples: int | None = None):
+        self.evaluator = evaluator
+        self.ranges = ranges
+        cache = evaluator.__dict__.setdefault("_switchable", {})
+        if "model" not in cache:
+            cache["model"] = SwitchableModel(evaluator.model)
+        self.switch = cache["model"]
+        self.batches, n = [], 0
+        for feed in evaluator.batches:
+            k = next(iter(feed.values())).shape[0]
+            if samples is not None and n + k > samples:
+                feed = {name: v[: samples - n] for name, v in feed.items()}
+                k = samples - n
+            if k > 0:
+                self.batches.append(feed)
+                n += k
+            if samples is not None and n >= samples:
+                break
+        self.num_samples = n
+        self.output = evaluator.output_names[0]
+        self.reference = evaluator.reference[self.output][:n]
+        self.calls = 0
+
+    def score(self, plan) -> dict:
+        """Metrics of the first output for ``plan`` (cosine, sqnr_db, top1_agreement, ...)."""
+        self.calls += 1
+        got = self.switch.run(self.batches, self.switch.flags(plan, self.ranges), [self.output])
+        return compare_outputs(self.reference, got[self.output])
+
+
+def _all_fp32(plan, nodes):
+    p = plan.copy()
+    for n in nodes:
+        if str(p.precision(n)) != "fp32":
+            p.set_node(n, "fp32", reason="auto")
+    return p
+
+
+def sensitivity(evaluator, ranges, plan, *, samples: int | None = 16, progress=None, cancel=None):
+    """Rank the plan's INT8 nodes by how much error each one brings.
+
+    For each INT8 node: the output error when ONLY that node is INT8 (everything else FP32),
+    and the gain when only that node goes back to FP16 (everything else as in ``plan``).
+
+    Args:
+        evaluator: an Evaluator (its FP32 outputs are reused).
+        ranges: calibrated ranges.
+        plan: the current PrecisionPlan (only its INT8 nodes are ranked).
+        samples: evaluation samples used per score (default 16; None for all).
+        progress: optional callback ``(done, total)``.
+        cancel: a threading.Event (or callable) that stops the run with CancelledError.
+
+    Returns: a DataFrame sorted most sensitive first with columns node, op_type,
+        sqnr_only_int8, cosine_only_int8, top1_only_int8, sqnr_gain_fp16, top1_gain_fp16, rank.
+    """
+    import pandas as pd
+
+    scorer = PlanScorer(evaluator, ranges, samples)
+    nodes = [n for n in plan.int8_nodes() if n in scorer.switch.index]
+    if not nodes:
+        raise WorkbenchError("The plan has no INT8 node to rank.")
+    base = scorer.score(plan)
+    quiet = _all_fp32(plan, scorer.switch.index)
+    rows = []
+    for i, node in enumerate(nodes):
+        if _cancelled(cancel):
+            raise CancelledError(f"Sensitivity analysis cancelled after {i} of {len(nodes)} nodes.")
+        only = quiet.copy()
+        only.set_node(node, "int8", reason="auto")
+        s_only = scorer.score(only)
+        back = plan.copy()
+        back.set_node(node, "fp16" if back.can_run(node, "fp16") else "fp32", reason="auto")
+        s_back = scorer.score(back)
+        rows.append({
+            "node": node, "op_type": plan[node].op_type,
+            "sqnr_only_int8": s_only["sqnr_db"], "cosine_only_int8": s_only["cosine"],
+            "top1_only_int8": s_only.get("top1_agreement", math.nan),
+            "sqnr_gain_fp16": s_back["sqnr_db"] - base["sqnr_db"],
+            "top1_gain_fp16": s_back.get("top1_agreement", math.nan) - base.get("top1_agreement", math.nan),
+        })
+        if progress is not None:
+            progress(i + 1, len(nodes))
+    df = pd.DataFrame(rows)
+    # Most sensitive first: lowest SQNR when alone in INT8; ties broken by the FP16 gain.
+    df = df.sort_values(["sqnr_only_int8", "sqnr_gain_fp16"], ascending=[True, False]).reset_index(drop=True)
+    df["rank"] = np.arange(1, len(df) + 1)
+    df.attrs["baseline"] = base
+    df.attrs["samples"] = scorer.num_samples
+    return df
+
+
+@dataclass
+class AutoResult:
+    """The outcome of :func:`auto_mixed_precision`.
+
+    Attributes:
+        plan: the chosen plan (fallback nodes carry reason "auto").
+        met: whether the target was reached.
+        curve: DataFrame, one row per evaluated fallback count: n_fallback, n_int8, the metrics,
+            ``meets_target`` and (when measured) ``latency_ms_b1`` of the ONNX Runtime CPU model.
+        fallback: the nodes moved out of INT8, most sensitive first.
+        sensitivity: the ranking used.
+        seconds: wall time.
+    """
+
+    plan: object
+    met: bool
+    curve: object
+    fallback: list
+    sensitivity: object
+    target: Target
+    seconds: float = 0.0
+    evaluations: int = 0
+    notes: list = field(default_factory=list)
+
+
+def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, ranking=None,
+                         sensitivity_samples: int | None = 16, fallback_precision: str = "fp16",
+                         latency_points: int = 0, progress=None, cancel=None) -> AutoResult:
+    """Move the most sensitive INT8 nodes to FP16 until ``target`` is met on all eval samples.
+
+    Search: rank nodes (:func:`sensitivity` unless ``ranking`` is given), binary-search the
+    smallest k such that falling back the k most sensitive nodes meets the target, then try
+    to return each of those k nodes to INT8 (least sensitive first) while the target still
+    holds. The curve records every k evaluated (plus a spread of k values for the plot).
+
+    Args:
+        target: a :class:`~workbench.metrics.Target` or its text, e.g. "top1>=0.99", "sqnr>=30".
+        ranking: a DataFrame from :func:`sensitivity` to reuse.
+        fallback_precision: "fp16" (default) or "fp32" for the nodes taken out of INT8.
+        latency_points: measure ONNX Runtime CPU latency of the exported "ort" model at this many
+            curve points (0: none; each costs a model build and ~1 s).
+    """
+    import pandas as pd
+
+    started = time.perf_counter()
+    target = target if isinstance(target, Target) else Target(target)
+    if ranking is None:
+        ranking = sensitivity(evaluator, ranges, plan, samples=sensitivity_samples, cancel=cancel,
+                              progress=(lambda d, t: progress(d, 2 * t)) if progress else None)
+    order = list(ranking["node"])
+    scorer = PlanScorer(evaluator, ranges, None)
+    results: dict[int, dict] = {}
+
+    def plan_for(fallback: list):
+        p = plan.copy()
+        for n in fallback:
+            prec = fallback_precision if p.can_run(n, fallback_precision) else "fp32"
+            p.set_node(n, prec, reason="auto")
+        return p
+
+    def evaluate(k: int) -> dict:
+        if k not in results:
+            if _cancelled(cancel):
+                raise CancelledError("Automatic mixed-precision search cancelled.")
+            s = scorer.score(plan_for(order[:k]))
+            s["meets_target"] = target.met(s)
+            results[k] = s
+            if progress is not None:
+                progress(len(order) + len(results), 2 * len(order) + 8)
+        return results[k]
+
+    K = len(order)
+    if evaluate(0)["meets_target"]:
+        chosen = []
+    elif not evaluate(K)["meets_target"]:
+        chosen = order
+    else:
+        lo, hi = 0, K  # lo fails, hi meets
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if evaluate(mid)["meets_target"]:
+                hi = mid
+            else:
+                lo = mid
+        chosen = order[:hi]
+    # Refine: return fallback nodes to INT8 (least sensitive first) while the target holds.
+    for node in list(reversed(chosen)):
+        trial = [n for n in chosen if n != node]
+        s = scorer.score(plan_for(trial))
+        if target.met(s):
+            chosen = trial
+    for k in sorted({0, 1, 2, 4, 8, 16, 32, K} | {len(chosen)}):
+        if k <= K:
+            evaluate(k)
+    final_plan = plan_for(chosen)
+    final = scorer.score(final_plan)
+    met = target.met(final)
+    rows = []
+    for k, s in sorted(results.items()):
+        rows.append({"n_fallback": k, "n_int8": len(plan.int8_nodes()) - k, **s})
+    rows.append({"n_fallback": len(chosen), "n_int8": len(final_plan.int8_nodes()), **final,
+                 "meets_target": met, "chosen": True})
+    curve = pd.DataFrame(rows)
+    curve["chosen"] = curve.get("chosen", False)
+    curve["chosen"] = curve["chosen"].fillna(False).astype(bool)
+    if latency_points:
+        _add_latency(evaluator, ranges, plan_for, order, curve, latency_points, chosen)
+    return AutoResult(final_plan, met, curve, chosen, ranking, target,
+                      time.perf_counter() - started, scorer.calls)
+
+
+def _add_latency(evaluator, ranges, plan_for, order, curve, points: int, chosen: list) -> None:
+    """Measure ONNX Runtime CPU latency (batch 1) of the exported "ort" model at a few curve rows."""
+    from .export import build_quantized
+
+    ks = sorted(set(curve["n_fallback"]))
+    picks = set(ks[:: max(1, len(ks) // points)][:points]) | {len(chosen)}
+    lat = {}
+    for k in sorted(picks):
+        fallback = order[:k] if k != len(chosen) else chosen
+        proto = build_quantized(evaluator.model, ranges, plan_for(fallback), variant="ort")
+        lat[k] = evaluator.measure_latency(proto, (1,), repeat=10)[1].median_ms
+    curve["latency_ms_b1"] = [lat.get(k, math.nan) for k in curve["n_fallback"]]

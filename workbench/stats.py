@@ -1,0 +1,105 @@
+"""Calibration statistics on disk, keyed by fingerprints of the model and the data.
+
+A statistics file (``.npz``) holds each tensor's collector arrays plus a JSON header with the
+model fingerprint, the data fingerprint and the sample count. Loading it for another model or
+another data set raises :class:`~workbench.errors.StaleError` instead of silently reusing it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._io import atomic_write_bytes
+from .calib.collector import HistogramCollector
+from .errors import StaleError, WorkbenchError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Statistics:
+    """Per-tensor histogram collectors plus what they were computed from.
+
+    Attributes:
+        collectors: tensor name -> HistogramCollector (in graph order).
+        model_fingerprint / data_fingerprint: see ModelInfo.fingerprint / CalibrationData.fingerprint.
+        num_samples: calibration samples seen.
+        seconds: wall time of the collection.
+        data_description: a human-readable description of the data.
+    """
+
+    collectors: dict
+    model_fingerprint: str
+    data_fingerprint: str
+    num_samples: int
+    seconds: float = 0.0
+    data_description: str = ""
+
+    def nonfinite_tensors(self) -> dict:
+        """Tensor name -> collector for tensors that saw NaN or Inf."""
+        return {n: c for n, c in self.collectors.items() if c.nan_count or c.inf_count}
+
+    def check(self, model_fingerprint: str | None = None, data_fingerprint: str | None = None,
+              source: str = "statistics") -> None:
+        """Raise StaleError when the statistics belong to another model or data set."""
+        if model_fingerprint is not None and model_fingerprint != self.model_fingerprint:
+            raise StaleError(
+                f"The {source} were computed for another model (fingerprint "
+                f"{self.model_fingerprint[:12]}, this model is {model_fingerprint[:12]}); recalibrate."
+            )
+        if data_fingerprint is not None and data_fingerprint != self.data_fingerprint:
+            raise StaleError(
+                f"The {source} were computed on other calibration data or preprocessing (fingerprint "
+                f"{self.data_fingerprint[:12]}, this data is {data_fingerprint[:12]}); recalibrate."
+            )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an ``.npz`` atomically (collector arrays + a JSON header)."""
+        header = {
+            "format": FORMAT_VERSION,
+            "model_fingerprint": self.model_fingerprint,
+            "data_fingerprint": self.data_fingerprint,
+            "num_samples": self.num_samples,
+            "seconds": self.seconds,
+            "data_description": self.data_description,
+            "tensors": list(self.collectors),
+        }
+        arrays = {"__header__": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+        for i, collector in enumerate(self.collectors.values()):
+            for key, value in collector.to_arrays().items():
+                arrays[f"t{i}/{key}"] = np.asarray(value)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, model_fingerprint: str | None = None,
+             data_fingerprint: str | None = None) -> "Statistics":
+        """Read a statistics file; with fingerprints given, refuse a stale one (StaleError)."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(bytes(z["__header__"]).decode())
+                per_tensor: dict[int, dict] = {}
+                for key in z.files:
+                    if key == "__header__":
+                        continue
+                    idx, field_name = key.split("/", 1)
+                    per_tensor.setdefault(int(idx[1:]), {})[field_name] = z[key]
+        except FileNotFoundError:
+            raise WorkbenchError(f"Statistics file '{path}' does not exist.") from None
+        except Exception as exc:
+            raise WorkbenchError(f"'{path}' is not a workbench statistics file ({exc}).") from None
+        if header.get("format") != FORMAT_VERSION:
+            raise WorkbenchError(f"'{path}' has statistics format {header.get('format')}, "
+                                 f"this workbench reads format {FORMAT_VERSION}.")
+        collectors = {name: HistogramCollector.from_arrays(per_tensor.get(i, {}))
+                      for i, name in enumerate(header["tensors"])}
+        stats = cls(collectors, header["model_fingerprint"], header["data_fingerprint"],
+                    int(header["num_samples"]), float(header.get("seconds", 0.0)),
+                    header.get("data_description", ""))
+        stats.check(model_fingerprint, data_fingerprint, source=f"statistics in '{path}'")
+        return stats
