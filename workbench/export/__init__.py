@@ -1,0 +1,110 @@
+"""Export a precision plan as ONNX: Q/DQ for TensorRT, an ONNX Runtime evaluation variant,
+a CPU-deployment uint8 variant, plus the plan JSON and the legacy calibration cache.
+
+Which file is for what:
+
+* ``variant="trt"``: the file for TensorRT 10/11 (strongly typed build): symmetric INT8
+  Q/DQ (zero point 0, activation scale amax/127 per tensor, weights per output channel) and
+  real float16 tensors for FP16 nodes.
+* ``variant="ort"``: the file for evaluation with ONNX Runtime on CPU. Same Q/DQ; FP16 nodes
+  compute in FP32 on values rounded to float16 (inputs, weights and outputs), which is what
+  an FP16 kernel computes up to accumulation order. Its CPU *latency* says nothing about
+  TensorRT speed: ONNX Runtime fuses only part of the symmetric Q/DQ graph.
+* ``variant="cpu_uint8"``: for deployment with ONNX Runtime on CPU: uint8 asymmetric
+  activations with zero points from the same statistics, int8 per-channel weights, Q/DQ also
+  on INT8 outputs so ONNX Runtime fuses QLinearConv/QLinearMatMul. FP16 plan entries run FP32.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._io import atomic_save_onnx, refuse_overwrite
+from ..errors import WorkbenchError
+from ..plan import FP16_MAX, PrecisionPlan, _range_map
+from .build import VARIANT_ROLES, VARIANTS, BuildResult, build, build_quantized
+from .commands import engine_build_commands
+
+__all__ = ["build", "build_quantized", "export_model", "engine_build_commands", "ExportResult",
+           "BuildResult", "VARIANTS", "VARIANT_ROLES"]
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_model` wrote.
+
+    ``onnx_path``: the model; ``variant`` and ``role``: which file it is and what it is for;
+    ``plan_path``: the effective plan as JSON; ``cache_path``: the TensorRT calibration cache
+    (None when not written); ``commands``: label -> engine build command (trt variant);
+    ``plan``: the effective plan; ``notes``: sentences for the report.
+    """
+
+    onnx_path: Path
+    variant: str
+    role: str
+    plan_path: Path
+    cache_path: Path | None
+    commands: dict
+    plan: PrecisionPlan
+    notes: list = field(default_factory=list)
+    build: BuildResult | None = None
+
+    def describe(self) -> str:
+        lines = [f"{self.onnx_path}: {self.role}", f"plan: {self.plan_path}"]
+        if self.cache_path:
+            lines.append(f"calibration cache (TensorRT <= 10 implicit INT8 only): {self.cache_path}")
+        lines += [f"  {k}: {v}" for k, v in self.commands.items()]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.PathLike, *,
+                 variant: str = "trt", calibration_cache: bool = True,
+                 allow_existing_qdq: bool = False, fp16_threshold: float = FP16_MAX,
+                 cache_algorithm: str = "EntropyCalibration2") -> ExportResult:
+    """Write the quantized model for ``plan`` to ``out_path`` (atomically) with its plan JSON
+    (``<out>.plan.json``) and, if asked, the calibration cache (``<out>.calib.cache``).
+
+    Args:
+        model_info: the source ModelInfo; its file is never overwritten (WorkbenchError).
+        ranges: tensor name -> range (``.amax``, ``.min``, ``.max``) or a ``Ranges``.
+        plan: the precision plan for this model.
+        out_path: the .onnx file to write.
+        variant: "trt" (default), "ort" or "cpu_uint8" (see the package docstring).
+        calibration_cache: also write TensorRT's legacy calibration cache with the scale
+            (amax/127, amax overrides applied) of every tensor in ``ranges`` (default True).
+            It is for TensorRT <= 10 implicit INT8 builds only and cannot express the plan's
+            FP16/FP32 choices; TensorRT 11 ignores it (use the Q/DQ file).
+        allow_existing_qdq, fp16_threshold: see :func:`build_quantized`.
+        cache_algorithm: the algorithm named in the cache header.
+    """
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".onnx":
+        raise WorkbenchError(f"Output path '{out_path}' should end in .onnx.")
+    refuse_overwrite(out_path, model_info.path)
+    plan_path = out_path.with_name(out_path.name + ".plan.json")
+    cache_path = out_path.with_name(out_path.name + ".calib.cache") if calibration_cache else None
+    for extra in (plan_path, cache_path):
+        if extra is not None:
+            refuse_overwrite(extra, model_info.path)
+    res = build(model_info, ranges, plan, variant=variant, allow_existing_qdq=allow_existing_qdq,
+                fp16_threshold=fp16_threshold)
+    atomic_save_onnx(res.model, out_path)
+    res.plan.save(plan_path)
+    if cache_path is not None:
+        from ..cache import write_calibration_cache
+
+        rmap = _range_map(ranges)
+        overrides = plan.amax_overrides
+        scales = {t: float(overrides.get(t, r.amax)) / 127.0 for t, r in rmap.items()}
+        scales.update({t: a / 127.0 for t, a in overrides.items()})
+        write_calibration_cache(cache_path, scales, algorithm=cache_algorithm)
+    commands = engine_build_commands(out_path) if variant == "trt" else {}
+    notes = list(res.notes)
+    if variant != "trt":
+        notes.append("This file is not for TensorRT; export variant='trt' for the engine build.")
+    if variant == "ort":
+        notes.append("CPU latency of this model is no proxy for TensorRT speed.")
+    return ExportResult(out_path, variant, res.role, plan_path, cache_path, commands, res.plan,
+                        notes, res)
