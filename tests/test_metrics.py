@@ -1,0 +1,38 @@
+import math
+
+import numpy as np
+import pytest
+
+from workbench.errors import WorkbenchError
+from workbench.metrics import Target, compare_outputs, cosine, sqnr_db, topk_agreement
+
+
+def test_sqnr_and_cosine_on_known_inputs():
+    ref = np.array([3.0, 4.0])
+    assert sqnr_db(ref, ref) == math.inf
+    # signal 25, noise 0.25 -> 20 dB
+    assert sqnr_db(ref, ref + np.array([0.5, 0.0])) == pytest.approx(20.0)
+    assert cosine(ref, 2 * ref) == pytest.approx(1.0)
+    assert cosine(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(0.0)
+    assert cosine(np.array([1.0, 0.0]), np.array([-1.0, 0.0])) == pytest.approx(-1.0)
+
+
+def test_topk_agreement():
+    ref = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.05], [0.2, 0.3, 0.5]])
+    test = np.array([[0.0, 1.0, 0.0], [0.1, 0.9, 0.0], [0.1, 0.2, 0.7]])
+    assert topk_agreement(ref, test, 1) == pytest.approx(2 / 3)
+    assert topk_agreement(ref, test, 2) == pytest.approx(1.0)
+    row = compare_outputs(ref, test)
+    assert row["top1_agreement"] == pytest.approx(2 / 3) and "top1_in_ref_top5" in row
+    assert "top1_agreement" not in compare_outputs(np.ones((2, 3, 4)), np.ones((2, 3, 4)))
+
+
+def test_targets():
+    t = Target("top1>=0.99")
+    assert t.met({"top1_agreement": 0.99}) and not t.met({"top1_agreement": 0.98})
+    assert Target("sqnr > 30").met({"sqnr_db": 31.0})
+    assert Target("max_abs_error<0.1").met({"max_abs_error": 0.05})
+    with pytest.raises(WorkbenchError, match="Cannot read the target"):
+        Target("accuracy is good")
+    with pytest.raises(WorkbenchError, match="needs 'top1_agreement'"):
+        Target("top1>=0.9").met({"sqnr_db": 20.0})
