@@ -200,8 +200,9 @@ def profile_from_model(model_or_specs, batch: int = 1, *, max_batch: int | None 
             elif axis == 0:
                 dims.append((1, batch, top))
             else:
-                example = format_shapes({spec.name: [d if isinstance(d, int) and d >= 0 else 224
-                                                     for d in spec.shape]})
+                example = format_shapes({spec.name: [
+                    d if isinstance(d, int) and d >= 0 else (batch if i == 0 else 224)
+                    for i, d in enumerate(spec.shape)]})
                 raise WorkbenchError(
                     f"Input '{spec.name}' {format_shape(spec.shape)}: dimension {axis} ('{dim}') is "
                     f"dynamic and cannot be derived; give the shapes, e.g. --shapes {example}")

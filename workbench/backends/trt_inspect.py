@@ -239,7 +239,10 @@ def layers_dataframe(source) -> pd.DataFrame:
             "tactic": layer.get("TacticName", layer.get("TacticValue")),
             "metadata": _METADATA_SEPARATORS.sub(" | ", metadata) if metadata else None,
         })
-    return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+    df = pd.DataFrame(rows, columns=LAYER_COLUMNS)
+    # keep None (not NaN) for unknown precisions: pandas would infer a string column
+    df["precision"] = pd.Series([r["precision"] for r in rows], index=df.index, dtype=object)
+    return df
 
 
 def precision_summary(layers_df: pd.DataFrame, *, compute_only: bool = True) -> pd.Series:
@@ -271,10 +274,10 @@ def node_precisions(layers_df: pd.DataFrame) -> dict[str, str | None]:
     fallback: dict[str, str | None] = {}
     for row in layers_df.itertuples(index=False):
         target = result if row.is_compute else fallback
+        precision = None if pd.isna(row.precision) else row.precision
         for node in row.onnx_nodes:
-            old = target.get(node)
-            if node not in target or _rank(row.precision) < _rank(old):
-                target[node] = row.precision
+            if node not in target or _rank(precision) < _rank(target[node]):
+                target[node] = precision
     for node, precision in fallback.items():
         result.setdefault(node, precision)
     return result
