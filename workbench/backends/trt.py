@@ -620,7 +620,10 @@ class TrtRunner(Runner):
 
     def _check_feed_extra(self, feed: dict[str, np.ndarray]) -> None:
         for name, arr in feed.items():
-            lo, _, hi = self.engine.get_tensor_profile_shape(name, self.optimization_profile)
+            try:
+                lo, _, hi = self.engine.get_tensor_profile_shape(name, self.optimization_profile)
+            except (RuntimeError, ValueError, TypeError):
+                continue  # static engine without a profile: the generic checks are enough
             if any(not (a <= s <= b) for a, s, b in zip(lo, arr.shape, hi)):
                 raise WorkbenchError(
                     f"input '{name}': shape {tuple(arr.shape)} is outside the engine's optimization "
