@@ -1,0 +1,348 @@
+"""Calibration algorithms against straightforward reference implementations."""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+from workbench.calib import algorithms as alg
+from workbench.calib.algorithms import (
+    DEGENERATE_AMAX,
+    METHODS,
+    DegenerateTensorWarning,
+    all_amax,
+    clipped_fraction,
+    entropy_amax,
+    entropy_amax_many,
+    entropy_divergences,
+    minmax_amax,
+    mse_amax,
+    mse_errors,
+    percentile_amax,
+)
+from workbench.errors import WorkbenchError
+
+
+# --------------------------------------------------------------------------- references
+
+
+def kl_like_scipy(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) after normalising both, inf where q = 0 < p (scipy.stats.entropy's rules)."""
+    if q.sum() == 0:
+        return np.inf
+    p = p / p.sum()
+    q = q / q.sum()
+    if np.any((p > 0) & (q == 0)):
+        return np.inf
+    m = p > 0
+    return float(np.sum(p[m] * np.log(p[m] / q[m])))
+
+
+def reference_entropy(hist, zero_bin_fix=False, num_quant_bins=128, start_bin=128):
+    """One candidate at a time, built the way the published algorithm describes it."""
+    bins = np.array(hist, dtype=np.float64)
+    if zero_bin_fix:
+        bins[0] = bins[1]
+    n = bins.size
+    candidates = list(range(min(start_bin, n), n + 1))
+    kls = []
+    for i in candidates:
+        p = bins[:i].copy()
+        p[-1] += bins[i:].sum()
+        kept = bins[:i]
+        group = np.digitize(np.arange(i), np.linspace(0, i, num_quant_bins + 1)) - 1
+        group_mass = np.bincount(group, weights=kept, minlength=num_quant_bins)
+        group_nonempty = np.bincount(group, weights=kept > 0, minlength=num_quant_bins)
+        q = np.zeros(i)
+        q[kept > 0] = (group_mass[group] / np.maximum(group_nonempty[group], 1))[kept > 0]
+        kls.append(kl_like_scipy(p, q))
+    kls = np.array(kls)
+    best = kls.min()
+    if not np.isfinite(best):
+        return candidates[-1], kls
+    ties = np.flatnonzero(kls <= best + alg.TIE_TOLERANCE)
+    return candidates[ties[-1]], kls
+
+
+def brute_mse(hist, num_bits=8):
+    qmax = 2 ** (num_bits - 1) - 1
+    c = np.arange(len(hist)) + 0.5
+    errs = []
+    for k in range(1, len(hist) + 1):
+        s = k / qmax
+        q = np.clip(np.round(c / s), -qmax, qmax) * s
+        errs.append(np.sum(hist * (c - q) ** 2))
+    return np.array(errs)
+
+
+def random_histogram(rng: np.random.Generator, kind: int, n: int) -> np.ndarray:
+    if kind == 0:  # dense counts
+        return rng.integers(0, 1000, n)
+    if kind == 1:  # sparse, many empty bins and small counts (ties, infinite KL)
+        return rng.integers(0, 4, n) * (rng.random(n) < 0.25)
+    if kind == 2:  # ReLU-like: spike of zeros plus half-normal
+        x = np.abs(rng.standard_normal(20000)) * (rng.random(20000) < 0.5)
+        return np.histogram(x, bins=n, range=(0, x.max()))[0]
+    if kind == 3:  # heavy tail with gaps
+        h = (rng.pareto(1.2, n) * 50).astype(np.int64)
+        h[rng.random(n) < 0.4] = 0
+        return h
+    if kind == 4:  # equal counts in a few bins: KL = 0 for many candidates
+        h = np.zeros(n, np.int64)
+        h[rng.choice(n, size=rng.integers(1, 6), replace=False)] = 7
+        return h
+    # kind 5: mass far from 0 (first bins empty: Q without mass for small candidates)
+    h = np.zeros(n, np.int64)
+    h[n - rng.integers(1, 40, size=10)] = rng.integers(1, 100, 10)
+    return h
+
+
+# --------------------------------------------------------------------------- entropy
+
+
+def test_reference_kl_agrees_with_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        p = rng.integers(0, 5, 50).astype(float)
+        q = rng.integers(0, 5, 50).astype(float)
+        p[0] += 1
+        q[0] += 1
+        assert kl_like_scipy(p, q) == pytest.approx(float(stats.entropy(p, q)), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("zero_bin_fix", [False, True])
+def test_entropy_matches_loop_reference_on_random_histograms(zero_bin_fix):
+    rng = np.random.default_rng(11 + zero_bin_fix)
+    for trial in range(36):
+        kind = trial % 6
+        n = int(rng.integers(129, 300))
+        hist = random_histogram(rng, kind, n)
+        if hist.sum() == 0 or (zero_bin_fix and hist[1:].sum() == 0):
+            continue
+        want_i, want_kl = reference_entropy(hist, zero_bin_fix)
+        cands, kl = entropy_divergences(hist, zero_bin_fix=zero_bin_fix)
+        assert np.array_equal(np.isinf(kl), np.isinf(want_kl)), (trial, kind)
+        finite = np.isfinite(want_kl)
+        np.testing.assert_allclose(kl[finite], want_kl[finite], rtol=0, atol=1e-12)
+        amax = entropy_amax(hist, 0.5, zero_bin_fix=zero_bin_fix)
+        assert amax == want_i * 0.5, (trial, kind, amax / 0.5, want_i)
+
+
+def test_entropy_matches_reference_on_full_size_histograms():
+    rng = np.random.default_rng(5)
+    x = np.abs(rng.standard_normal(50000)) * (rng.random(50000) < 0.6)
+    x[:3] = [9.0, 11.0, 14.0]
+    hist = np.histogram(x, bins=2048, range=(0, x.max()))[0]
+    for fix in (False, True):
+        want_i, _ = reference_entropy(hist, fix)
+        assert entropy_amax(hist, 1.0, zero_bin_fix=fix) == want_i
+
+
+def test_entropy_non_power_of_two_groups_follow_linspace():
+    rng = np.random.default_rng(8)
+    for kind in range(6):
+        hist = random_histogram(rng, kind, 230)
+        if hist.sum() == 0:
+            continue
+        want_i, want_kl = reference_entropy(hist, num_quant_bins=100, start_bin=100)
+        _, kl = entropy_divergences(hist, num_quant_bins=100, start_bin=100)
+        finite = np.isfinite(want_kl)
+        assert np.array_equal(finite, np.isfinite(kl))
+        np.testing.assert_allclose(kl[finite], want_kl[finite], atol=1e-12)
+        assert entropy_amax(hist, 1.0, num_quant_bins=100, start_bin=100) == want_i
+
+
+def test_entropy_ties_go_to_the_larger_candidate():
+    hist = np.zeros(300, np.int64)
+    hist[:10] = 5  # every candidate reproduces P exactly: KL = 0 everywhere
+    _, kl = entropy_divergences(hist)
+    assert np.allclose(kl, 0.0, atol=1e-12)
+    assert entropy_amax(hist, 0.25) == 300 * 0.25
+
+
+def test_entropy_tail_mass_makes_empty_last_bin_infinite():
+    hist = np.zeros(200, np.int64)
+    hist[:128] = 10
+    hist[199] = 1  # bins 128..198 empty: candidates 129..199 put the tail on an empty bin
+    cands, kl = entropy_divergences(hist)
+    assert np.isfinite(kl[cands == 128]).all()
+    assert np.isinf(kl[(cands > 128) & (cands < 200)]).all()
+    assert np.isfinite(kl[cands == 200]).all()
+
+
+def test_entropy_with_fewer_bins_than_start_uses_whole_range():
+    hist = np.array([3, 1, 0, 2])
+    assert entropy_amax(hist, 2.0) == 8.0
+
+
+def test_zero_bin_fix_with_all_mass_in_bin_zero_keeps_occupied_range():
+    hist = np.zeros(2048, np.int64)
+    hist[0] = 100
+    assert entropy_amax(hist, 0.01, zero_bin_fix=True) == pytest.approx(0.01)
+
+
+def relu_like_with_outliers(seed=0, n=1_000_000, zero_fraction=0.5):
+    rng = np.random.default_rng(seed)
+    x = np.abs(rng.standard_normal(n))
+    x[rng.random(n) < zero_fraction] = 0.0
+    x[:10] = rng.uniform(10.0, 20.0, 10)
+    hist, edges = np.histogram(x, bins=2048, range=(0, x.max()))
+    return hist, edges[1] - edges[0], x
+
+
+def test_zero_spike_separates_published_entropy_from_zero_bin_fix():
+    # DESIGN.md: the two variants give clearly different thresholds on ReLU-like data.
+    # Measured: published ~2.3, zero-bin fix ~4.5. The spike of exact zeros pulls the
+    # published search to small candidates (Q spreads it over group 0), the fix removes it.
+    hist, width, x = relu_like_with_outliers()
+    published = entropy_amax(hist, width)
+    fixed = entropy_amax(hist, width, zero_bin_fix=True)
+    assert fixed > 1.5 * published
+    assert 1.0 < published < x.max() / 3
+    # Without exact zeros bin 0 is already like bin 1 and the variants agree.
+    hist_nz, width_nz, _ = relu_like_with_outliers(zero_fraction=0.0)
+    assert entropy_amax(hist_nz, width_nz) == entropy_amax(hist_nz, width_nz, zero_bin_fix=True)
+
+
+def test_entropy_amax_many_equals_single_calls():
+    rng = np.random.default_rng(2)
+    hists = [random_histogram(rng, 2, int(n)) for n in (2048, 2500, 2048)]
+    widths = [0.1, 0.2, 0.3]
+    got = entropy_amax_many(hists, widths, zero_bin_fix=True)
+    want = [entropy_amax(h, w, zero_bin_fix=True) for h, w in zip(hists, widths)]
+    assert got.tolist() == want
+    with pytest.raises(WorkbenchError):
+        entropy_amax_many(hists, widths[:2])
+
+
+def test_entropy_is_fast_for_a_resnet50_sized_model():
+    rng = np.random.default_rng(4)
+    hists = [random_histogram(rng, 2, 2048) for _ in range(100)]
+    entropy_amax(hists[0], 1.0)  # build the shared group table once
+    start = time.perf_counter()
+    for h in hists:
+        entropy_amax(h, 1.0)
+    # ~0.2 s measured on 2 shared cores; the loop reference needs minutes.
+    assert time.perf_counter() - start < 3.0
+
+
+# --------------------------------------------------------------------------- percentile
+
+
+def test_percentile_is_upper_edge_of_bin_reaching_p():
+    hist = np.array([1, 1, 1, 1])
+    assert percentile_amax(hist, 1.0, 50) == 2.0
+    assert percentile_amax(hist, 1.0, 50.1) == 3.0
+    assert percentile_amax(hist, 1.0, 100) == 4.0
+    assert percentile_amax(np.array([5, 0, 0, 0]), 1.0, 100) == 1.0
+
+
+@pytest.mark.parametrize("p", [50.0, 90.0, 99.0, 99.9, 99.99])
+def test_percentile_within_one_bin_of_numpy(p):
+    rng = np.random.default_rng(1)
+    x = np.abs(rng.standard_normal(400_000))
+    hist, edges = np.histogram(x, bins=2048, range=(0, x.max()))
+    w = edges[1]
+    amax = percentile_amax(hist, w, p)
+    exact = np.percentile(x, p)
+    assert amax - w <= exact <= amax + 1e-12
+
+
+def test_percentile_rejects_out_of_range():
+    for bad in (0, -1, 100.5, float("nan")):
+        with pytest.raises(WorkbenchError, match="percentile"):
+            percentile_amax(np.ones(10), 1.0, bad)
+
+
+# --------------------------------------------------------------------------- MSE
+
+
+@pytest.mark.parametrize("num_bits", [8, 4])
+def test_mse_matches_brute_force(num_bits):
+    rng = np.random.default_rng(21 + num_bits)
+    for trial in range(10):
+        n = int(rng.integers(20, 400))
+        hist = random_histogram(rng, trial % 4, n)
+        if hist.sum() == 0:
+            continue
+        brute = brute_mse(hist, num_bits)
+        fast = mse_errors(hist, num_bits)
+        np.testing.assert_allclose(fast, brute, rtol=1e-8, atol=1e-9)
+        k = round(mse_amax(hist, 1.0, num_bits) / 1.0)
+        assert brute[k - 1] <= brute.min() * (1 + 1e-8) + 1e-12
+        # the chosen candidate is the largest of the (near-)minimal ones
+        assert not np.any(brute[k:] < brute.min() * (1 - 1e-7))
+
+
+def test_mse_clips_outliers_but_not_bulk():
+    hist, width, x = relu_like_with_outliers(zero_fraction=0.0)
+    amax = mse_amax(hist, width)
+    assert np.percentile(x, 99) < amax < x.max() / 2
+
+
+# --------------------------------------------------------------------------- min-max, all, degenerate
+
+
+def test_minmax_and_degenerate_values_warn():
+    assert minmax_amax(3.5) == 3.5
+    for bad in (0.0, float("nan"), float("inf"), 1e-45):
+        with pytest.warns(DegenerateTensorWarning):
+            assert minmax_amax(bad, name="t") == DEGENERATE_AMAX
+
+
+@pytest.mark.parametrize("hist", [np.zeros(0), np.zeros(2048), np.zeros(5, np.int64)])
+def test_empty_histogram_gives_default_with_warning(hist):
+    for fn in (lambda: entropy_amax(hist, 1.0), lambda: percentile_amax(hist, 1.0),
+               lambda: mse_amax(hist, 1.0), lambda: entropy_amax(hist, 0.0, zero_bin_fix=True)):
+        with pytest.warns(DegenerateTensorWarning):
+            assert fn() == DEGENERATE_AMAX
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = all_amax(hist, 1.0, 0.0, name="conv1_out")
+    assert result == {m: DEGENERATE_AMAX for m in METHODS}
+    assert len(caught) == 1 and "conv1_out" in str(caught[0].message)
+
+
+def test_all_amax_positive_finite_and_consistent():
+    rng = np.random.default_rng(9)
+    for kind in range(6):
+        hist = random_histogram(rng, kind, 2048)
+        if hist.sum() == 0 or hist[1:].sum() == 0:
+            continue
+        absmax = (np.flatnonzero(hist)[-1] + 1) * 0.01
+        res = all_amax(hist, 0.01, absmax, percentile=99.0)
+        assert set(res) == set(METHODS)
+        assert all(np.isfinite(v) and v > 0 for v in res.values())
+        assert res["percentile"] <= absmax + 1e-12
+        assert res["entropy"] == entropy_amax(hist, 0.01)
+        assert alg.compute_amax("mse", hist, 0.01, absmax) == res["mse"]
+
+
+def test_invalid_inputs_raise_workbench_error():
+    with pytest.raises(WorkbenchError, match="non-negative|>= 0"):
+        entropy_amax(np.array([1, -1, 2]), 1.0)
+    with pytest.raises(WorkbenchError, match="bin_width"):
+        entropy_amax(np.ones(300), 0.0)
+    with pytest.raises(WorkbenchError, match="1-D"):
+        percentile_amax(np.ones((2, 2)), 1.0)
+    with pytest.raises(WorkbenchError, match="unknown calibration method 'kl'"):
+        alg.compute_amax("kl", np.ones(10), 1.0, 10.0)
+    with pytest.raises(WorkbenchError, match="num_bits"):
+        mse_amax(np.ones(10), 1.0, num_bits=1)
+
+
+def test_clipped_fraction():
+    hist = np.array([10, 10, 10, 10])
+    assert clipped_fraction(hist, 1.0, 2.0) == pytest.approx(0.5)
+    assert clipped_fraction(hist, 1.0, 2.5) == pytest.approx(0.375)
+    assert clipped_fraction(hist, 1.0, 4.0) == 0.0
+    assert clipped_fraction(hist, 1.0, 0.0) == 1.0
+    assert clipped_fraction(np.zeros(4), 1.0, 1.0) == 0.0
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.standard_normal(100_000))
+    h, e = np.histogram(x, bins=2048, range=(0, x.max()))
+    for amax in (0.5, 1.7, 3.0):
+        assert clipped_fraction(h, e[1], amax) == pytest.approx(np.mean(x > amax), abs=2e-4)
