@@ -26,7 +26,8 @@ The CPU-deployment variant (``cpu_uint8``) follows ONNX Runtime's QDQ convention
 every input of an INT8 Add is quantized and the outputs of INT8 nodes are quantized too
 (when a range exists), so ONNX Runtime can fuse DQ -> op -> Q groups into QLinearConv,
 QLinearMatMul, QLinearAdd; Relu/Clip between an op and a Q are folded by its Relu/Clip-Quant
-fusions because the uint8 zero point sits at the range's lower end.
+fusions because the uint8 zero point sits at the range's lower end (so no Q is put
+between an op and a Relu/Clip that is its only reader).
 """
 from __future__ import annotations
 
@@ -161,6 +162,11 @@ def place_qdq(g, int8_nodes: list, variant: str, has_range) -> Placement:
                 continue
             for y in g.node(name).output:
                 if not y or y in g.graph_outputs or not has_range(y):
+                    continue
+                readers = g.consumers.get(y, ())
+                if len(readers) == 1 and g.op_types[readers[0]] in ("Relu", "Clip"):
+                    # Conv -> Relu/Clip -> Q: ORT folds the activation into the next Q (whose
+                    # range is the clipped one); a Q here would round on a coarser grid first.
                     continue
                 for consumer, i in g.consumer_slots.get(y, ()):
                     want(y, consumer, i)
