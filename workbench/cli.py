@@ -144,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_args(p)
     p.add_argument("--method", choices=METHODS, default="entropy", help="range method (default entropy)")
     p.add_argument("--percentile", type=float, default=99.99, help="p for --method percentile (default 99.99)")
-    p.add_argument("--tensors", choices=["quantizable", "all"], default="quantizable",
-                   help="observe only tensors quantized nodes read (default) or every float tensor")
+    p.add_argument("--tensors", choices=["default", "quantizable", "all"], default="default",
+                   help="observe the inputs of nodes INT8 in the default plan (default), of every "
+                        "INT8-capable node, or every float tensor")
     p.add_argument("--statistics", metavar="FILE", help="reuse a saved statistics.npz (checked for staleness)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace files already in OUTDIR")

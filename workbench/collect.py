@@ -6,6 +6,7 @@ calibration samples there are (ONNX Runtime's own calibrators keep every activat
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 import warnings
 from typing import Callable
 
@@ -23,18 +24,30 @@ class NonFiniteActivationWarning(UserWarning):
     """A tensor produced NaN or Inf values during calibration."""
 
 
-def tensors_to_observe(model: ModelInfo, tensors="quantizable") -> list:
-    """Resolve ``tensors`` ("quantizable", "all" or a list of names) to tensor names in graph order.
+def tensors_to_observe(model: ModelInfo, tensors="default") -> list:
+    """Resolve ``tensors`` to tensor names in graph order.
 
-    "quantizable" is every float activation a quantizable node reads, plus the model's float
-    outputs (so evaluation and FP16 safety checks see their ranges).
+    Args:
+        tensors: "default": the float activations read by nodes that the default precision plan
+            runs in INT8 (Conv, ConvTranspose, Gemm, MatMul, residual Add, pooling), plus the
+            model's float outputs; "quantizable": those read by every INT8-capable node
+            (ModelOpt's op list, incl. Clip/Mul/BatchNormalization); "all": every float tensor;
+            or an explicit list of names.
     """
     if tensors == "all":
         return model.float_tensors()
-    if tensors == "quantizable":
-        names = [t for q in model.quantizable_nodes() for t in q.activation_inputs]
+    if tensors in ("default", "quantizable"):
+        targets = model.quantizable_nodes()
+        if tensors == "default":
+            from .plan import PrecisionPlan
+
+            int8 = set(PrecisionPlan.default(model).int8_nodes())
+            targets = [t for t in targets if t.node in int8]
+        names = [t for q in targets for t in q.activation_inputs]
         names += [s.name for s in model.outputs if s.dtype.kind == "f"]
         return list(dict.fromkeys(names))
+    if isinstance(tensors, str):
+        raise WorkbenchError(f"Unknown tensor selection '{tensors}'; use default, quantizable, all or a list.")
     known = set(model.float_tensors())
     unknown = [t for t in tensors if t not in known]
     if unknown:
@@ -57,6 +70,38 @@ def with_outputs(model: ModelInfo, names: list) -> onnx.ModelProto:
         elem = model.tensor_types.get(name, onnx.TensorProto.FLOAT)
         proto.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
     return proto
+
+
+class BoundRunner:
+    """Runs a session into preallocated output buffers (ONNX Runtime IOBinding).
+
+    Fetching dozens of large intermediate tensors the ordinary way makes ONNX Runtime allocate
+    fresh arrays every call; the page faults alone cost several times the inference. Buffers
+    are reallocated only when the input shapes change (e.g. the last, smaller batch).
+    The returned arrays are overwritten by the next call.
+    """
+
+    def __init__(self, session, fetch: list):
+        self.session = session
+        self.fetch = fetch
+        self.binding = session.io_binding()
+        self._key = None
+        self._buffers: dict = {}
+
+    def run(self, feed: dict) -> dict:
+        key = tuple((k, v.shape) for k, v in feed.items())
+        if key != self._key:
+            values = self.session.run(self.fetch, feed)
+            self._buffers = {n: np.empty_like(v) for n, v in zip(self.fetch, values)}
+            self.binding.clear_binding_outputs()
+            for n, buf in self._buffers.items():
+                self.binding.bind_output(n, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
+            self._key = key
+            return dict(zip(self.fetch, values))
+        for name, value in feed.items():
+            self.binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        self.session.run_with_iobinding(self.binding)
+        return self._buffers
 
 
 def make_session(proto: onnx.ModelProto, threads: int | None = None):
@@ -86,7 +131,7 @@ def collect_statistics(
     model: ModelInfo,
     data: CalibrationData,
     *,
-    tensors="quantizable",
+    tensors="default",
     batch_size: int = 8,
     num_bins: int = 2048,
     progress: bool | Callable[[int, int | None], None] = True,
@@ -98,7 +143,8 @@ def collect_statistics(
     Args:
         model: the model to calibrate.
         data: calibration batches (see :mod:`workbench.data`).
-        tensors: which tensors to observe: "quantizable" (default), "all", or a list of names.
+        tensors: which tensors to observe: "default", "quantizable", "all" or a list of names
+            (see :func:`tensors_to_observe`).
         batch_size: samples per ONNX Runtime call (1 when the model's batch is static 1).
         num_bins: histogram bins per tensor on the first batch (2048 as TensorRT).
         progress: True for a tqdm bar, False for none, or a callback ``(samples_done, total)``.
@@ -112,7 +158,17 @@ def collect_statistics(
     session = make_session(with_outputs(model, names), threads)
     graph_inputs = {s.name for s in model.inputs}
     fetch = [n for n in names if n not in graph_inputs]
-    collectors = {n: HistogramCollector(num_bins=num_bins) for n in names}
+    collectors = {n: HistogramCollector(num_bins=num_bins, name=n) for n in names}
+    # Two output buffer sets: while one batch is binned on a worker thread (numpy releases the
+    # GIL in its loops), ONNX Runtime already computes the next batch into the other set.
+    runners = [BoundRunner(session, fetch), BoundRunner(session, fetch)]
+    in_graph_inputs = sorted(graph_inputs.intersection(collectors))
+
+    def accumulate(outputs: dict, feed: dict) -> None:
+        for name in fetch:
+            collectors[name].collect(outputs[name])
+        for name in in_graph_inputs:
+            collectors[name].collect(feed[name])
 
     total = data.num_samples()
     bar = None
@@ -121,28 +177,30 @@ def collect_statistics(
 
         bar = tqdm(total=total, desc="Calibrating", unit="sample")
     callback = progress if callable(progress) else None
-    done, started = 0, time.perf_counter()
-    try:
-        for feed in data.iter_batches(batch_size):
-            if _is_cancelled(cancel):
-                raise CancelledError(f"Calibration cancelled after {done} samples.")
-            try:
-                outputs = session.run(fetch, feed)
-            except Exception as exc:
-                raise WorkbenchError(f"ONNX Runtime failed on a calibration batch: {exc}") from None
-            for name, value in zip(fetch, outputs):
-                collectors[name].collect(value)
-            for name in graph_inputs.intersection(collectors):
-                collectors[name].collect(feed[name])
-            n = next(iter(feed.values())).shape[0] if feed else 0
-            done += n
+    done, started, pending = 0, time.perf_counter(), None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            for i, feed in enumerate(data.iter_batches(batch_size)):
+                if _is_cancelled(cancel):
+                    raise CancelledError(f"Calibration cancelled after {done} samples.")
+                try:
+                    outputs = runners[i % 2].run(feed)
+                except Exception as exc:
+                    raise WorkbenchError(f"ONNX Runtime failed on a calibration batch: {exc}") from None
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(accumulate, outputs, feed)
+                n = next(iter(feed.values())).shape[0] if feed else 0
+                done += n
+                if bar is not None:
+                    bar.update(n)
+                if callback is not None:
+                    callback(done, total)
+            if pending is not None:
+                pending.result()
+        finally:
             if bar is not None:
-                bar.update(n)
-            if callback is not None:
-                callback(done, total)
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
     if done == 0:
         raise WorkbenchError(f"No calibration samples came from {data.describe()}.")
 

@@ -92,6 +92,7 @@ class SwitchableModel:
             i8, f16 = f"{tag}_i8", f"{tag}_f16"
             new_nodes += [helper.make_node("Gather", [INT8_FLAGS, ki], [i8], axis=0),
                           helper.make_node("Gather", [FP16_FLAGS, ki], [f16], axis=0)]
+            fused = self._fusable_add_inputs(node, t) if node.op_type == "Add" else []
             for j, x in enumerate(node.input):
                 if not x:
                     continue
@@ -111,12 +112,13 @@ class SwitchableModel:
                     if x in self.qdq_tensors[node.name]:
                         ti = const_index(self.tensor_index[x], f"{tag}_t{j}")
                         amax, scale = f"{tag}_amax{j}", f"{tag}_s{j}"
+                        switch = self._add_switch(new_nodes, t, node, j, i8, fused, const_index, tag)
                         new_nodes += [
                             helper.make_node("Gather", [AMAX, ti], [amax], axis=0),
                             helper.make_node("Div", [amax, "wb_127"], [scale]),
                             helper.make_node("QuantizeLinear", [x, scale, "wb_zp"], [f"{tag}_q{j}"]),
                             helper.make_node("DequantizeLinear", [f"{tag}_q{j}", scale, "wb_zp"], [f"{tag}_dq{j}"]),
-                            helper.make_node("Where", [i8, f"{tag}_dq{j}", y + "_h"], [y]),
+                            helper.make_node("Where", [switch, f"{tag}_dq{j}", y + "_h"], [y]),
                         ]
                     else:
                         new_nodes.append(helper.make_node("Identity", [y + "_h"], [y]))
@@ -134,6 +136,40 @@ class SwitchableModel:
         g.node.extend(new_nodes)
         g.initializer.extend(inits)
         return proto
+
+    def _fusable_add_inputs(self, node, target) -> list:
+        """(input index, producer) of Add inputs TensorRT may fuse into their producer.
+
+        Mirrors :func:`workbench.export.qdq._fused_add_input`: an input that comes straight from
+        a weighted node (Conv/ConvTranspose/Gemm/MatMul) read by nothing else is left without
+        Q/DQ when that producer is INT8 (the first such input only).
+        """
+        m = self.model
+        out = []
+        for j, x in enumerate(node.input):
+            prod = m.producers.get(x)
+            if (x in target.activation_inputs and prod in self.index
+                    and m.node_by_name[prod].op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul")
+                    and len(m.consumers.get(x, ())) == 1 and x not in {o.name for o in m.outputs}):
+                out.append((j, prod))
+        return out
+
+    def _add_switch(self, nodes: list, target, node, j: int, i8: str, fused: list, const_index, tag: str) -> str:
+        """The flag that turns on Q/DQ of input ``j``: the node's INT8 flag, except for a fusable
+        Add input, which is quantized only when no earlier fusable input's producer is INT8 and
+        its own producer is not INT8 either."""
+        idx = [k for k, (jj, _) in enumerate(fused) if jj == j]
+        if not idx:
+            return i8
+        flag = i8
+        for k, (_, prod) in enumerate(fused[: idx[0] + 1]):
+            pi = const_index(self.index[prod], f"{tag}_p{j}_{k}")
+            p_i8, not_p, out = f"{tag}_p{j}_{k}_i8", f"{tag}_p{j}_{k}_not", f"{tag}_sw{j}_{k}"
+            nodes += [helper.make_node("Gather", [INT8_FLAGS, pi], [p_i8], axis=0),
+                      helper.make_node("Not", [p_i8], [not_p]),
+                      helper.make_node("And", [flag, not_p], [out])]
+            flag = out
+        return flag
 
     @staticmethod
     def _round_fp16(nodes: list, x: str, name: str) -> str:
@@ -154,6 +190,13 @@ class SwitchableModel:
         """The switch inputs for ``plan`` (nodes outside the targets must be FP32 in it)."""
         i8 = np.zeros(len(self.targets), dtype=bool)
         f16 = np.zeros(len(self.targets), dtype=bool)
+        outside = [n for n in plan.nodes if n not in self.index and str(plan.precision(n)) != "fp32"]
+        if outside:
+            raise WorkbenchError(
+                f"The fast emulation switches only quantizable nodes; the plan also puts "
+                f"{len(outside)} other node(s) in reduced precision (e.g. '{outside[0]}'). "
+                "Use a plan with base fp32 for sensitivity and the automatic search."
+            )
         for t in self.targets:
             p = str(plan.precision(t.node))
             i8[self.index[t.node]] = p == "int8"

@@ -1,0 +1,65 @@
+"""The switchable emulation model must compute what the exported "ort" model computes."""
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import tiny_models
+from workbench.emulate import SwitchableModel, fake_quant_weight
+from workbench.errors import WorkbenchError
+from workbench.export import build_quantized
+from workbench.model import ModelInfo
+from workbench.plan import PrecisionPlan
+from workbench.ranges import TensorRange
+
+
+def _ranges(info, x):
+    sess = ort.InferenceSession(info.model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = info.float_tensors()
+    from workbench.collect import with_outputs
+
+    full = ort.InferenceSession(with_outputs(info, names).SerializeToString(), providers=["CPUExecutionProvider"])
+    outs = full.run([n for n in names if n != "input"], {"input": x})
+    vals = dict(zip([n for n in names if n != "input"], outs), input=x)
+    # 90% of max|x| so that clipping is exercised too
+    return {n: TensorRange(n, float(np.abs(v).max()) * 0.9, {}, float(v.min()), float(v.max())) for n, v in vals.items()}
+
+
+def _run(proto, x):
+    s = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return s.run(None, {"input": x})[0]
+
+
+def test_fake_quant_weight_per_channel():
+    w = np.array([[1.0, -0.5, 0.25], [0.01, 0.02, -0.04]], np.float32)
+    q = fake_quant_weight(w, axis=0)
+    np.testing.assert_allclose(q[0], np.round(w[0] / (1 / 127)) * (1 / 127), rtol=1e-6)
+    assert np.abs(q[1] - w[1]).max() <= 0.04 / 127 / 2 + 1e-9
+
+
+@pytest.mark.parametrize("case", ["default", "fp16_conv2", "int8_convs_only", "add_without_producer"])
+def test_switchable_model_matches_exported_ort_variant(case):
+    info = ModelInfo(tiny_models.small_cnn(opset=17))
+    x = np.random.default_rng(0).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    ranges = _ranges(info, x)
+    plan = PrecisionPlan.default(info)
+    if case == "fp16_conv2":
+        plan.set_node("conv2", "fp16")
+    elif case == "int8_convs_only":
+        plan.set_pattern("^(add|maxpool|gap|fc)$", "fp32")
+    elif case == "add_without_producer":
+        plan.set_node("conv2", "fp32")  # Add's input r2 is no longer fused into an INT8 conv
+    exported = _run(build_quantized(info, ranges, plan, variant="ort"), x)
+    sm = SwitchableModel(info)
+    emulated = sm.run([{"input": x}], sm.flags(plan, ranges))["logits"]
+    np.testing.assert_allclose(emulated, exported, atol=1e-5, rtol=1e-5)
+    fp32 = _run(info.model, x)
+    assert np.abs(emulated - fp32).max() > 1e-4  # quantization did change something
+
+
+def test_plan_outside_the_switches_is_refused():
+    info = ModelInfo(tiny_models.small_cnn(opset=17))
+    sm = SwitchableModel(info)
+    plan = PrecisionPlan.default(info)
+    plan.set_node("relu1", "fp16")
+    with pytest.raises(WorkbenchError, match="relu1"):
+        sm.flags(plan, {})
