@@ -115,9 +115,13 @@ def format_calibration_cache(
         version: the header's TensorRT version number (default 8600 = TensorRT 8.6).
     """
     if not re.fullmatch(r"[A-Za-z0-9_]+", str(algorithm)):
-        raise WorkbenchError(f"calibration cache algorithm must be a word like 'EntropyCalibration2', got {algorithm!r}")
+        raise WorkbenchError(
+            f"calibration cache algorithm must be a word like 'EntropyCalibration2', got {algorithm!r}"
+        )
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise WorkbenchError(f"calibration cache version must be a non-negative integer like 8600, got {version!r}")
+        raise WorkbenchError(
+            f"calibration cache version must be a non-negative integer like 8600, got {version!r}"
+        )
     lines = [f"TRT-{version}-{algorithm}"]
     for name, scale in scales.items():
         if not isinstance(name, str) or not name or "\n" in name or "\r" in name:

@@ -33,17 +33,17 @@ Methods (``METHODS``):
   scale ``amax / 127``, round to nearest, clip at ``amax``), each bin represented by its
   centre. Ties (within a relative ``MSE_TIE_TOLERANCE``, 1e-9) go to the larger amax.
 
-Degenerate tensors. A histogram without mass (empty, all counts zero: a tensor that was empty,
-only NaN/Inf, or never non-zero) has no range to calibrate: every method returns
+Degenerate tensors. A histogram without mass (empty, all counts zero: a tensor that was
+empty, only NaN/Inf, or never non-zero) has no range to calibrate: every method returns
 ``DEGENERATE_AMAX`` (1.0) and warns with ``DegenerateTensorWarning``. 1.0 rather than a
-tiny value because any positive amax represents zeros exactly, and a tiny scale such as
-1e-6 / 127 underflows in FP16 (and TensorRT rejects a zero scale), while 1.0 is of the
-order of typical activation ranges should the tensor be non-zero at inference. Any amax below ``MIN_AMAX`` (its float32 scale would
-be denormal or zero) or not finite is replaced the same way. So every function here returns
-a finite amax > 0. Constant tensors are detected by the collector (it knows min and max) and
-get ``amax = |constant|`` with a warning; for a bare histogram the methods above already give
-the upper edge of the occupied bin (``"entropy"`` may give the whole range: ties go to the
-larger candidate).
+tiny value because any positive amax represents zeros exactly, a tiny scale such as
+1e-6 / 127 underflows in FP16 (and TensorRT rejects a zero scale), and 1.0 is of the order
+of typical activation ranges should the tensor be non-zero at inference. Any amax below
+``MIN_AMAX`` (its float32 scale would be denormal or zero) or not finite is replaced the
+same way, so every function here returns a finite amax > 0. Constant tensors are detected
+by the collector (it knows min and max) and get ``amax = |constant|`` with a warning; on a
+bare histogram the methods above give the upper edge of the occupied bin ("entropy" may
+give the whole range, since ties go to the larger candidate).
 """
 from __future__ import annotations
 
@@ -99,9 +99,9 @@ class DegenerateTensorWarning(CalibrationWarning):
 
 def warn_degenerate(name: str | None, reason: str, amax: float) -> None:
     """Emit one DegenerateTensorWarning naming the tensor, why, and the amax used."""
-    who = f"tensor '{name}'" if name else "tensor"
+    who = f"tensor '{name}': " if name else ""  # callers without a name add their own prefix
     warnings.warn(
-        f"{who}: {reason}; using amax {amax:g} (scale {amax / 127:.6g})",
+        f"{who}{reason}; using amax {amax:g} (scale {amax / 127:.6g})",
         DegenerateTensorWarning,
         stacklevel=3,
     )

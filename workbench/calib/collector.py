@@ -64,7 +64,9 @@ class HistogramCollector:
 
     def __init__(self, num_bins: int = alg.NUM_BINS, *, max_bins: int = MAX_BINS, name: str | None = None):
         if int(num_bins) < 1 or int(max_bins) < int(num_bins):
-            raise WorkbenchError(f"need 1 <= num_bins <= max_bins, got num_bins={num_bins}, max_bins={max_bins}")
+            raise WorkbenchError(
+                f"need 1 <= num_bins <= max_bins, got num_bins={num_bins}, max_bins={max_bins}"
+            )
         self.num_bins = int(num_bins)
         self.max_bins = int(max_bins)
         self.name = name
@@ -297,7 +299,8 @@ class HistogramCollector:
             setattr(c, f, v)
         if c.hist.size and c.hist.sum() != c.finite_count:
             raise WorkbenchError(
-                f"{who}: histogram holds {int(c.hist.sum())} values but {c.finite_count} finite values were counted"
+                f"{who}: histogram holds {int(c.hist.sum())} values but "
+                f"{c.finite_count} finite values were counted"
             )
         return c
 
