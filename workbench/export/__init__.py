@@ -27,7 +27,29 @@ from .build import VARIANT_ROLES, VARIANTS, BuildResult, build, build_quantized
 from .commands import engine_build_commands
 
 __all__ = ["build", "build_quantized", "export_model", "engine_build_commands", "ExportResult",
-           "BuildResult", "VARIANTS", "VARIANT_ROLES"]
+           "BuildResult", "VARIANTS", "VARIANT_ROLES", "qdq_placement"]
+
+
+def qdq_placement(model_info, plan: PrecisionPlan, variant: str = "trt", ranges=None) -> dict:
+    """Node -> the activation tensors whose Q/DQ output it reads under ``plan``.
+
+    The same decision :func:`build_quantized` makes (see ``workbench.export.qdq``): e.g. a
+    residual Add lists only its residual input when the other comes from an INT8 conv.
+    ``ranges`` matters only for the cpu_uint8 variant (outputs are quantized where a range
+    exists; default: assume every tensor has one).
+    """
+    from .build import MIN_QDQ_OPSET, _prepare
+    from .qdq import place_qdq
+
+    rmap = _range_map(ranges)
+    g = _prepare(model_info, model_info.opset < MIN_QDQ_OPSET and bool(plan.int8_nodes()))
+    place = place_qdq(g, plan.int8_nodes(), variant,
+                      (lambda t: True) if ranges is None else (lambda t: t in rmap))
+    out: dict[str, list] = {}
+    for tensor, slots in place.activations.items():
+        for node, _ in slots:
+            out.setdefault(node, []).append(tensor)
+    return out
 
 
 @dataclass
