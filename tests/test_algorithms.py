@@ -280,7 +280,11 @@ def test_mse_matches_brute_force(num_bits):
 def test_mse_clips_outliers_but_not_bulk():
     hist, width, x = relu_like_with_outliers(zero_fraction=0.0)
     amax = mse_amax(hist, width)
-    assert np.percentile(x, 99) < amax < x.max() / 2
+    assert np.percentile(x, 99.9) < amax < x.max() * 0.9
+    errors = mse_errors(hist)
+    k = round(amax / width)
+    assert errors[k - 1] < errors[-1]  # better than min-max
+    assert errors[k - 1] < errors[round(percentile_amax(hist, width, 99.9) / width) - 1]
 
 
 # --------------------------------------------------------------------------- min-max, all, degenerate

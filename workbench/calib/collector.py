@@ -202,8 +202,10 @@ class HistogramCollector:
             return "no values were collected"
         if self.finite_count == 0:
             return f"only NaN/Inf values ({self.nan_count} NaN, {self.inf_count} Inf)"
-        if self.absmax < alg.MIN_AMAX:
+        if self.absmax == 0.0:
             return f"all {self.finite_count} finite values are zero"
+        if self.absmax < alg.MIN_AMAX:
+            return f"max |x| = {self.absmax:g} is too small for a float32 scale"
         if self.min == self.max:
             return f"constant value {self.min:g}"
         return None
