@@ -461,4 +461,4 @@ def test_qdq_placement_matches_the_built_model():
     plan = PrecisionPlan.default(info)
     assert qdq_placement(info, plan) == {"conv_a": ["x"], "conv_b": ["ra"], "residual": ["ra"]}
     plan.set_node("conv_b", "fp16")
-    assert qdq_placement(info, plan)["residual"] == ["ra", "b"]
+    assert qdq_placement(info, plan)["residual"] == ["b", "ra"]

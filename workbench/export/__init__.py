@@ -31,7 +31,7 @@ __all__ = ["build", "build_quantized", "export_model", "engine_build_commands", 
 
 
 def qdq_placement(model_info, plan: PrecisionPlan, variant: str = "trt", ranges=None) -> dict:
-    """Node -> the activation tensors whose Q/DQ output it reads under ``plan``.
+    """Node -> the activation tensors (in input order) whose Q/DQ output it reads under ``plan``.
 
     The same decision :func:`build_quantized` makes (see ``workbench.export.qdq``): e.g. a
     residual Add lists only its residual input when the other comes from an INT8 conv.
@@ -45,10 +45,11 @@ def qdq_placement(model_info, plan: PrecisionPlan, variant: str = "trt", ranges=
     g = _prepare(model_info, model_info.opset < MIN_QDQ_OPSET and bool(plan.int8_nodes()))
     place = place_qdq(g, plan.int8_nodes(), variant,
                       (lambda t: True) if ranges is None else (lambda t: t in rmap))
+    rows = sorted((g.nodes.index(g.node(node)), i, node, tensor)
+                  for tensor, slots in place.activations.items() for node, i in slots)
     out: dict[str, list] = {}
-    for tensor, slots in place.activations.items():
-        for node, _ in slots:
-            out.setdefault(node, []).append(tensor)
+    for _, _, node, tensor in rows:  # graph order, then input order
+        out.setdefault(node, []).append(tensor)
     return out
 
 
