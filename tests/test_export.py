@@ -462,3 +462,25 @@ def test_qdq_placement_matches_the_built_model():
     assert qdq_placement(info, plan) == {"conv_a": ["x"], "conv_b": ["ra"], "residual": ["ra"]}
     plan.set_node("conv_b", "fp16")
     assert qdq_placement(info, plan)["residual"] == ["b", "ra"]
+
+
+def test_fp16_output_read_inside_a_subgraph_keeps_fp32_name():
+    def branch(name, op):
+        return helper.make_graph([helper.make_node(op, ["r"], [f"{name}_out"], name=f"{name}_n")],
+                                 name, [], [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, [2])])
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+         helper.make_node("If", ["c"], ["y"], name="if", then_branch=branch("then", "Neg"),
+                          else_branch=branch("else", "Abs"))],
+        "sub", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+                helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    info = ModelInfo(model)
+    plan = PrecisionPlan.default(info, base="fp16")
+    assert plan.fp16_nodes() == ["relu"]  # If (control flow) is never converted
+    out = build_quantized(info, {}, plan)
+    onnx.checker.check_model(out)
+    feed = {"x": np.array([-1.5, 2.25], np.float32), "c": np.array(True)}
+    np.testing.assert_array_equal(run(out, feed), [-0.0, -2.25])

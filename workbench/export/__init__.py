@@ -10,6 +10,9 @@ Which file is for what:
   compute in FP32 on values rounded to float16 (inputs, weights and outputs), which is what
   an FP16 kernel computes up to accumulation order. Its CPU *latency* says nothing about
   TensorRT speed: ONNX Runtime fuses only part of the symmetric Q/DQ graph.
+  ONNX Runtime CPU can also run the "trt" file (it wraps float16 nodes that lack a CPU
+  kernel in casts to FP32, i.e. the same emulation): on the sample model both gave
+  identical logits, but the "trt" file ran about 2x slower, so evaluation uses "ort".
 * ``variant="cpu_uint8"``: for deployment with ONNX Runtime on CPU: uint8 asymmetric
   activations with zero points from the same statistics, int8 per-channel weights, Q/DQ also
   on INT8 outputs so ONNX Runtime fuses QLinearConv/QLinearMatMul. FP16 plan entries run FP32.

@@ -69,6 +69,10 @@ class _Prepared:
         self.dq_nodes = {n.name for n in self.nodes if n.op_type == "DequantizeLinear"}
         self.names = set(self.op_types) | {t for n in self.nodes for t in list(n.input) + list(n.output)}
         self.names |= self.initializers | set(self.graph_inputs) | self.graph_outputs
+        # Tensors read inside If/Loop/Scan bodies: they must keep their FP32 name and type.
+        self.subgraph_reads = {t for n in self.nodes for a in n.attribute
+                               for sg in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs))
+                               for sn in sg.node for t in sn.input}
         self._slots: dict[str, tuple] = {}
         self.cache: dict[Any, Any] = {}  # derived tensors (quantized / fp16 weights)
 
@@ -227,7 +231,7 @@ class _Rewriter:
 
 def _fp32_output_consumers(g: _Prepared, y: str, fp16: set) -> bool:
     """Whether ``y`` (an FP16 node's output) is read by something that needs FP32."""
-    if y in g.graph_outputs:
+    if y in g.graph_outputs or y in g.subgraph_reads:
         return True
     for consumer, i in g.consumer_slots.get(y, ()):
         if consumer not in fp16 or i not in g.slots(consumer)[0]:
