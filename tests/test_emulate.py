@@ -25,7 +25,10 @@ def _ranges(info, x):
 
 
 def _run(proto, x):
-    s = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    # ONNX semantics of the Q/DQ graph, without ONNX Runtime's QDQ kernel fusions (see Evaluator)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return s.run(None, {"input": x})[0]
 
 
@@ -54,6 +57,24 @@ def test_switchable_model_matches_exported_ort_variant(case):
     np.testing.assert_allclose(emulated, exported, atol=1e-5, rtol=1e-5)
     fp32 = _run(info.model, x)
     assert np.abs(emulated - fp32).max() > 1e-4  # quantization did change something
+
+
+@pytest.mark.parametrize("conv2", ["int8", "fp32", "fp16"])
+def test_switchable_model_mirrors_residual_add_fusion(conv2):
+    """The exporter leaves the Add input coming from an INT8 conv unquantized; emulation must too."""
+    from workbench.export import qdq_placement
+
+    info = ModelInfo(tiny_models.residual_cnn())
+    x = np.random.default_rng(1).standard_normal((3, 4, 8, 8)).astype(np.float32)
+    ranges = _ranges(info, x)
+    plan = PrecisionPlan.default(info)
+    plan.set_node("conv2", conv2)
+    fused = "a2" not in qdq_placement(info, plan, "ort", ranges).get("residual", [])
+    assert fused == (conv2 == "int8")
+    sm = SwitchableModel(info)
+    emulated = sm.run([{"input": x}], sm.flags(plan, ranges))["logits"]
+    exported = _run(build_quantized(info, ranges, plan, variant="ort"), x)
+    np.testing.assert_allclose(emulated, exported, atol=1e-5, rtol=1e-5)
 
 
 def test_plan_outside_the_switches_is_refused():

@@ -71,6 +71,41 @@ def small_cnn(
     return model
 
 
+def residual_cnn(*, opset: int = 17, seed: int = 0) -> onnx.ModelProto:
+    """Conv-Clip(ReLU6)-Conv-Add(residual)-GlobalAveragePool-Flatten-Gemm, the EfficientNet/MobileNet
+    block shape: the second Conv's output feeds only the Add, so TensorRT fuses the Add into it.
+    Input ``input`` [N, 4, 8, 8], output ``logits`` [N, 5]."""
+    rng = _rng(seed)
+    params = {
+        "c1.w": (rng.standard_normal((4, 4, 3, 3)) * 0.4).astype(np.float32),
+        "c1.b": (rng.standard_normal(4) * 0.1).astype(np.float32),
+        "c2.w": (rng.standard_normal((4, 4, 1, 1)) * 0.5).astype(np.float32),
+        "c2.b": (rng.standard_normal(4) * 0.1).astype(np.float32),
+        "fc.w": (rng.standard_normal((5, 4)) * 0.5).astype(np.float32),
+        "fc.b": np.zeros(5, np.float32),
+        "lo": np.array(0.0, np.float32), "hi": np.array(6.0, np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["input", "c1.w", "c1.b"], ["a1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["a1", "lo", "hi"], ["r1"], name="relu6"),
+        helper.make_node("Conv", ["r1", "c2.w", "c2.b"], ["a2"], name="conv2"),
+        helper.make_node("Add", ["a2", "input"], ["res"], name="residual"),
+        helper.make_node("GlobalAveragePool", ["res"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten", axis=1),
+        helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "residual_cnn",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 5])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in params.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = min(model.ir_version, 8 if opset <= 17 else 9)
+    onnx.checker.check_model(model)
+    return model
+
+
 def two_input_matmul(*, opset: int = 17, seed: int = 0) -> onnx.ModelProto:
     """A transformer-like toy: int64 ``input_ids`` [N, T] -> Gather embedding, float ``mask`` [N, T]
     multiplies it, then MatMul with a weight and Softmax. Output ``probs`` [N, T, 4]."""

@@ -125,7 +125,7 @@ def cmd_info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .ranges import METHODS
+    from .ranges import DEFAULT_METHOD, METHODS
 
     parser = argparse.ArgumentParser(
         prog="workbench", description="Quantization workbench for ONNX models deployed on TensorRT.")
@@ -142,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(TensorRT format) and statistics.npz into OUTDIR.")
     p.add_argument("model", help="FP32 ONNX model file")
     add_data_args(p)
-    p.add_argument("--method", choices=METHODS, default="entropy", help="range method (default entropy)")
+    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                   help=f"range method (default {DEFAULT_METHOD}: TensorRT's entropy search with "
+                        "the bin-0 change of pytorch-quantization/ModelOpt; 'entropy' is the published one)")
     p.add_argument("--percentile", type=float, default=99.99, help="p for --method percentile (default 99.99)")
     p.add_argument("--tensors", choices=["default", "quantizable", "all"], default="default",
                    help="observe the inputs of nodes INT8 in the default plan (default), of every "

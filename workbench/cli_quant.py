@@ -18,10 +18,12 @@ def _add_eval_args(p: argparse.ArgumentParser, required: bool = False) -> None:
 
 
 def _add_calib_args(p: argparse.ArgumentParser) -> None:
-    from .ranges import METHODS
+    from .ranges import DEFAULT_METHOD, METHODS
 
     g = p.add_argument_group("calibration")
-    g.add_argument("--method", choices=METHODS, default="entropy", help="range method (default entropy)")
+    g.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                   help=f"range method (default {DEFAULT_METHOD}: TensorRT's entropy search with "
+                        "the bin-0 change of pytorch-quantization/ModelOpt; 'entropy' is the published one)")
     g.add_argument("--percentile", type=float, default=99.99, help="p for --method percentile")
     g.add_argument("--ranges", metavar="ranges.json", help="reuse ranges from `workbench calibrate` "
                    "(checked against the model) instead of calibrating")

@@ -203,14 +203,18 @@ class SwitchableModel:
             f16[self.index[t.node]] = p == "fp16"
         overrides = dict(getattr(plan, "amax_overrides", {}) or {})
         overrides.update(amax_overrides or {})
+        needed = {x for t in self.targets if i8[self.index[t.node]] for x in self.qdq_tensors[t.node]}
         amax = np.ones(len(self.tensors), dtype=np.float32)
         for name, i in self.tensor_index.items():
             if name in overrides:
                 amax[i] = overrides[name]
             elif name in ranges:
                 amax[i] = ranges[name].amax
-            elif i8.any():
-                raise WorkbenchError(f"No calibrated range for tensor '{name}'; recalibrate.")
+            elif name in needed:
+                raise WorkbenchError(
+                    f"No calibrated range for tensor '{name}', which an INT8 node of the plan reads; "
+                    "recalibrate observing it (tensors='quantizable' or 'all')."
+                )
         return {INT8_FLAGS: i8, FP16_FLAGS: f16, AMAX: amax}
 
     def run(self, batches: list, flags: dict, output_names=None) -> dict:

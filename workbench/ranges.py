@@ -22,8 +22,7 @@ from .calib import algorithms
 from .errors import WorkbenchError
 
 METHODS = algorithms.METHODS
-#: The default method and why: see README "Which entropy variant is the default".
-DEFAULT_METHOD = "entropy"
+DEFAULT_METHOD = algorithms.DEFAULT_METHOD
 
 
 @dataclass(frozen=True)
@@ -181,7 +180,7 @@ def compute_ranges(stats, method: str = DEFAULT_METHOD, percentile: float = 99.9
         clipped = algorithms.clipped_fraction(c.hist, c.bin_width, amax) if c.hist is not None and len(c.hist) else 0.0
         tensors[name] = TensorRange(
             name=name, amax=amax, amax_by_method=by_method,
-            min=float(c.min) if c.count else 0.0, max=float(c.max) if c.count else 0.0,
+            min=float(c.min) if c.finite_count else 0.0, max=float(c.max) if c.finite_count else 0.0,
             clipped_fraction=float(clipped), nan_count=int(c.nan_count), inf_count=int(c.inf_count),
             zero_fraction=float(c.zero_count) / total, count=int(c.count),
         )
