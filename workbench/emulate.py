@@ -4,7 +4,7 @@ Sensitivity analysis and the automatic mixed-precision search evaluate hundreds 
 Rebuilding and reloading a Q/DQ model for each would take most of their time, so this module
 builds ONE emulation graph in which every quantizable node's inputs pass through
 
-    Where(int8[k], DQ(Q(x, amax_t / 127)), Where(fp16[k], fp32(fp16(x)), x))
+    If(int8[k], DQ(Q(x, amax_t / 127)), If(fp16[k], fp32(fp16(x)), x))
 
 with the per-node flags ``int8`` / ``fp16`` and the per-tensor ``amax`` fed as graph inputs.
 Weights get the same switch between their per-channel fake-quantized, FP16-rounded and
@@ -34,6 +34,26 @@ def fake_quant_weight(w: np.ndarray, axis: int) -> np.ndarray:
     amax = np.max(np.abs(w), axis=red, keepdims=True)
     scale = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
     return (np.clip(np.round(w / scale), -127, 127) * scale).astype(np.float32)
+
+
+def _fp16_round(x: str, name: str) -> list:
+    """Nodes that round ``x`` to float16 and back into ``name``."""
+    return [helper.make_node("Cast", [x], [name + "_16"], to=TensorProto.FLOAT16),
+            helper.make_node("Cast", [name + "_16"], [name], to=TensorProto.FLOAT)]
+
+
+def _branch(nodes: list, cond: str, then_nodes: list, then_out: str, else_value: str, out: str) -> None:
+    """Append ``out = cond ? (then_nodes -> then_out) : else_value`` as an ONNX ``If``.
+
+    An ``If`` runs only the taken branch, so a switched-off fake-quant costs nothing (a
+    ``Where`` would compute both sides on every run: about 5x the FP32 model's time here).
+    """
+    then_nodes = list(then_nodes) + [helper.make_node("Identity", [then_out], [out + "_t"])]
+    then_g = helper.make_graph(then_nodes, out + "_then", [],
+                               [helper.make_tensor_value_info(out + "_t", TensorProto.FLOAT, None)])
+    else_g = helper.make_graph([helper.make_node("Identity", [else_value], [out + "_e"])], out + "_else", [],
+                               [helper.make_tensor_value_info(out + "_e", TensorProto.FLOAT, None)])
+    nodes.append(helper.make_node("If", [cond], [out], then_branch=then_g, else_branch=else_g))
 
 
 class SwitchableModel:
@@ -98,28 +118,26 @@ class SwitchableModel:
                     continue
                 if x == t.weight_input:
                     w = m.constants[x].astype(np.float32)
-                    wq, wh = f"{tag}_wq{j}", f"{tag}_wh{j}"
+                    wq, wh, sw = f"{tag}_wq{j}", f"{tag}_wh{j}", f"{tag}_w{j}"
                     inits += [numpy_helper.from_array(fake_quant_weight(w, t.weight_axis), wq),
                               numpy_helper.from_array(w.astype(np.float16).astype(np.float32), wh)]
-                    sw = f"{tag}_w{j}"
-                    new_nodes += [helper.make_node("Where", [f16, wh, x], [sw + "_h"]),
-                                  helper.make_node("Where", [i8, wq, sw + "_h"], [sw])]
+                    _branch(new_nodes, f16, [], wh, x, sw + "_h")
+                    _branch(new_nodes, i8, [], wq, sw + "_h", sw)
                     node.input[j] = sw
                 elif x in t.activation_inputs:
                     y = f"{tag}_in{j}"
-                    half = self._round_fp16(new_nodes, x, f"{tag}_h{j}")
-                    new_nodes.append(helper.make_node("Where", [f16, half, x], [y + "_h"]))
+                    _branch(new_nodes, f16, _fp16_round(x, f"{tag}_h{j}"), f"{tag}_h{j}", x, y + "_h")
                     if x in self.qdq_tensors[node.name]:
                         ti = const_index(self.tensor_index[x], f"{tag}_t{j}")
-                        amax, scale = f"{tag}_amax{j}", f"{tag}_s{j}"
+                        amax, scale, q, dq = (f"{tag}_{s}{j}" for s in ("amax", "s", "q", "dq"))
                         switch = self._add_switch(new_nodes, t, node, j, i8, fused, const_index, tag)
-                        new_nodes += [
+                        fake_quant = [
                             helper.make_node("Gather", [AMAX, ti], [amax], axis=0),
                             helper.make_node("Div", [amax, "wb_127"], [scale]),
-                            helper.make_node("QuantizeLinear", [x, scale, "wb_zp"], [f"{tag}_q{j}"]),
-                            helper.make_node("DequantizeLinear", [f"{tag}_q{j}", scale, "wb_zp"], [f"{tag}_dq{j}"]),
-                            helper.make_node("Where", [switch, f"{tag}_dq{j}", y + "_h"], [y]),
+                            helper.make_node("QuantizeLinear", [x, scale, "wb_zp"], [q]),
+                            helper.make_node("DequantizeLinear", [q, scale, "wb_zp"], [dq]),
                         ]
+                        _branch(new_nodes, switch, fake_quant, dq, y + "_h", y)
                     else:
                         new_nodes.append(helper.make_node("Identity", [y + "_h"], [y]))
                     node.input[j] = y
@@ -129,8 +147,7 @@ class SwitchableModel:
                 if out and m.is_float(out):
                     raw = f"{tag}_raw{j}"
                     node.output[j] = raw
-                    half = self._round_fp16(new_nodes, raw, f"{tag}_oh{j}")
-                    new_nodes.append(helper.make_node("Where", [f16, half, raw], [out]))
+                    _branch(new_nodes, f16, _fp16_round(raw, f"{tag}_oh{j}"), f"{tag}_oh{j}", raw, out)
         inits.append(numpy_helper.from_array(np.array(127.0, np.float32), "wb_127"))
         del g.node[:]
         g.node.extend(new_nodes)
@@ -170,12 +187,6 @@ class SwitchableModel:
                       helper.make_node("And", [flag, not_p], [out])]
             flag = out
         return flag
-
-    @staticmethod
-    def _round_fp16(nodes: list, x: str, name: str) -> str:
-        nodes += [helper.make_node("Cast", [x], [name + "_16"], to=TensorProto.FLOAT16),
-                  helper.make_node("Cast", [name + "_16"], [name], to=TensorProto.FLOAT)]
-        return name
 
     # -- running -----------------------------------------------------------------------------
     @property
