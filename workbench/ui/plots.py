@@ -102,8 +102,9 @@ def histogram_figure(
         head += f" — clipped {100 * clipped:.4g}% of values above {chosen_amax:.4g}"
     fig.update_layout(
         title=dict(text=head, font=dict(size=13)), barmode="overlay", bargap=0,
-        xaxis=dict(title="|x|"),
-        yaxis=dict(title="count", type="log" if log_y else "linear"),
+        # autorange: a FigureWidget otherwise keeps the previous tensor's axis range
+        xaxis=dict(title="|x|", autorange=True),
+        yaxis=dict(title="count", type="log" if log_y else "linear", autorange=True),
         yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
         legend=dict(orientation="h", y=-0.2), margin=dict(l=50, r=10, t=40, b=40), height=340,
     )
@@ -143,7 +144,7 @@ def layer_error_figure(
         textposition="none"))
     fig.update_layout(
         title=dict(text=title or "Per-layer error (click a bar to select the layer)", font=dict(size=13)),
-        xaxis=dict(title="layer (graph order)"), yaxis=dict(title=metric),
+        xaxis=dict(title="layer (graph order)", autorange=True), yaxis=dict(title=metric, autorange=True),
         margin=dict(l=50, r=10, t=40, b=40), height=300, clickmode="event",
     )
     return fig
@@ -182,7 +183,8 @@ def tradeoff_figure(
         hovertemplate=f"{label or 'row'} %{{customdata}}<br>{x} %{{x:.4g}}<br>{y} %{{y:.4g}}<extra></extra>"))
     fig.update_layout(
         title=dict(text=title or f"{y} vs {x} (click a point to restore it)", font=dict(size=13)),
-        xaxis=dict(title=x), yaxis=dict(title=y), margin=dict(l=50, r=10, t=40, b=40), height=300,
+        xaxis=dict(title=x, autorange=True), yaxis=dict(title=y, autorange=True),
+        margin=dict(l=50, r=10, t=40, b=40), height=300,
     )
     return fig
 

@@ -33,6 +33,7 @@ class CalibrationPanel:
         # changing the method only re-reads the statistics: apply at once when there are some
         self.method.observe(lambda ch: self._method_changed(), names="value")
         self.percentile.observe(lambda ch: self._method_changed(), names="value")
+        self._syncing = False
         self._sync_percentile()
         self.widget = w.VBox([w.HBox([self.method, self.percentile, self.samples, self.batch, self.run]),
                               self.info])
@@ -43,6 +44,8 @@ class CalibrationPanel:
 
     def _method_changed(self) -> None:
         self._sync_percentile()
+        if self._syncing:
+            return
         if self.session.stats is not None and not self.runner.busy:
             self.runner.guard(self.session.set_method)(self.method.value, self.percentile.value)
 
@@ -60,7 +63,14 @@ class CalibrationPanel:
     def refresh(self, what: str) -> None:
         if what not in ("ranges", "model", "all"):
             return
-        lc = self.session.last_calibration
+        lc, c = self.session.last_calibration, self.session.calib_settings
+        # the session may have been changed from code: show its settings
+        self._syncing = True
+        try:
+            self.method.value, self.percentile.value, self.batch.value = c.method, c.percentile, c.batch_size
+            self.samples.value = self.session.data_settings.limit or 0
+        finally:
+            self._syncing = False
         if self.session.stats is None:
             self.info.value = "<i>Not calibrated yet.</i>"
             return

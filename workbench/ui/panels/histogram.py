@@ -19,7 +19,8 @@ class HistogramPanel:
         self.log.add_class("wb-log-scale")
         self.log.observe(lambda ch: self.redraw(), names="value")
         self.threshold = w.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.001, description="manual amax",
-                                       readout_format=".4g", continuous_update=False, layout=w.Layout(width="420px"))
+                                       readout_format=".4g", continuous_update=False, layout=w.Layout(width="380px"),
+                                       style={"description_width": "90px"})
         self.threshold.add_class("wb-threshold")
         self.apply = w.Button(description="Set threshold", icon="check", layout=w.Layout(width="130px"))
         self.apply.add_class("wb-set-threshold")
@@ -63,6 +64,7 @@ class HistogramPanel:
         fig = plots.histogram_figure(d["hist"], d["bin_width"], d["amax_by_method"], d["chosen"],
                                      manual_amax=d["manual"], log_y=self.log.value,
                                      title=f"{d['tensor']}")
+        fig.update_layout(width=580)  # fits the half-width column next to the layer table
         n = len(self.figure.data)
         plots.update_figure_in_place(self.figure, fig)
         if len(self.figure.data) != n:

@@ -11,7 +11,9 @@ w = require("ipywidgets", "workbench app", "ui")
 SORT_KEYS = {"graph order": None, "name": "node", "op type": "op_type", "clipped %": "clipped_pct",
              "SQNR (worst first)": "sqnr_db", "sensitivity rank": "sensitivity_rank", "amax": "amax",
              "precision": "precision"}
-HEADER = f"{'node':<34} {'op':<17} {'prec':<5} {'amax':>9} {'scale':>9} {'clip%':>8} {'SQNR':>6} {'sens':>5}"
+NODE_WIDTH = 24
+HEADER = (f"{'node':<{NODE_WIDTH}} {'op':<8} {'prec':<4} {'amax':>8} {'scale':>8} {'clip%':>7} "
+          f"{'SQNR':>5} {'sens':>4}")
 
 
 def _num(v, fmt: str) -> str:
@@ -22,11 +24,11 @@ def _num(v, fmt: str) -> str:
 
 def format_row(r: dict) -> str:
     """One fixed-width line of the table (the Select widget shows plain text)."""
-    name = r["node"] if len(r["node"]) <= 34 else "…" + r["node"][-33:]
+    name = r["node"] if len(r["node"]) <= NODE_WIDTH else "…" + r["node"][-NODE_WIDTH + 1:]
     amax = _num(r.get("amax"), ".4g") + ("*" if r.get("manual") else "")
-    return (f"{name:<34} {r['op_type'][:17]:<17} {str(r.get('precision') or '-'):<5} {amax:>9} "
-            f"{_num(r.get('scale'), '.3g'):>9} {_num(r.get('clipped_pct'), '.3g'):>8} "
-            f"{_num(r.get('sqnr_db'), '.1f'):>6} {_num(r.get('sensitivity_rank'), '.0f'):>5}")
+    return (f"{name:<{NODE_WIDTH}} {r['op_type'][:8]:<8} {str(r.get('precision') or '-'):<4} {amax:>8} "
+            f"{_num(r.get('scale'), '.3g'):>8} {_num(r.get('clipped_pct'), '.3g'):>7} "
+            f"{_num(r.get('sqnr_db'), '.1f'):>5} {_num(r.get('sensitivity_rank'), '.0f'):>4}")
 
 
 def filter_and_sort(table, text: str, sort: str, descending: bool = False):
@@ -58,7 +60,7 @@ class LayerTable:
         self.sort.add_class("wb-layer-sort")
         self.descending = w.Checkbox(value=False, description="descending", indent=False,
                                      layout=w.Layout(width="110px"))
-        self.header = w.HTML(f"<pre style='margin:0;font-size:11px'>{HEADER}</pre>")
+        self.header = w.HTML(f"<pre style='margin:0 0 0 4px;font-size:11px'>{HEADER}</pre>")
         self.rows = w.SelectMultiple(options=[], rows=14, layout=w.Layout(width="100%"))
         self.rows.add_class("wb-layer-table")
         self.count = w.HTML()

@@ -52,7 +52,7 @@ class ResultsPanel:
 
         self.session, self.runner, self.on_select = session, runner, on_select
         self.rebuild = w.Button(description="Rebuild & evaluate", button_style="primary", icon="refresh",
-                                layout=w.Layout(width="190px"))
+                                layout=w.Layout(width="190px", min_width="190px"))
         self.rebuild.add_class("wb-rebuild")
         self.rebuild.on_click(lambda _: self.run_rebuild())
         self.latency = w.Checkbox(value=False, description="measure latency", indent=False,
@@ -60,8 +60,9 @@ class ResultsPanel:
         ok, reason = trt_available()
         self.backend = w.Dropdown(options=[("ONNX Runtime", "ort")] + ([("TensorRT", "trt")] if ok else []),
                                   value="ort", description="Backend", layout=w.Layout(width="220px"))
-        self.trt_note = w.HTML(f"<span style='font-size:11px;color:#666'>TensorRT: "
-                               f"{html.escape(reason if not ok else reason)}</span>")
+        short = reason.split(" (import")[0].split(". ")[0]
+        self.trt_note = w.HTML(f"<span style='font-size:11px;color:#666' title='{html.escape(reason)}'>"
+                               f"TensorRT: {html.escape(short)}</span>", layout=w.Layout(max_width="420px"))
         self.metrics = w.HTML("<i>No builds yet.</i>")
         self.metrics.add_class("wb-results")
         self.layer_errors = go.FigureWidget(plots.layer_error_figure([], []))
