@@ -84,3 +84,30 @@ def test_plan_outside_the_switches_is_refused():
     plan.set_node("relu1", "fp16")
     with pytest.raises(WorkbenchError, match="relu1"):
         sm.flags(plan, {})
+
+
+@pytest.mark.slow
+def test_emulation_is_bit_exact_on_the_sample(sample_model_path):
+    """On EfficientNet-Lite0 (residual Adds, ReLU6, depthwise convs) with INT8 and FP16 mixed."""
+    from workbench.collect import collect_statistics
+    from workbench.data import PRESETS, open_data
+    from workbench.ranges import compute_ranges
+
+    info = ModelInfo.from_path(sample_model_path)
+    folder = sample_model_path.parent
+    pre = PRESETS["efficientnet-lite"]
+    ranges = compute_ranges(collect_statistics(info, open_data(folder / "calib", info, preprocess=pre, limit=4),
+                                               progress=False))
+    feed = next(open_data(folder / "eval", info, preprocess=pre, limit=2).iter_batches(2))
+    plan = PrecisionPlan.default(info)
+    convs = [n for n in plan.int8_nodes() if plan[n].op_type == "Conv"]
+    for n in convs[::7]:
+        plan.set_node(n, "fp16")
+    sm = SwitchableModel(info)
+    emulated = sm.run([feed], sm.flags(plan, ranges))["logits"]
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(build_quantized(info, ranges, plan, variant="ort").SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+    exported = s.run(["logits"], feed)[0]
+    assert np.array_equal(emulated, exported)

@@ -1,1 +1,49 @@
-"""Interactive quantization workbench for ONNX models deployed on TensorRT."""
+"""Interactive INT8/FP16 quantization workbench for ONNX models deployed on NVIDIA TensorRT.
+
+The core (calibration, plans, export, evaluation) imports without the UI or TensorRT:
+
+    from workbench import ModelInfo, open_data, collect_statistics, compute_ranges
+    from workbench import PrecisionPlan, build_quantized, export_model, Evaluator
+
+``Session`` is the plain state object behind the app; ``Workbench`` is the notebook app
+(needs the ``ui`` extra). Both are imported lazily.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import CancelledError, InternalError, StaleError, WorkbenchError
+
+_LAZY = {
+    "ModelInfo": "workbench.model",
+    "load_model": "workbench.model",
+    "open_data": "workbench.data",
+    "ImagePreprocess": "workbench.data",
+    "PRESETS": "workbench.data",
+    "collect_statistics": "workbench.collect",
+    "Statistics": "workbench.stats",
+    "compute_ranges": "workbench.ranges",
+    "Ranges": "workbench.ranges",
+    "PrecisionPlan": "workbench.plan",
+    "Precision": "workbench.plan",
+    "build_quantized": "workbench.export",
+    "export_model": "workbench.export",
+    "Evaluator": "workbench.evaluate",
+    "sensitivity": "workbench.sensitivity",
+    "auto_mixed_precision": "workbench.sensitivity",
+    "Session": "workbench.session",
+    "Workbench": "workbench.ui.app",
+}
+
+__all__ = ["WorkbenchError", "StaleError", "CancelledError", "InternalError", *_LAZY]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workbench' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -12,9 +12,6 @@ from pathlib import Path
 
 from .errors import WorkbenchError
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
-
-
 def add_data_args(p: argparse.ArgumentParser, *, required: bool = True, prefix: str = "") -> None:
     """Data source and preprocessing flags shared by every command that runs the model."""
     g = p.add_argument_group("data")
@@ -155,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_calibrate)
 
-    for module, attr in (("workbench.cli_quant", "register"), ("workbench.backends.cli", "register"),
-                         ("workbench.ui.lab", "register")):
+    for module, attr in (("workbench.cli_quant", "register"), ("workbench.cli_demo", "register"),
+                         ("workbench.backends.cli", "register"), ("workbench.ui.lab", "register")):
         try:
             mod = __import__(module, fromlist=[attr])
         except ImportError as exc:

@@ -4,9 +4,9 @@ Sensitivity analysis and the automatic mixed-precision search evaluate hundreds 
 Rebuilding and reloading a Q/DQ model for each would take most of their time, so this module
 builds ONE emulation graph in which every quantizable node's inputs pass through
 
-    If(int8[k], DQ(Q(x, amax_t / 127)), If(fp16[k], fp32(fp16(x)), x))
+    If(int8[k], DQ(Q(x, scale_t)), If(fp16[k], fp32(fp16(x)), x))
 
-with the per-node flags ``int8`` / ``fp16`` and the per-tensor ``amax`` fed as graph inputs.
+with the per-node flags ``int8`` / ``fp16`` and the per-tensor scales fed as graph inputs.
 Weights get the same switch between their per-channel fake-quantized, FP16-rounded and
 original values (precomputed constants), and an FP16 node's output is rounded to FP16 too.
 A plan change is then just a different feed. The numbers equal those of the "ort" export
@@ -20,20 +20,21 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .errors import WorkbenchError
+from .export.qdq import quantize_weight, symmetric_scale
 from .model import ModelInfo
 
 INT8_FLAGS = "wb_int8"
 FP16_FLAGS = "wb_fp16"
-AMAX = "wb_amax"
+SCALE = "wb_scale"
 
 
 def fake_quant_weight(w: np.ndarray, axis: int) -> np.ndarray:
-    """Per-output-channel symmetric INT8 round trip of a weight (scale = max|w| / 127 per channel)."""
-    w = np.asarray(w, dtype=np.float32)
-    red = tuple(i for i in range(w.ndim) if i != axis)
-    amax = np.max(np.abs(w), axis=red, keepdims=True)
-    scale = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
-    return (np.clip(np.round(w / scale), -127, 127) * scale).astype(np.float32)
+    """Per-output-channel symmetric INT8 round trip of a weight, bit-identical to what the
+    exported ``DequantizeLinear`` computes from :func:`workbench.export.qdq.quantize_weight`."""
+    q, scale = quantize_weight(w, axis)
+    shape = [1] * q.ndim
+    shape[axis] = -1
+    return (q.astype(np.float32) * scale.reshape(shape)).astype(np.float32)
 
 
 def _fp16_round(x: str, name: str) -> list:
@@ -91,7 +92,7 @@ class SwitchableModel:
         g.input.extend([
             helper.make_tensor_value_info(INT8_FLAGS, TensorProto.BOOL, [K]),
             helper.make_tensor_value_info(FP16_FLAGS, TensorProto.BOOL, [K]),
-            helper.make_tensor_value_info(AMAX, TensorProto.FLOAT, [T]),
+            helper.make_tensor_value_info(SCALE, TensorProto.FLOAT, [T]),
         ])
         new_nodes, inits = [], [numpy_helper.from_array(np.array(0, np.int8), "wb_zp")]
         by_name = {t.node: t for t in self.targets}
@@ -124,16 +125,22 @@ class SwitchableModel:
                     _branch(new_nodes, f16, [], wh, x, sw + "_h")
                     _branch(new_nodes, i8, [], wq, sw + "_h", sw)
                     node.input[j] = sw
+                elif x in m.constants and m.constants[x].dtype == np.float32:
+                    # other float parameters (a bias): rounded to FP16 like the weights
+                    ch, sw = f"{tag}_ch{j}", f"{tag}_c{j}"
+                    inits.append(numpy_helper.from_array(
+                        m.constants[x].astype(np.float16).astype(np.float32), ch))
+                    _branch(new_nodes, f16, [], ch, x, sw)
+                    node.input[j] = sw
                 elif x in t.activation_inputs:
                     y = f"{tag}_in{j}"
                     _branch(new_nodes, f16, _fp16_round(x, f"{tag}_h{j}"), f"{tag}_h{j}", x, y + "_h")
                     if x in self.qdq_tensors[node.name]:
                         ti = const_index(self.tensor_index[x], f"{tag}_t{j}")
-                        amax, scale, q, dq = (f"{tag}_{s}{j}" for s in ("amax", "s", "q", "dq"))
+                        scale, q, dq = (f"{tag}_{s}{j}" for s in ("s", "q", "dq"))
                         switch = self._add_switch(new_nodes, t, node, j, i8, fused, const_index, tag)
                         fake_quant = [
-                            helper.make_node("Gather", [AMAX, ti], [amax], axis=0),
-                            helper.make_node("Div", [amax, "wb_127"], [scale]),
+                            helper.make_node("Gather", [SCALE, ti], [scale], axis=0),
                             helper.make_node("QuantizeLinear", [x, scale, "wb_zp"], [q]),
                             helper.make_node("DequantizeLinear", [q, scale, "wb_zp"], [dq]),
                         ]
@@ -148,7 +155,6 @@ class SwitchableModel:
                     raw = f"{tag}_raw{j}"
                     node.output[j] = raw
                     _branch(new_nodes, f16, _fp16_round(raw, f"{tag}_oh{j}"), f"{tag}_oh{j}", raw, out)
-        inits.append(numpy_helper.from_array(np.array(127.0, np.float32), "wb_127"))
         del g.node[:]
         g.node.extend(new_nodes)
         g.initializer.extend(inits)
@@ -215,18 +221,18 @@ class SwitchableModel:
         overrides = dict(getattr(plan, "amax_overrides", {}) or {})
         overrides.update(amax_overrides or {})
         needed = {x for t in self.targets if i8[self.index[t.node]] for x in self.qdq_tensors[t.node]}
-        amax = np.ones(len(self.tensors), dtype=np.float32)
+        scale = np.ones(len(self.tensors), dtype=np.float32)
         for name, i in self.tensor_index.items():
             if name in overrides:
-                amax[i] = overrides[name]
+                scale[i] = symmetric_scale(overrides[name])
             elif name in ranges:
-                amax[i] = ranges[name].amax
+                scale[i] = symmetric_scale(ranges[name].amax)
             elif name in needed:
                 raise WorkbenchError(
                     f"No calibrated range for tensor '{name}', which an INT8 node of the plan reads; "
                     "recalibrate observing it (tensors='quantizable' or 'all')."
                 )
-        return {INT8_FLAGS: i8, FP16_FLAGS: f16, AMAX: amax}
+        return {INT8_FLAGS: i8, FP16_FLAGS: f16, SCALE: scale}
 
     def run(self, batches: list, flags: dict, output_names=None) -> dict:
         """Run every batch with the switch ``flags``; returns {output: all rows}."""

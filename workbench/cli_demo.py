@@ -1,0 +1,94 @@
+"""``workbench demo``: the whole pipeline on the bundled sample, from the command line."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def _new_folder(base: str) -> Path:
+    """``base`` if it does not exist yet, else ``base_2``, ``base_3``, ... (never reuse a folder)."""
+    path, i = Path(base), 2
+    while path.exists():
+        path, i = Path(f"{base}_{i}"), i + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def cmd_demo(args) -> int:
+    import pandas as pd
+
+    from .collect import collect_statistics
+    from .data import PRESETS, open_data
+    from .evaluate import Evaluator
+    from .export import export_model
+    from .model import ModelInfo
+    from .plan import PrecisionPlan
+    from .ranges import DEFAULT_METHOD, METHODS, compute_ranges
+    from .session import sample_paths
+    from .sensitivity import auto_mixed_precision
+
+    paths = sample_paths()
+    out = _new_folder(args.output)
+    pd.set_option("display.width", 160)
+    print(f"== Sample: {paths['model'].name}, calibration photos {paths['calib']}, evaluation photos {paths['eval']}")
+    model = ModelInfo.from_path(paths["model"])
+    pre = PRESETS[paths["preset"]]
+    calib = open_data(paths["calib"], model, preprocess=pre, limit=args.samples)
+    stats = collect_statistics(model, calib, progress=True)
+    print(f"Collected histograms of {len(stats.collectors)} tensors on {stats.num_samples} photos "
+          f"in {stats.seconds:.1f} s; saved to {out / 'statistics.npz'}")
+    stats.save(out / "statistics.npz")
+
+    evaluator = Evaluator(model, open_data(paths["eval"], model, preprocess=pre))
+    plan = PrecisionPlan.default(model)
+    print(f"\n== Default plan: {len(plan.int8_nodes())} INT8 nodes of {len(plan)}; each method on "
+          f"{evaluator.num_samples} held-out photos (Q/DQ model in ONNX Runtime vs FP32)")
+    rows = []
+    for method in METHODS:
+        ranges = compute_ranges(stats, method)
+        s = evaluator.evaluate(plan, ranges, per_layer=False).summary()
+        rows.append({"method": method, "top1_agreement": s["top1_agreement"], "cosine": s["cosine"],
+                     "sqnr_db": s["sqnr_db"], "default": "<-" if method == DEFAULT_METHOD else ""})
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+    ranges = compute_ranges(stats, DEFAULT_METHOD)
+    print(f"\n== Automatic mixed precision to {args.target} (most sensitive nodes to FP16)")
+    t0 = time.perf_counter()
+    res = auto_mixed_precision(evaluator, ranges, plan, args.target, progress=None)
+    cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "sqnr_db", "cosine", "meets_target")
+            if c in res.curve]
+    print(res.curve[cols].drop_duplicates("n_fallback").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    convs = [n for n in res.plan.int8_nodes() if res.plan[n].op_type == "Conv"]
+    print(f"{'Met' if res.met else 'NOT met'} in {time.perf_counter() - t0:.1f} s: "
+          f"{len(res.fallback)} node(s) in FP16 ({', '.join(res.fallback) or '-'}); "
+          f"{len(convs)} of {model.op_counts.get('Conv', 0)} Conv nodes stay INT8.")
+
+    print("\n== Export")
+    trt = export_model(model, ranges, res.plan, out / "model.qdq.onnx", variant="trt")
+    export_model(model, ranges, res.plan, out / "model.ort.onnx", variant="ort", calibration_cache=False)
+    export_model(model, ranges, res.plan, out / "model.cpu_uint8.onnx", variant="cpu_uint8",
+                 calibration_cache=False)
+    print(trt.describe())
+    final = evaluator.evaluate(res.plan, ranges, per_layer=False, latency=True)
+    cpu = evaluator.evaluate(res.plan, ranges, per_layer=False, latency=True, variant="cpu_uint8")
+    fp32 = evaluator.fp32_latency()
+    print(f"\n== ONNX Runtime CPU (not a proxy for TensorRT speed)")
+    for name, r in (("TensorRT-style Q/DQ (model.ort.onnx)", final), ("CPU uint8 (model.cpu_uint8.onnx)", cpu)):
+        s = r.summary()
+        lat = ", ".join(f"batch {b}: {l.median_ms:.1f} ms (FP32 {fp32[b].median_ms:.1f} ms)"
+                        for b, l in r.latency.items())
+        print(f"{name}: top-1 agreement {s['top1_agreement']:.3f}, cosine {s['cosine']:.4f}; {lat}")
+    print(f"\nEverything is in {out}/. Next: `workbench lab` for the interactive workbench.")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="run the whole pipeline on the bundled sample (CLI demo)",
+                       description="Calibrate the bundled EfficientNet-Lite0 on its photos, compare the "
+                                   "range methods, search a mixed-precision plan to a target, export "
+                                   "the TensorRT Q/DQ model and report ONNX Runtime accuracy and latency.")
+    p.add_argument("-o", "--output", default="workbench_demo",
+                   help="output folder (a new one: _2, _3... is appended if it exists)")
+    p.add_argument("--samples", type=int, default=None, help="calibration photos to use (default all 64)")
+    p.add_argument("--target", default="top1>=0.99", help="accuracy target for the search")
+    p.set_defaults(func=cmd_demo)
