@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -147,11 +148,11 @@ def child(args) -> dict:
 
 # -- parent side --------------------------------------------------------------------------------
 def measure(contender: str, n: int, folder: Path, work: Path, args) -> dict:
-    limit = min(args.mem_limit_gb, max(2.0, C.mem_available_gb() - 2.0))
+    limit = min(args.mem_limit_gb, max(2.0, C.mem_available_gb() - 3.0))
     child_args = ["--child", contender, "--n", n, "--folder", folder, "--mem-limit-gb", f"{limit:.2f}"]
     if args.threads:
         child_args += ["--threads", args.threads]
-    print(f"  {contender:15s} {n:5d} samples ...", end="", flush=True)
+    print(f"  {contender:15s} {n:5d} samples (load {os.getloadavg()[0]:.1f}) ...", end="", flush=True)
     r = C.run_child(Path(__file__), child_args, work / f"{contender}_{n}.json", args.timeout)
     r.setdefault("contender", contender)
     r.setdefault("samples", n)
@@ -292,7 +293,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None,
                     help="ONNX Runtime intra-op threads for every contender (default: ORT's own default)")
     ap.add_argument("--mem-limit-gb", type=float, default=18.0,
-                    help="address-space limit of each child (capped at available memory - 2 GB)")
+                    help="address-space limit of each child (capped at the memory available - 3 GB)")
     ap.add_argument("--skip-above-gb", type=float, default=8.0,
                     help="do not run an ORT histogram calibrator at a larger count once it used this much")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per child")
