@@ -76,8 +76,10 @@ def test_calibrate_quantize_evaluate_on_a_tiny_model(tmp_path, capsys):
     plan = json.loads((tmp_path / "m.int8.onnx.plan.json").read_text())
     assert "conv2" in json.dumps(plan) and (tmp_path / "m.int8.ort.onnx").exists()
     assert open(model, "rb").read() == before  # the user's model is untouched
-    # refuses to overwrite the input model
-    assert main(["quantize", model, "--data", str(data), "-o", model]) == 2
+    # refuses to overwrite the input model, and an earlier output without --overwrite
+    assert main(["quantize", model, "--data", str(data), "-o", model, "--overwrite"]) == 2
+    assert main(["quantize", model, "--data", str(data), "-o", str(q)]) == 2
+    assert "already exist" in capsys.readouterr().err
 
     js = tmp_path / "eval.json"
     assert main(["evaluate", model, str(tmp_path / "m.int8.ort.onnx"), "--data", str(data), "--json", str(js)]) == 0

@@ -33,12 +33,10 @@ def _samples(n, seed=0):
 
 
 def _intermediates(info, x):
-    import onnxruntime as ort
-    from workbench.collect import with_outputs
+    from workbench.backends.ort import OrtRunner
 
     names = [t for t in info.float_tensors() if t != "input"]
-    s = ort.InferenceSession(with_outputs(info, names).SerializeToString(), providers=["CPUExecutionProvider"])
-    return dict(zip(names, s.run(names, {"input": x})))
+    return OrtRunner(info.model, output_names=names).activate().infer({"input": x})
 
 
 def test_statistics_match_a_direct_computation(tmp_path, cnn):

@@ -108,7 +108,7 @@ def test_bad_arrays_name_the_file_and_tensor(tmp_path, cnn):
     with pytest.raises(WorkbenchError, match=r"s0.npz.*unknown input 'mask'.*'attention_mask'"):
         list(open_data(z, two).iter_batches(8))
     np.savez(z / "s0.npz", input_ids=np.zeros((2, 5), np.float32), attention_mask=np.ones((2, 5), np.float32))
-    with pytest.raises(WorkbenchError, match="'input_ids' has dtype float32, the model expects int64"):
+    with pytest.raises(WorkbenchError, match="s0.npz.*input 'input_ids': expected dtype int64, got float32"):
         list(open_data(z, two).iter_batches(8))
 
 
@@ -136,7 +136,7 @@ def test_loader_script_multi_input_int64(tmp_path):
     assert len(batches) == 3 and batches[2]["input_ids"][0, 0] == 2
     limited = list(open_data(None, two, loader_script=str(script), limit=3).iter_batches())
     assert sum(b["input_ids"].shape[0] for b in limited) == 3
-    with pytest.raises(WorkbenchError, match=r"loader.py:other.*missing input\(s\) 'attention_mask'"):
+    with pytest.raises(WorkbenchError, match=r"loader.py:other.*missing input 'attention_mask'"):
         list(open_data(None, two, loader_script=f"{script}:other").iter_batches())
     with pytest.raises(WorkbenchError, match="raised at item 1: RuntimeError: disk on fire"):
         list(open_data(None, two, loader_script=f"{script}:broken").iter_batches())

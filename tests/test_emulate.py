@@ -13,13 +13,10 @@ from workbench.ranges import TensorRange
 
 
 def _ranges(info, x):
-    sess = ort.InferenceSession(info.model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = info.float_tensors()
-    from workbench.collect import with_outputs
+    from workbench.backends.ort import OrtRunner
 
-    full = ort.InferenceSession(with_outputs(info, names).SerializeToString(), providers=["CPUExecutionProvider"])
-    outs = full.run([n for n in names if n != "input"], {"input": x})
-    vals = dict(zip([n for n in names if n != "input"], outs), input=x)
+    names = [n for n in info.float_tensors() if n != "input"]
+    vals = dict(OrtRunner(info.model, output_names=names).activate().infer({"input": x}), input=x)
     # 90% of max|x| so that clipping is exercised too
     return {n: TensorRange(n, float(np.abs(v).max()) * 0.9, {}, float(v.min()), float(v.max())) for n, v in vals.items()}
 

@@ -95,6 +95,22 @@ def evaluator_from_args(args, model, *, fallback_to_calib: bool = True):
     return Evaluator(model, data, batch_size=args.batch_size)
 
 
+def _search_inputs(args):
+    """Model, ranges, plan and evaluator for the sensitivity / autoprec commands."""
+    from .model import ModelInfo
+
+    model = ModelInfo.from_path(args.model)
+    ranges = ranges_from_args(args, model)
+    return model, ranges, plan_from_args(args, model, ranges), evaluator_from_args(args, model)
+
+
+def new_outputs(args, *paths) -> None:
+    """Refuse to replace existing files unless --overwrite (outputs go to new paths)."""
+    existing = [str(p) for p in paths if p is not None and Path(p).exists()]
+    if existing and not getattr(args, "overwrite", False):
+        raise WorkbenchError(f"{', '.join(existing)} already exist(s); choose a new output path or pass --overwrite.")
+
+
 def _print_table(df, title: str) -> None:
     import pandas as pd
 
@@ -113,20 +129,21 @@ def cmd_quantize(args) -> int:
     from .export import export_model
     from .model import ModelInfo
 
+    out = Path(args.output)
+    ort_out = out.with_name(out.stem + ".ort" + out.suffix)
+    cpu_out = out.with_name(out.stem + ".cpu_uint8" + out.suffix)
+    new_outputs(args, out, None if args.no_eval_variant else ort_out, cpu_out if args.cpu_uint8 else None)
     model = ModelInfo.from_path(args.model)
     ranges = ranges_from_args(args, model)
     plan = plan_from_args(args, model, ranges)
-    out = Path(args.output)
     result = export_model(model, ranges, plan, out, variant="trt")
     print(f"INT8 nodes: {len(plan.int8_nodes())}, FP16: {len(plan.fp16_nodes())}, "
           f"FP32: {len(plan.nodes_with('fp32'))}")
     print(result.describe() if hasattr(result, "describe") else result)
     if not args.no_eval_variant:
-        ort_out = out.with_name(out.stem + ".ort" + out.suffix)
         export_model(model, ranges, plan, ort_out, variant="ort", calibration_cache=False)
         print(f"For ONNX Runtime evaluation (FP16 emulated on CPU): {ort_out}")
     if args.cpu_uint8:
-        cpu_out = out.with_name(out.stem + ".cpu_uint8" + out.suffix)
         export_model(model, ranges, plan, cpu_out, variant="cpu_uint8", calibration_cache=False)
         print(f"For ONNX Runtime CPU deployment (uint8 activations): {cpu_out}")
     return 0
@@ -136,6 +153,7 @@ def cmd_evaluate(args) -> int:
     from .evaluate import Evaluator
     from .model import ModelInfo, load_model
 
+    new_outputs(args, args.json)
     fp32 = ModelInfo.from_path(args.fp32_model)
     quant = load_model(args.quant_model)
     data = open_data_from_args(args, fp32)
@@ -153,7 +171,8 @@ def cmd_evaluate(args) -> int:
         result = {"backend": "trt", "outputs": table.to_dict(orient="records")}
         _print_table(table, f"TensorRT outputs vs FP32 (ONNX Runtime) on {evaluator.num_samples} samples")
     else:
-        res = evaluator.evaluate_model(quant, latency=args.latency)
+        res = evaluator.evaluate_model(quant, latency=args.latency,
+                                       optimization="all" if args.ort_fused else "disable")
         _print_table(res.outputs, f"Quantized vs FP32 on {evaluator.num_samples} samples (ONNX Runtime CPU)")
         result = {"backend": "ort", "samples": evaluator.num_samples,
                   "outputs": res.outputs.to_dict(orient="records")}
@@ -172,14 +191,10 @@ def cmd_evaluate(args) -> int:
 
 def cmd_sensitivity(args) -> int:
     from ._io import atomic_write_text
-    from .model import ModelInfo
-    from .plan import PrecisionPlan
     from .sensitivity import sensitivity
 
-    model = ModelInfo.from_path(args.model)
-    ranges = ranges_from_args(args, model)
-    plan = plan_from_args(args, model, ranges)
-    evaluator = evaluator_from_args(args, model)
+    new_outputs(args, args.output)
+    model, ranges, plan, evaluator = _search_inputs(args)
     table = sensitivity(evaluator, ranges, plan, samples=args.sens_samples)
     atomic_write_text(args.output, table.to_csv(index=False))
     _print_table(table.head(15), f"Most sensitive nodes ({table.attrs['samples']} samples; "
@@ -190,13 +205,12 @@ def cmd_sensitivity(args) -> int:
 
 def cmd_autoprec(args) -> int:
     from .export import export_model
-    from .model import ModelInfo
     from .sensitivity import auto_mixed_precision
 
-    model = ModelInfo.from_path(args.model)
-    ranges = ranges_from_args(args, model)
-    plan = plan_from_args(args, model, ranges)
-    evaluator = evaluator_from_args(args, model)
+    out = Path(args.output)
+    curve_path = out.with_name(out.stem + ".curve.csv")
+    new_outputs(args, out, curve_path)
+    model, ranges, plan, evaluator = _search_inputs(args)
     res = auto_mixed_precision(evaluator, ranges, plan, args.target, sensitivity_samples=args.sens_samples,
                                latency_points=args.latency_points)
     cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "sqnr_db", "cosine", "meets_target",
@@ -204,11 +218,9 @@ def cmd_autoprec(args) -> int:
     _print_table(res.curve[cols], f"Trade-off curve (target {res.target.text})")
     print(("Target met" if res.met else "Target NOT met even with every node in FP16") +
           f" with {len(res.fallback)} node(s) out of INT8: {', '.join(res.fallback) or '-'}")
-    out = Path(args.output)
     export_model(model, ranges, res.plan, out, variant="trt")
     final = evaluator.evaluate(res.plan, ranges, per_layer=False)
     _print_table(final.outputs, "Exported model (ONNX Runtime, FP16 emulated) vs FP32")
-    curve_path = out.with_name(out.stem + ".curve.csv")
     from ._io import atomic_write_text
 
     atomic_write_text(curve_path, res.curve.to_csv(index=False))
@@ -230,6 +242,7 @@ def register(sub) -> None:
     p.add_argument("--cpu-uint8", action="store_true", help="also write the uint8 CPU deployment variant")
     p.add_argument("--no-eval-variant", action="store_true", help="do not write OUT.ort.onnx")
     p.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="output model path (new file)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("evaluate", help="compare a quantized model with its FP32 model",
@@ -242,6 +255,11 @@ def register(sub) -> None:
                    help="run the quantized model on ONNX Runtime (CPU) or TensorRT (engine or ONNX; GPU)")
     p.add_argument("--latency", action="store_true", help="measure median latency at batch 1 and 8")
     p.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
+    p.add_argument("--ort-fused", action="store_true",
+                   help="compute accuracy with ONNX Runtime's fused QDQ kernels, as a CPU deployment runs "
+                        "the model (use for *.cpu_uint8.onnx); default: the Q/DQ graph's exact ONNX "
+                        "semantics, which is what TensorRT computes")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("sensitivity", help="rank INT8 nodes by the error each one brings",
@@ -254,6 +272,7 @@ def register(sub) -> None:
     _add_plan_args(p)
     p.add_argument("--sens-samples", type=int, default=16, help="evaluation samples per score (default 16)")
     p.add_argument("-o", "--output", required=True, metavar="table.csv")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_sensitivity)
 
     p = sub.add_parser("autoprec", help="automatic mixed precision to an accuracy target",
@@ -272,4 +291,5 @@ def register(sub) -> None:
     p.add_argument("--latency-points", type=int, default=4,
                    help="curve points whose ONNX Runtime CPU latency is measured (default 4)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_autoprec)

@@ -11,8 +11,8 @@ import warnings
 from typing import Callable
 
 import numpy as np
-import onnx
 
+from .backends.ort import OrtSessionLoader
 from .calib.collector import HistogramCollector
 from .data import CalibrationData
 from .errors import CancelledError, WorkbenchError
@@ -58,20 +58,6 @@ def tensors_to_observe(model: ModelInfo, tensors="default") -> list:
     return list(dict.fromkeys(tensors))
 
 
-def with_outputs(model: ModelInfo, names: list) -> onnx.ModelProto:
-    """A copy of the model whose graph outputs also include ``names`` (intermediate tensors)."""
-    proto = onnx.ModelProto()
-    proto.CopyFrom(model.model)
-    existing = {o.name for o in proto.graph.output}
-    graph_inputs = {s.name for s in model.inputs}
-    for name in names:
-        if name in existing or name in graph_inputs:
-            continue
-        elem = model.tensor_types.get(name, onnx.TensorProto.FLOAT)
-        proto.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
-    return proto
-
-
 class BoundRunner:
     """Runs a session into preallocated output buffers (ONNX Runtime IOBinding).
 
@@ -102,21 +88,6 @@ class BoundRunner:
             self.binding.bind_cpu_input(name, np.ascontiguousarray(value))
         self.session.run_with_iobinding(self.binding)
         return self._buffers
-
-
-def make_session(proto: onnx.ModelProto, threads: int | None = None):
-    """An ONNX Runtime CPU session for ``proto`` (all graph optimizations on)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-    try:
-        return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise WorkbenchError(f"ONNX Runtime cannot load the model: {exc}") from None
 
 
 def _is_cancelled(cancel) -> bool:
@@ -155,9 +126,9 @@ def collect_statistics(
     names = tensors_to_observe(model, tensors)
     if not names:
         raise WorkbenchError(f"'{model.name}' has no float tensors to calibrate.")
-    session = make_session(with_outputs(model, names), threads)
     graph_inputs = {s.name for s in model.inputs}
     fetch = [n for n in names if n not in graph_inputs]
+    session = OrtSessionLoader(model.model, threads=threads, extra_outputs=fetch)()
     collectors = {n: HistogramCollector(num_bins=num_bins, name=n) for n in names}
     # Two output buffer sets: while one batch is binned on a worker thread (numpy releases the
     # GIL in its loops), ONNX Runtime already computes the next batch into the other set.

@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from .backends.base import check_feed
 from .errors import WorkbenchError
 from .model import ModelInfo, TensorSpec
 
@@ -74,50 +75,6 @@ def preset(name: str) -> ImagePreprocess:
     return PRESETS[name]
 
 
-def check_feed(feed: dict, specs: list, where: str) -> dict:
-    """Check one batch against the model inputs and return it with dtypes made exact.
-
-    Safe casts (float64 -> float32, int32 -> int64) are applied; anything else is an error naming
-    ``where`` (the file or script), the tensor, what was expected and what was given.
-    """
-    if not isinstance(feed, dict):
-        raise WorkbenchError(f"{where}: expected a dict {{input_name: array}}, got {type(feed).__name__}.")
-    names = [s.name for s in specs]
-    unknown = [k for k in feed if k not in names]
-    missing = [n for n in names if n not in feed]
-    if unknown or missing:
-        have = ", ".join(f"'{n}'" for n in names)
-        parts = []
-        if unknown:
-            parts.append("unknown input(s) " + ", ".join(f"'{k}'" for k in unknown))
-        if missing:
-            parts.append("missing input(s) " + ", ".join(f"'{k}'" for k in missing))
-        raise WorkbenchError(f"{where}: {' and '.join(parts)}; the model has: {have}.")
-    out = {}
-    for spec in specs:
-        arr = np.asarray(feed[spec.name])
-        if arr.dtype != spec.dtype:
-            same_kind = (arr.dtype.kind == spec.dtype.kind) or (arr.dtype.kind in "iu" and spec.dtype.kind in "iu")
-            if not same_kind or arr.dtype.kind == "O":
-                raise WorkbenchError(
-                    f"{where}: input '{spec.name}' has dtype {arr.dtype}, the model expects {spec.dtype}."
-                )
-            arr = arr.astype(spec.dtype)
-        if spec.shape and arr.ndim != len(spec.shape):
-            raise WorkbenchError(
-                f"{where}: input '{spec.name}' has shape {list(arr.shape)}, the model expects rank "
-                f"{len(spec.shape)} {list(spec.shape)}."
-            )
-        for axis, (got, want) in enumerate(zip(arr.shape, spec.shape)):
-            if isinstance(want, int) and want > 0 and got != want:
-                raise WorkbenchError(
-                    f"{where}: input '{spec.name}' has shape {list(arr.shape)}, the model expects "
-                    f"{list(spec.shape)} (dimension {axis} must be {want})."
-                )
-        out[spec.name] = arr
-    return out
-
-
 class CalibrationData:
     """Base of every data source. Subclasses implement ``_iter_samples`` or ``iter_batches``.
 
@@ -167,7 +124,7 @@ class CalibrationData:
     def _stack(self, samples: list) -> dict:
         where = samples[0][0] if len(samples) == 1 else f"{samples[0][0]} .. {samples[-1][0]}"
         feed = {name: np.stack([s[name] for _, s in samples]) for name in samples[0][1]}
-        return check_feed(feed, self.model.inputs, where)
+        return check_feed(feed, self.model.inputs, where=where, cast_same_kind=True)
 
     def _iter_samples(self) -> Iterator[tuple]:
         raise NotImplementedError
@@ -463,7 +420,7 @@ class ScriptData(CalibrationData):
                 break
             except Exception as exc:
                 raise WorkbenchError(f"{where} raised at item {index}: {type(exc).__name__}: {exc}") from None
-            feed = check_feed(feed, self.model.inputs, f"{where}, item {index}")
+            feed = check_feed(feed, self.model.inputs, where=f"{where}, item {index}", cast_same_kind=True)
             n = next(iter(feed.values())).shape[0] if feed and next(iter(feed.values())).ndim else 1
             if self.limit is not None and emitted + n > self.limit:
                 keep = self.limit - emitted

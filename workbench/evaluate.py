@@ -50,6 +50,22 @@ class EvalResult:
         return out
 
 
+def first_samples(batches, limit: int | None) -> tuple:
+    """The leading batches holding at most ``limit`` samples (the last one cut): (batches, count)."""
+    kept, n = [], 0
+    for feed in batches:
+        k = next(iter(feed.values())).shape[0]
+        if limit is not None and n + k > limit:
+            feed = {name: v[: limit - n] for name, v in feed.items()}
+            k = limit - n
+        if k > 0:
+            kept.append(feed)
+            n += k
+        if limit is not None and n >= limit:
+            break
+    return kept, n
+
+
 def _concat(chunks: list) -> dict:
     return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
 
@@ -77,18 +93,7 @@ class Evaluator:
         self.threads = threads
         self.metric_fn = metric_fn
         self.labels = labels
-        self.batches = []
-        n = 0
-        for feed in data.iter_batches(batch_size):
-            k = next(iter(feed.values())).shape[0]
-            if max_samples is not None and n + k > max_samples:
-                feed = {name: v[: max_samples - n] for name, v in feed.items()}
-                k = max_samples - n
-            if k > 0:
-                self.batches.append(feed)
-                n += k
-            if max_samples is not None and n >= max_samples:
-                break
+        self.batches, n = first_samples(data.iter_batches(batch_size), max_samples)
         if not self.batches:
             raise WorkbenchError(f"No evaluation samples came from {data.describe()}.")
         self.num_samples = n

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .emulate import SwitchableModel
+from .evaluate import first_samples
 from .errors import CancelledError, WorkbenchError
 from .metrics import Target, compare_outputs
 
@@ -38,17 +39,7 @@ class PlanScorer:
         if "model" not in cache:
             cache["model"] = SwitchableModel(evaluator.model)
         self.switch = cache["model"]
-        self.batches, n = [], 0
-        for feed in evaluator.batches:
-            k = next(iter(feed.values())).shape[0]
-            if samples is not None and n + k > samples:
-                feed = {name: v[: samples - n] for name, v in feed.items()}
-                k = samples - n
-            if k > 0:
-                self.batches.append(feed)
-                n += k
-            if samples is not None and n >= samples:
-                break
+        self.batches, n = first_samples(evaluator.batches, samples)
         self.num_samples = n
         self.output = evaluator.output_names[0]
         self.reference = evaluator.reference[self.output][:n]

@@ -100,19 +100,33 @@ def format_shape(shape: Sequence[Any]) -> str:
     return "(" + ", ".join(str(d) if d is not None else "?" for d in shape) + ")"
 
 
-def check_feed(feed: Mapping[str, Any], specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
+def check_feed(feed: Mapping[str, Any], specs: Sequence[TensorSpec], *, where: str | None = None,
+               cast_same_kind: bool = False) -> dict[str, np.ndarray]:
     """Check ``feed`` against the model inputs and return it as ``{name: ndarray}``.
 
     Args:
         feed: mapping input name -> array-like. Every model input must be present.
         specs: the model inputs (name, dtype, shape with ints for static dimensions and
             str/None/negative ints for dynamic ones).
+        where: the file or script the feed came from; prefixed to every message.
+        cast_same_kind: cast float64 -> float32, int32 -> int64 and the like (data loaders do,
+            since .npy files and scripts often hold the wider type); other dtypes stay errors.
 
     Raises:
         WorkbenchError: naming the tensor and what was expected, for a missing or unknown
-            input name, a wrong rank, a wrong static dimension or a wrong dtype. Arrays are
-            never cast silently: a float64 feed for a float32 input is a mistake worth seeing.
+            input name, a wrong rank, a wrong static dimension or a wrong dtype. By default
+            arrays are never cast silently: a float64 feed for a float32 input is a mistake
+            worth seeing when you call a runner yourself.
     """
+    try:
+        return _check_feed(feed, specs, cast_same_kind)
+    except WorkbenchError as exc:
+        if where:
+            raise WorkbenchError(f"{where}: {exc}") from None
+        raise
+
+
+def _check_feed(feed, specs, cast_same_kind: bool) -> dict[str, np.ndarray]:
     if not isinstance(feed, Mapping):
         raise WorkbenchError(
             f"The feed must be a dict {{input name: array}}, got {type(feed).__name__}; "
@@ -129,6 +143,9 @@ def check_feed(feed: Mapping[str, Any], specs: Sequence[TensorSpec]) -> dict[str
                 f"{format_shape(spec.shape)}); the feed has: {_describe_names(list(feed))}")
         arr = np.asarray(feed[spec.name])
         want_dtype = np.dtype(spec.dtype)
+        if arr.dtype != want_dtype and cast_same_kind and arr.dtype.kind in "biuf" and \
+                np.can_cast(arr.dtype, want_dtype, casting="same_kind"):
+            arr = arr.astype(want_dtype)
         if arr.dtype != want_dtype:
             raise WorkbenchError(
                 f"input '{spec.name}': expected dtype {want_dtype.name}, got {arr.dtype.name} "
