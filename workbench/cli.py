@@ -98,8 +98,8 @@ def cmd_calibrate(args) -> int:
     stats.save(out / "statistics.npz")
     ranges.save(out / "ranges.json")
     ranges.write_csv(out / "ranges.csv")
-    algorithm = "MinMaxCalibration" if args.method == "minmax" else "EntropyCalibration2"
-    trt_cache.write_calibration_cache(out / "calibration.cache", ranges.scales(), algorithm=algorithm)
+    trt_cache.write_calibration_cache(out / "calibration.cache", ranges.scales(),
+                                      algorithm=trt_cache.cache_algorithm(args.method))
     atomic_write_text(out / "calibration.cache.json", json.dumps({
         "model": str(args.model), "model_fingerprint": model.fingerprint(),
         "data_fingerprint": data.fingerprint(), "method": args.method, "num_samples": stats.num_samples,

@@ -28,6 +28,7 @@ from typing import Callable
 
 from ._io import atomic_write_text
 from .errors import StaleError, WorkbenchError
+from .calib.algorithms import DEFAULT_METHOD
 
 SESSION_FORMAT = 1
 STATS_FILE = "statistics.npz"
@@ -79,7 +80,7 @@ class CalibrationSettings:
     """How amax is chosen: ``method`` (entropy, entropy_zero_fix, minmax, percentile, mse),
     ``percentile`` (for the percentile method, default 99.99) and the collection batch size."""
 
-    method: str = "entropy"
+    method: str = DEFAULT_METHOD
     percentile: float = 99.99
     batch_size: int = 8
 
@@ -159,7 +160,7 @@ class Session:
 
     def __init__(self, model=None, data=None, *, eval_data=None, preset: str | None = None,
                  loader_script: str | None = None, calib_samples: int | None = None,
-                 eval_samples: int | None = None, method: str = "entropy", percentile: float = 99.99,
+                 eval_samples: int | None = None, method: str = DEFAULT_METHOD, percentile: float = 99.99,
                  batch_size: int = 8, project=None, plan_base: str = "fp32"):
         self.project: Path | None = Path(project) if project is not None else None
         self.data_settings = DataSettings(str(data) if data is not None else None, loader_script, preset,
@@ -649,11 +650,9 @@ class Session:
         if kind == "ranges":
             ranges.save(path)
             return path
-        from .cache import write_calibration_cache
+        from .cache import cache_algorithm, write_calibration_cache
 
-        algorithm = {"entropy": "EntropyCalibration2", "minmax": "MinMaxCalibration"}.get(
-            self.calib_settings.method, "EntropyCalibration2")
-        write_calibration_cache(path, ranges.scales(), algorithm=algorithm)
+        write_calibration_cache(path, ranges.scales(), algorithm=cache_algorithm(self.calib_settings.method))
         return path
 
     # ------------------------------------------------------------------ save / load

@@ -1,6 +1,7 @@
 """``workbench lab``: open JupyterLab on the quickstart notebook (token authentication on)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ def register(subparsers) -> None:
 def lab_command(notebook_dir, *, port: int | None = None, no_browser: bool = False) -> list:
     """The ``jupyter lab`` command line (token authentication stays on: no token override)."""
     cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={notebook_dir}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers often run as root; JupyterLab refuses it otherwise
     if port:
         cmd.append(f"--port={port}")
     if no_browser:
