@@ -167,3 +167,17 @@ def test_opset11_constant_weights_and_two_input_int64(tmp_path):
         np.savez(folder / f"{i}.npz", input_ids=rng.integers(0, 32, (2, 5)), attention_mask=np.ones((2, 5), np.float32))
     stats = collect_statistics(two, open_data(folder, two), progress=False)
     assert "masked" in stats.collectors and "input_ids" not in stats.collectors
+
+
+def test_histograms_and_amax_do_not_depend_on_the_batch_size(tmp_path, cnn):
+    """ModelOpt's entropy scales change with the calibration batch size; ours must not."""
+    samples = _samples(9, seed=4)
+    samples[5] *= 3.0  # a later sample beyond the first one's range: the histogram extends
+    data = open_data(_npy_folder(tmp_path, samples), cnn)
+    runs = {bs: collect_statistics(cnn, data, batch_size=bs, progress=False) for bs in (1, 2, 4, 9)}
+    for bs, stats in runs.items():
+        for name, c in stats.collectors.items():
+            ref = runs[1].collectors[name]
+            assert c.bin_width == ref.bin_width and np.array_equal(c.hist, ref.hist), (bs, name)
+    amax = {bs: compute_ranges(s, "entropy").amax() for bs, s in runs.items()}
+    assert amax[1] == amax[2] == amax[4] == amax[9]

@@ -2,6 +2,11 @@
 
 Only the collectors' fixed-size state is kept between batches: memory stays flat however many
 calibration samples there are (ONNX Runtime's own calibrators keep every activation).
+
+Each histogram's bin width comes from the first calibration sample (slice 0 of the first batch
+along axis 0), and later values extend the range with bins of that width, as TensorRT does from
+its first batch. So the statistics, and every method's amax, are the same for any batch size
+(they equal TensorRT's with calibration batch size 1); ModelOpt's entropy scales change with it.
 """
 from __future__ import annotations
 
@@ -135,11 +140,16 @@ def collect_statistics(
     runners = [BoundRunner(session, fetch), BoundRunner(session, fetch)]
     in_graph_inputs = sorted(graph_inputs.intersection(collectors))
 
-    def accumulate(outputs: dict, feed: dict) -> None:
-        for name in fetch:
-            collectors[name].collect(outputs[name])
-        for name in in_graph_inputs:
-            collectors[name].collect(feed[name])
+    def accumulate(outputs: dict, feed: dict, first: bool) -> None:
+        for source, names_ in ((outputs, fetch), (feed, in_graph_inputs)):
+            for name in names_:
+                value = source[name]
+                if first and value.ndim and value.shape[0] > 1:
+                    # The first SAMPLE sets each histogram's bin width (TensorRT: the first batch),
+                    # so the histograms, and every amax, do not depend on the batch size.
+                    collectors[name].collect(value[:1])
+                    value = value[1:]
+                collectors[name].collect(value)
 
     total = data.num_samples()
     bar = None
@@ -160,7 +170,7 @@ def collect_statistics(
                     raise WorkbenchError(f"ONNX Runtime failed on a calibration batch: {exc}") from None
                 if pending is not None:
                     pending.result()
-                pending = pool.submit(accumulate, outputs, feed)
+                pending = pool.submit(accumulate, outputs, feed, i == 0)
                 n = next(iter(feed.values())).shape[0] if feed else 0
                 done += n
                 if bar is not None:

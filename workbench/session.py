@@ -305,16 +305,15 @@ class Session:
         bs = self.calib_settings.batch_size
         stats, how = None, "collected"
         if reuse and self.stats is not None and self.stats.model_fingerprint == mfp \
-                and self.stats.data_fingerprint == dfp and self.last_calibration.get("batch_size") == bs:
+                and self.stats.data_fingerprint == dfp:
             stats, how = self.stats, "reused (in memory)"
         path = self._stats_path()
         if stats is None and reuse and path is not None and path.exists():
-            meta = self._read_stats_meta()
-            if meta.get("batch_size") == bs:
-                try:
-                    stats, how = Statistics.load(path, mfp, dfp), f"reused from '{path}'"
-                except StaleError:
-                    stats = None
+            # statistics do not depend on the batch size (see workbench.collect)
+            try:
+                stats, how = Statistics.load(path, mfp, dfp), f"reused from '{path}'"
+            except StaleError:
+                stats = None
         started = time.perf_counter()
         if stats is None:
             stats = collect_statistics(info, data, batch_size=bs, progress=progress or False, cancel=cancel)
