@@ -129,3 +129,26 @@ def test_compare_cache_reports_missing_and_extra():
     assert "2 tensor(s) missing" in cmp.describe() and "'old'" in cmp.describe()
     ok = compare_cache(cache, ["old", "b", "a", "a"])
     assert ok.matches and ok.missing == [] and ok.extra == []
+
+
+def test_stale_caches_are_refused(tmp_path):
+    """A cache for another network (provenance or tensor names) or other data is never reused."""
+    import tiny_models
+    from workbench.cache import check_calibration_cache, write_calibration_cache
+    from workbench.errors import StaleError
+    from workbench.model import ModelInfo
+
+    info = ModelInfo(tiny_models.small_cnn())
+    other = ModelInfo(tiny_models.small_cnn(seed=7))  # same tensor names, other weights
+    path = tmp_path / "c.cache"
+    write_calibration_cache(path, {"input": 0.01, "r1": 0.05}, provenance={
+        "model_fingerprint": info.fingerprint(), "data_fingerprint": "abc"})
+    assert check_calibration_cache(path, info, data_fingerprint="abc").scales["r1"] == pytest.approx(0.05)
+    with pytest.raises(StaleError, match="another model"):
+        check_calibration_cache(path, other)
+    with pytest.raises(StaleError, match="other calibration data"):
+        check_calibration_cache(path, info, data_fingerprint="xyz")
+    foreign = tmp_path / "foreign.cache"  # no sidecar: written by TensorRT for another network
+    foreign.write_text("TRT-8600-EntropyCalibration2\ninput: 3c010204\n/backbone/conv1/Conv_output_0: 3d418306\n")
+    with pytest.raises(StaleError, match="'/backbone/conv1/Conv_output_0'"):
+        check_calibration_cache(foreign, info)

@@ -103,3 +103,22 @@ def test_end_to_end_on_the_sample(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Target met" in r.stdout
     assert (tmp_path / "auto.onnx").exists() and (tmp_path / "auto.curve.csv").exists()
+
+
+def test_check_cache_and_legacy_build_refuse_a_stale_cache(tmp_path, capsys):
+    from workbench.backends.trt import BuildConfig, build_engine
+    from workbench.errors import StaleError
+
+    model = tiny_models.save(tiny_models.small_cnn(size=16), tmp_path / "m.onnx")
+    data = _npy(tmp_path)
+    out = tmp_path / "cal"
+    assert main(["calibrate", model, "--data", str(data), "-o", str(out), "-q"]) == 0
+    cache = str(out / "calibration.cache")
+    assert main(["check-cache", cache, model, "--data", str(data)]) == 0
+    assert "consistent" in capsys.readouterr().out
+    other = tiny_models.save(tiny_models.small_cnn(size=16, seed=9), tmp_path / "other.onnx")
+    assert main(["check-cache", cache, other]) == 2
+    assert "another model" in capsys.readouterr().err
+    # the TensorRT legacy path checks the cache before it even needs TensorRT
+    with pytest.raises(StaleError, match="another model"):
+        build_engine(other, tmp_path / "x.engine", BuildConfig(legacy_int8_cache=cache))

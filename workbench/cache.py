@@ -15,6 +15,7 @@ tensors missing from or unknown to the network.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -162,14 +163,59 @@ def parse_calibration_cache(text: str, source: str = "<string>") -> CalibrationC
     return cache
 
 
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """Where the provenance of a cache is kept: ``<cache>.json`` next to it."""
+    return Path(f"{path}.json")
+
+
 def write_calibration_cache(
     path: str | os.PathLike,
     scales: Mapping[str, float],
     algorithm: str = DEFAULT_ALGORITHM,
     version: int = DEFAULT_VERSION,
+    provenance: Mapping | None = None,
 ) -> Path:
-    """Write a cache atomically (see :func:`format_calibration_cache`); returns the path."""
-    return atomic_write_text(path, format_calibration_cache(scales, algorithm, version))
+    """Write a cache atomically (see :func:`format_calibration_cache`); returns the path.
+
+    ``provenance`` (e.g. ``model_fingerprint``, ``data_fingerprint``, ``method``) is written to
+    :func:`sidecar_path` so that :func:`check_calibration_cache` can tell a stale cache; the cache
+    itself stays in TensorRT's format.
+    """
+    out = atomic_write_text(path, format_calibration_cache(scales, algorithm, version))
+    if provenance is not None:
+        atomic_write_text(sidecar_path(path), json.dumps(dict(provenance), indent=1, default=str))
+    return out
+
+
+def check_calibration_cache(path: str | os.PathLike, model_info, *,
+                            data_fingerprint: str | None = None) -> CalibrationCache:
+    """Read a cache and refuse it (StaleError) when it belongs to another network or data set.
+
+    With a provenance sidecar, its model (and, when given, data) fingerprint must match. Without
+    one (a cache TensorRT or another tool wrote), every cached tensor must exist in the model.
+    """
+    from .errors import StaleError
+
+    cache = read_calibration_cache(path)
+    side = sidecar_path(path)
+    if side.exists():
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise WorkbenchError(f"cannot read the provenance of '{path}' ('{side}'): {exc}") from None
+        if meta.get("model_fingerprint") not in (None, model_info.fingerprint()):
+            raise StaleError(f"calibration cache '{path}' was made for another model (or an earlier "
+                             f"version of '{model_info.name}'); recalibrate.")
+        if data_fingerprint and meta.get("data_fingerprint") not in (None, data_fingerprint):
+            raise StaleError(f"calibration cache '{path}' was made from other calibration data or "
+                             "preprocessing; recalibrate.")
+    known = set(model_info.float_tensors())
+    extra = [n for n in cache.scales if n not in known]
+    if extra:
+        raise StaleError(f"calibration cache '{path}' names {len(extra)} tensor(s) that '{model_info.name}' "
+                         f"does not have (e.g. {', '.join(repr(n) for n in extra[:3])}): it belongs to "
+                         "another network; recalibrate.")
+    return cache
 
 
 def read_calibration_cache(path: str | os.PathLike) -> CalibrationCache:

@@ -78,7 +78,6 @@ def _out_dir(path: str, overwrite: bool, names: list) -> Path:
 
 def cmd_calibrate(args) -> int:
     from . import cache as trt_cache
-    from ._io import atomic_write_text
     from .collect import collect_statistics
     from .model import ModelInfo
     from .ranges import compute_ranges
@@ -99,17 +98,27 @@ def cmd_calibrate(args) -> int:
     ranges.save(out / "ranges.json")
     ranges.write_csv(out / "ranges.csv")
     trt_cache.write_calibration_cache(out / "calibration.cache", ranges.scales(),
-                                      algorithm=trt_cache.cache_algorithm(args.method))
-    atomic_write_text(out / "calibration.cache.json", json.dumps({
+                                      algorithm=trt_cache.cache_algorithm(args.method), provenance={
         "model": str(args.model), "model_fingerprint": model.fingerprint(),
-        "data_fingerprint": data.fingerprint(), "method": args.method, "num_samples": stats.num_samples,
-    }, indent=1))
+        "data_fingerprint": data.fingerprint(), "method": args.method, "num_samples": stats.num_samples})
     bad = stats.nonfinite_tensors()
     print(f"Calibrated {len(ranges.tensors)} tensors on {stats.num_samples} samples in "
           f"{stats.seconds:.1f} s ({args.method}).")
     if bad:
         print(f"WARNING: {len(bad)} tensors had NaN/Inf values: " + ", ".join(list(bad)[:10]))
     print(f"Wrote {out}/: " + ", ".join(files))
+    return 0
+
+
+def cmd_check_cache(args) -> int:
+    from .cache import check_calibration_cache
+    from .model import ModelInfo
+
+    model = ModelInfo.from_path(args.model)
+    dfp = open_data_from_args(args, model).fingerprint() if (args.data or args.data_loader_script) else None
+    cache = check_calibration_cache(args.cache, model, data_fingerprint=dfp)
+    print(f"'{args.cache}' ({cache.algorithm}, TensorRT {cache.version}): {len(cache.scales)} tensors, "
+          f"consistent with '{args.model}'" + (" and the data" if dfp else "") + ".")
     return 0
 
 
@@ -151,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace files already in OUTDIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("check-cache", help="check that a calibration cache belongs to a model (and data)",
+                       description="Exit 2 with the reason when the cache is stale: made for another model "
+                                   "(provenance sidecar or tensor names) or other calibration data.")
+    p.add_argument("cache", help="calibration cache file")
+    p.add_argument("model", help="the FP32 ONNX model it should belong to")
+    add_data_args(p, required=False)
+    p.set_defaults(func=cmd_check_cache)
 
     for module, attr in (("workbench.cli_quant", "register"), ("workbench.cli_demo", "register"),
                          ("workbench.backends.cli", "register"), ("workbench.ui.lab", "register")):

@@ -456,6 +456,11 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
     if not onnx_path.is_file():
         raise WorkbenchError(f"ONNX model not found: '{onnx_path}'")
     refuse_overwrite(engine_path, onnx_path)
+    if config.legacy:  # a cache for another network would silently give wrong scales
+        from ..cache import check_calibration_cache
+        from ..model import ModelInfo
+
+        check_calibration_cache(config.legacy_int8_cache, ModelInfo.from_path(onnx_path))
     trt = _require_trt()
     from polygraphy.backend.trt import (CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath,
                                         Profile, SetLayerPrecisions)

@@ -125,7 +125,11 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
         overrides = plan.amax_overrides
         scales = {t: float(overrides.get(t, r.amax)) / 127.0 for t, r in rmap.items()}
         scales.update({t: a / 127.0 for t, a in overrides.items()})
-        write_calibration_cache(cache_path, scales, algorithm=cache_algorithm)
+        write_calibration_cache(cache_path, scales, algorithm=cache_algorithm, provenance={
+            "model": str(model_info.path) if model_info.path else model_info.name,
+            "model_fingerprint": model_info.fingerprint(),
+            "data_fingerprint": getattr(ranges, "data_fingerprint", None) or None,
+            "method": getattr(ranges, "method", None), "exported_model": str(out_path)})
     commands = engine_build_commands(out_path) if variant == "trt" else {}
     notes = list(res.notes)
     if variant != "trt":
