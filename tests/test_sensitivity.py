@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+import tiny_models
+from workbench.collect import collect_statistics
+from workbench.data import open_data
+from workbench.errors import CancelledError, WorkbenchError
+from workbench.evaluate import Evaluator
+from workbench.model import ModelInfo
+from workbench.plan import PrecisionPlan
+from workbench.ranges import compute_ranges
+from workbench.sensitivity import auto_mixed_precision, sensitivity
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        np.save(folder / f"{i:02d}.npy", rng.standard_normal((3, 16, 16)).astype(np.float32))
+    info = ModelInfo(tiny_models.small_cnn(size=16))
+    data = open_data(folder, info)
+    ranges = compute_ranges(collect_statistics(info, data, progress=False), "minmax")
+    # coarse ranges on conv2's input make it clearly the most sensitive node
+    ranges = ranges.with_overrides({"r1": ranges["r1"].amax * 30})
+    return info, Evaluator(info, data), ranges
+
+
+def test_sensitivity_ranks_the_damaged_node_first(setup):
+    info, ev, ranges = setup
+    plan = PrecisionPlan.default(info)
+    table = sensitivity(ev, ranges, plan, samples=None)
+    assert set(table["node"]) == set(plan.int8_nodes())
+    assert list(table["rank"]) == list(range(1, len(table) + 1))
+    assert table["sqnr_only_int8"].is_monotonic_increasing
+    # r1 is read by conv2 and by the residual add: one of them must lead the ranking
+    assert table.iloc[0]["node"] in ("conv2", "add")
+    assert table.iloc[0]["sqnr_gain_fp16"] > 0
+
+
+def test_auto_meets_the_target_with_few_fallbacks(setup):
+    info, ev, ranges = setup
+    plan = PrecisionPlan.default(info)
+    base = ev.evaluate(plan, ranges, per_layer=False).summary()["sqnr_db"]
+    res = auto_mixed_precision(ev, ranges, plan, f"sqnr>={base + 6:.2f}")
+    assert res.met and 0 < len(res.fallback) < len(plan.int8_nodes())
+    assert all(str(res.plan.precision(n)) == "fp16" and res.plan[n].reason == "auto" for n in res.fallback)
+    # the exported model of the chosen plan really meets the target
+    assert ev.evaluate(res.plan, ranges, per_layer=False).summary()["sqnr_db"] >= base + 6
+    assert res.curve["chosen"].sum() == 1 and res.curve["n_fallback"].max() == len(plan.int8_nodes())
+
+
+def test_unreachable_target_and_cancel(setup):
+    info, ev, ranges = setup
+    plan = PrecisionPlan.default(info)
+    res = auto_mixed_precision(ev, ranges, plan, "sqnr>=1000")
+    assert not res.met and len(res.fallback) == len(plan.int8_nodes())
+    with pytest.raises(CancelledError):
+        sensitivity(ev, ranges, plan, cancel=lambda: True)
+    with pytest.raises(WorkbenchError, match="Cannot read the target"):
+        auto_mixed_precision(ev, ranges, plan, "fast please")
