@@ -156,3 +156,19 @@ def test_image_folder_refuses_multi_input_models(tmp_path):
     folder = _photos(tmp_path / "img", n=1)
     with pytest.raises(WorkbenchError, match="one float image input"):
         open_data(folder, ModelInfo(tiny_models.two_input_matmul()))
+
+
+def test_array_limit_reads_and_fingerprints_only_the_files_it_needs(tmp_path, cnn):
+    folder = tmp_path / "arr"
+    folder.mkdir()
+    for i in range(6):
+        np.save(folder / f"{i}.npy", np.full((2, 3, 16, 16), i, np.float32))  # 2 samples per file
+    data = open_data(folder, cnn, limit=3)
+    assert len(data) == 3
+    values = np.concatenate([b["input"] for b in data.iter_batches(8)])[:, 0, 0, 0]
+    assert list(values) == [0, 0, 1]
+    fp = data.fingerprint()
+    np.save(folder / "5.npy", np.zeros((2, 3, 16, 16), np.float32))  # a file beyond the limit
+    assert open_data(folder, cnn, limit=3).fingerprint() == fp
+    np.save(folder / "1.npy", np.zeros((2, 3, 16, 16), np.float32))  # a file within it
+    assert open_data(folder, cnn, limit=3).fingerprint() != fp

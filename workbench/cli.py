@@ -149,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="FP32 ONNX model file")
     add_data_args(p)
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                   help=f"range method (default {DEFAULT_METHOD}: TensorRT's entropy search with "
-                        "the bin-0 change of pytorch-quantization/ModelOpt; 'entropy' is the published one)")
+                   help=f"range method (default {DEFAULT_METHOD}, the most accurate on the sample; "
+                        "'entropy' is TensorRT's EntropyCalibration2 as published, 'entropy_zero_fix' "
+                        "the pytorch-quantization/ModelOpt variant)")
     p.add_argument("--percentile", type=float, default=99.99, help="p for --method percentile (default 99.99)")
     p.add_argument("--tensors", choices=["default", "quantizable", "all"], default="default",
                    help="observe the inputs of nodes INT8 in the default plan (default), of every "

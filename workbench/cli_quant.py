@@ -22,8 +22,9 @@ def _add_calib_args(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("calibration")
     g.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                   help=f"range method (default {DEFAULT_METHOD}: TensorRT's entropy search with "
-                        "the bin-0 change of pytorch-quantization/ModelOpt; 'entropy' is the published one)")
+                   help=f"range method (default {DEFAULT_METHOD}, the most accurate on the sample; "
+                        "'entropy' is TensorRT's EntropyCalibration2 as published, 'entropy_zero_fix' "
+                        "the pytorch-quantization/ModelOpt variant)")
     g.add_argument("--percentile", type=float, default=99.99, help="p for --method percentile")
     g.add_argument("--ranges", metavar="ranges.json", help="reuse ranges from `workbench calibrate` "
                    "(checked against the model) instead of calibrating")

@@ -83,12 +83,13 @@ class BoundRunner:
         key = tuple((k, v.shape) for k, v in feed.items())
         if key != self._key:
             values = self.session.run(self.fetch, feed)
-            self._buffers = {n: np.empty_like(v) for n, v in zip(self.fetch, values)}
+            # this run's own arrays become the buffers the next runs write into
+            self._buffers = {n: np.ascontiguousarray(v) for n, v in zip(self.fetch, values)}
             self.binding.clear_binding_outputs()
             for n, buf in self._buffers.items():
                 self.binding.bind_output(n, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
             self._key = key
-            return dict(zip(self.fetch, values))
+            return self._buffers
         for name, value in feed.items():
             self.binding.bind_cpu_input(name, np.ascontiguousarray(value))
         self.session.run_with_iobinding(self.binding)

@@ -329,9 +329,27 @@ class ArrayFolderData(CalibrationData):
         n = counts.pop() if counts else 0
         return [{k: v[i] for k, v in batched.items()} for i in range(n)]
 
+    def _samples_in_file(self, f: Path) -> int:
+        if f.suffix.lower() == ".npy":
+            arr = np.load(f, mmap_mode="r", allow_pickle=False)
+            return arr.shape[0] if arr.ndim == len(self.model.inputs[0].shape) else 1
+        return len(self._samples_in(f, self._load(f)))
+
+    def _used_files(self) -> list:
+        """The files that hold the first ``limit`` samples (all files without a limit)."""
+        if self.limit is None:
+            return self.files
+        used, n = [], 0
+        for f in self.files:
+            if n >= self.limit:
+                break
+            used.append(f)
+            n += self._samples_in_file(f)
+        return used
+
     def _iter_samples(self):
         emitted = 0
-        for f in self.files:
+        for f in self._used_files():
             for i, sample in enumerate(self._samples_in(f, self._load(f))):
                 if self.limit is not None and emitted >= self.limit:
                     return
@@ -340,19 +358,12 @@ class ArrayFolderData(CalibrationData):
 
     def __len__(self) -> int:
         if self._count is None:
-            total = 0
-            for f in self.files:
-                if f.suffix.lower() == ".npy":
-                    arr = np.load(f, mmap_mode="r", allow_pickle=False)
-                    rank = len(self.model.inputs[0].shape)
-                    total += arr.shape[0] if arr.ndim == rank else 1
-                else:
-                    total += len(self._samples_in(f, self._load(f)))
-            self._count = total
+            self._count = sum(self._samples_in_file(f) for f in self._used_files())
         return min(self._count, self.limit) if self.limit else self._count
 
     def fingerprint(self) -> str:
-        return _hash_files(self.files, {"kind": self.kind, "limit": self.limit})
+        # only the files the limit reaches: a 64-sample run over a folder of 1024 reads 64
+        return _hash_files(self._used_files(), {"kind": self.kind, "limit": self.limit})
 
     def describe(self) -> str:
         return f"{len(self.files)} array files from '{self.folder}'"
