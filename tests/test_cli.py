@@ -122,3 +122,30 @@ def test_check_cache_and_legacy_build_refuse_a_stale_cache(tmp_path, capsys):
     # the TensorRT legacy path checks the cache before it even needs TensorRT
     with pytest.raises(StaleError, match="another model"):
         build_engine(other, tmp_path / "x.engine", BuildConfig(legacy_int8_cache=cache))
+
+
+def test_user_metric_script_in_evaluate_and_autoprec(tmp_path):
+    import onnxruntime as ort
+
+    model = tiny_models.save(tiny_models.small_cnn(size=16), tmp_path / "m.onnx")
+    data = _npy(tmp_path, n=8)
+    script = tmp_path / "acc.py"
+    script.write_text("import numpy as np\n\ndef metric(outputs, labels=None):\n"
+                      "    return float(np.mean(outputs['logits'][:, 3]))\n")
+    assert main(["quantize", model, "--data", str(data), "-o", str(tmp_path / "q.onnx"), "-q"]) == 0
+    js = tmp_path / "e.json"
+    assert main(["evaluate", model, str(tmp_path / "q.ort.onnx"), "--data", str(data),
+                 "--metric-script", str(script), "--json", str(js)]) == 0
+    got = json.loads(js.read_text())["outputs"][0]["metric"]
+    x = np.stack([np.load(tmp_path / "data" / f"{i}.npy") for i in range(8)])
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(str(tmp_path / "q.ort.onnx"), opts, providers=["CPUExecutionProvider"])
+    assert got == pytest.approx(float(np.mean(s.run(None, {"input": x})[0][:, 3])), rel=1e-5)
+    # the search can aim at the user's metric: FP32 value of the metric is reachable
+    s32 = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    fp32_metric = float(np.mean(s32.run(None, {"input": x})[0][:, 3]))
+    target = f"metric>={fp32_metric - 1e-3:.6f}" if fp32_metric > got else f"metric<={fp32_metric + 1e-3:.6f}"
+    code = main(["autoprec", model, "--data", str(data), "--metric-script", f"{script}:metric",
+                 "--target", target, "--latency-points", "0", "-q", "-o", str(tmp_path / "auto.onnx")])
+    assert code == 0 and (tmp_path / "auto.onnx").exists()

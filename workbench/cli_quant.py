@@ -15,6 +15,13 @@ def _add_eval_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     src.add_argument("--eval-data", metavar="DIR", help="folder of evaluation images or arrays")
     src.add_argument("--eval-data-loader-script", metavar="FILE.py[:FUNC]", help="evaluation data loader")
     g.add_argument("--eval-samples", type=int, default=None, help="use at most N evaluation samples")
+    _add_metric_arg(g)
+
+
+def _add_metric_arg(g) -> None:
+    g.add_argument("--metric-script", metavar="FILE.py[:FUNC]",
+                   help="your accuracy metric: FUNC(outputs, labels=None) -> float, higher is better "
+                        "(default FUNC: metric); reported as 'metric' and usable in --target 'metric>=X'")
 
 
 def _add_calib_args(p: argparse.ArgumentParser) -> None:
@@ -80,10 +87,23 @@ def plan_from_args(args, model, ranges):
     return plan.with_fp16_safety(model, ranges)
 
 
+def load_metric(spec: str | None):
+    """``FILE.py[:FUNC]`` -> FUNC (default ``metric``), called as ``FUNC(outputs, labels=None)``
+    with ``outputs`` {output name: array over the evaluation samples, in data order}; it returns
+    a float, higher is better (e.g. accuracy against labels the script loads itself)."""
+    if not spec:
+        return None
+    from .data import load_function
+
+    return load_function(spec, default="metric", what="metric script")
+
+
 def evaluator_from_args(args, model, *, fallback_to_calib: bool = True):
     from .data import open_data
     from .cli import preprocess_from_args
     from .evaluate import Evaluator
+
+    metric_fn = load_metric(getattr(args, "metric_script", None))
 
     if args.eval_data or args.eval_data_loader_script:
         data = open_data(args.eval_data, model, preprocess=preprocess_from_args(args),
@@ -93,7 +113,7 @@ def evaluator_from_args(args, model, *, fallback_to_calib: bool = True):
         data = open_data_from_args(args, model, limit=args.eval_samples or args.samples)
     else:
         raise WorkbenchError("Give evaluation data with --eval-data or --eval-data-loader-script.")
-    return Evaluator(model, data, batch_size=args.batch_size)
+    return Evaluator(model, data, batch_size=args.batch_size, metric_fn=metric_fn)
 
 
 def _search_inputs(args):
@@ -158,7 +178,7 @@ def cmd_evaluate(args) -> int:
     fp32 = ModelInfo.from_path(args.fp32_model)
     quant = load_model(args.quant_model)
     data = open_data_from_args(args, fp32)
-    evaluator = Evaluator(fp32, data, batch_size=args.batch_size)
+    evaluator = Evaluator(fp32, data, batch_size=args.batch_size, metric_fn=load_metric(args.metric_script))
     if args.backend == "trt":
         from .backends import get_runner
 
@@ -255,6 +275,7 @@ def register(sub) -> None:
     p.add_argument("--backend", choices=["ort", "trt"], default="ort",
                    help="run the quantized model on ONNX Runtime (CPU) or TensorRT (engine or ONNX; GPU)")
     p.add_argument("--latency", action="store_true", help="measure median latency at batch 1 and 8")
+    _add_metric_arg(p)
     p.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
     p.add_argument("--ort-fused", action="store_true",
                    help="compute accuracy with ONNX Runtime's fused QDQ kernels, as a CPU deployment runs "

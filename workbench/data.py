@@ -369,13 +369,31 @@ class ArrayFolderData(CalibrationData):
         return f"{len(self.files)} array files from '{self.folder}'"
 
 
-def parse_script_spec(spec: str) -> tuple:
-    """Split ``"file.py:func"`` into (Path, func); the function defaults to ``load_data``."""
-    path, func = spec, "load_data"
+def parse_script_spec(spec: str, default: str = "load_data") -> tuple:
+    """Split ``"file.py:func"`` into (Path, func); the function defaults to ``default``."""
+    path, func = spec, default
     head, sep, tail = spec.rpartition(":")
     if sep and head and tail.isidentifier():
         path, func = head, tail
     return Path(path), func
+
+
+def load_function(spec: str, *, default: str = "load_data", what: str = "script") -> Callable:
+    """Import ``FILE.py[:FUNC]`` and return FUNC, with errors naming the file and the function."""
+    path, name = parse_script_spec(spec, default)
+    if not path.is_file():
+        raise WorkbenchError(f"{what} '{path}' does not exist.")
+    mod_name = f"_workbench_script_{abs(hash(str(path.resolve())))}"
+    try:
+        module_spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise WorkbenchError(f"{what} '{path}' raised while loading: {type(exc).__name__}: {exc}") from None
+    func = getattr(module, name, None)
+    if not callable(func):
+        raise WorkbenchError(f"{what} '{path}' has no function '{name}' (use FILE.py:FUNC to name another).")
+    return func
 
 
 class ScriptData(CalibrationData):
@@ -396,22 +414,7 @@ class ScriptData(CalibrationData):
 
     def _load_func(self) -> Callable:
         if self._func is None:
-            mod_name = f"_workbench_loader_{abs(hash(str(self.path.resolve())))}"
-            try:
-                module_spec = importlib.util.spec_from_file_location(mod_name, self.path)
-                module = importlib.util.module_from_spec(module_spec)
-                module_spec.loader.exec_module(module)
-            except Exception as exc:
-                raise WorkbenchError(
-                    f"Data loader script '{self.path}' raised while loading: {type(exc).__name__}: {exc}"
-                ) from None
-            func = getattr(module, self.func_name, None)
-            if not callable(func):
-                raise WorkbenchError(
-                    f"Data loader script '{self.path}' has no function '{self.func_name}' "
-                    f"(use FILE.py:FUNC to name another)."
-                )
-            self._func = func
+            self._func = load_function(f"{self.path}:{self.func_name}", what="Data loader script")
         return self._func
 
     def iter_batches(self, batch_size: int = 8) -> Iterator[dict]:

@@ -130,6 +130,17 @@ class Evaluator:
         return {t: self._layer_ref[t] for t in tensors}
 
     # -- metrics -----------------------------------------------------------------------------
+    def user_metric(self, outputs: dict, num_samples: int | None = None) -> float:
+        """``metric_fn(outputs, labels)`` on the first ``num_samples`` samples (default all);
+        ``labels`` are cut to the same samples when they can be sliced."""
+        labels = self.labels
+        if num_samples is not None and num_samples < self.num_samples and hasattr(labels, "__getitem__"):
+            labels = labels[:num_samples]
+        try:
+            return float(self.metric_fn(outputs, labels))
+        except Exception as exc:
+            raise WorkbenchError(f"The metric function raised {type(exc).__name__}: {exc}") from None
+
     def compare(self, outputs: dict):
         """Output metrics table for ``outputs`` against the FP32 reference."""
         import pandas as pd
@@ -183,10 +194,7 @@ class Evaluator:
         table = self.compare(outputs)
         metric = None
         if self.metric_fn is not None:
-            try:
-                metric = float(self.metric_fn(outputs, self.labels))
-            except Exception as exc:
-                raise WorkbenchError(f"The metric function raised {type(exc).__name__}: {exc}") from None
+            metric = self.user_metric(outputs)
             table["metric"] = [metric] + [math.nan] * (len(table) - 1)
         per_layer = None
         if layers:

@@ -46,10 +46,16 @@ class PlanScorer:
         self.calls = 0
 
     def score(self, plan) -> dict:
-        """Metrics of the first output for ``plan`` (cosine, sqnr_db, top1_agreement, ...)."""
+        """Metrics of the first output for ``plan`` (cosine, sqnr_db, top1_agreement, ...), plus
+        ``metric`` when the evaluator has a user metric function."""
         self.calls += 1
-        got = self.switch.run(self.batches, self.switch.flags(plan, self.ranges), [self.output])
-        return compare_outputs(self.reference, got[self.output])
+        ev = self.evaluator
+        names = ev.output_names if ev.metric_fn is not None else [self.output]
+        got = self.switch.run(self.batches, self.switch.flags(plan, self.ranges), names)
+        row = compare_outputs(self.reference, got[self.output])
+        if ev.metric_fn is not None:
+            row["metric"] = ev.user_metric(got, self.num_samples)
+        return row
 
 
 def _all_fp32(plan, nodes):
