@@ -149,10 +149,11 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
                          latency_points: int = 0, progress=None, cancel=None) -> AutoResult:
     """Move the most sensitive INT8 nodes to FP16 until ``target`` is met on all eval samples.
 
-    Search: rank nodes (:func:`sensitivity` unless ``ranking`` is given), binary-search the
-    smallest k such that falling back the k most sensitive nodes meets the target, then try
-    to return each of those k nodes to INT8 (least sensitive first) while the target still
-    holds. The curve records every k evaluated (plus a spread of k values for the plot).
+    Search: rank nodes (:func:`sensitivity` unless ``ranking`` is given); evaluate falling back
+    the k most sensitive nodes for k in a sweep (0, 1, 2, 4, ... K); bisect between the last
+    failing and the first meeting sweep point for the smallest such k; then try to return each
+    of those k nodes to INT8 (least sensitive first) while the target still holds. The curve
+    records every k evaluated.
 
     Args:
         target: a :class:`~workbench.metrics.Target` or its text, e.g. "top1>=0.99", "sqnr>=30".
@@ -191,12 +192,18 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
         return results[k]
 
     K = len(order)
-    if evaluate(0)["meets_target"]:
-        chosen = []
-    elif not evaluate(K)["meets_target"]:
+    # A coarse sweep first: accuracy on a few dozen samples is not monotone in k (top-1 moves in
+    # steps of one sample), so a plain bisection over [0, K] can miss a small k that already
+    # meets the target. Bisect only between the last failing and the first meeting sweep point.
+    sweep = sorted(k for k in {0, 1, 2, 4, 8, 16, 32, K} if k <= K)
+    meeting = [k for k in sweep if evaluate(k)["meets_target"]]
+    if not meeting:
         chosen = order
+    elif meeting[0] == 0:
+        chosen = []
     else:
-        lo, hi = 0, K  # lo fails, hi meets
+        hi = meeting[0]
+        lo = max(k for k in sweep if k < hi)  # fails: hi is the first sweep point that meets
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if evaluate(mid)["meets_target"]:
@@ -210,9 +217,6 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
         s = scorer.score(plan_for(trial))
         if target.met(s):
             chosen = trial
-    for k in sorted({0, 1, 2, 4, 8, 16, 32, K} | {len(chosen)}):
-        if k <= K:
-            evaluate(k)
     final_plan = plan_for(chosen)
     final = scorer.score(final_plan)
     met = target.met(final)
