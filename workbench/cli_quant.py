@@ -201,8 +201,10 @@ def cmd_evaluate(args) -> int:
             fp = evaluator.fp32_latency()
             result["latency"] = {}
             for b, lat in res.latency.items():
+                ratio = fp[b].median_ms / lat.median_ms
+                speed = f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
                 print(f"batch {b}: quantized {lat.median_ms:.2f} ms, FP32 {fp[b].median_ms:.2f} ms "
-                      f"(x{fp[b].median_ms / lat.median_ms:.2f}); {lat.note}")
+                      f"(quantized {speed} than FP32); {lat.note}")
                 result["latency"][b] = {"quantized": lat.to_dict(), "fp32": fp[b].to_dict()}
     if args.json:
         _write_json(args.json, result)
