@@ -207,3 +207,31 @@ def test_collect_is_faster_than_numpy_histogram():
     numpy_hist = best(lambda: np.histogram(np.abs(x), bins=2048, range=(0, 5.0)))
     # measured ~0.3x of np.histogram; allow a wide margin for a shared CPU
     assert ours < numpy_hist
+
+
+def test_compiled_kernels_bin_exactly_like_numpy():
+    """The numba path (when installed) must give the numpy path's statistics bit for bit."""
+    from workbench.calib import _kernels
+
+    fast = _kernels.kernels()
+    if fast is None:
+        pytest.skip("numba is not installed (pip install 'workbench[fast]')")
+    rng = np.random.default_rng(3)
+    batches = [rng.standard_normal(50_000).astype(np.float32) * s for s in (1.0, 0.5, 4.0, 2.0)]
+    batches[1][:7] = [np.nan, np.inf, -np.inf, 0.0, 0.0, -0.0, np.nan]
+    edge = np.float32(np.abs(batches[0]).max())
+    batches[3][:3] = [edge, -edge, edge * 4]  # values on the top edge of the range
+    with_numba = HistogramCollector()
+    for b in batches:
+        with_numba.collect(b)
+    try:
+        _kernels._KERNELS = False  # force the numpy path
+        plain = HistogramCollector()
+        for b in batches:
+            plain.collect(b)
+    finally:
+        _kernels._KERNELS = None
+    a, b = with_numba.to_arrays(), plain.to_arrays()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key

@@ -134,7 +134,7 @@ def collect_statistics(
         raise WorkbenchError(f"'{model.name}' has no float tensors to calibrate.")
     graph_inputs = {s.name for s in model.inputs}
     fetch = [n for n in names if n not in graph_inputs]
-    session = OrtSessionLoader(model.model, threads=threads, extra_outputs=fetch)()
+    session = OrtSessionLoader(model.model, threads=threads, extra_outputs=fetch, spinning=False)()
     collectors = {n: HistogramCollector(num_bins=num_bins, name=n) for n in names}
     # Two output buffer sets: while one batch is binned on a worker thread (numpy releases the
     # GIL in its loops), ONNX Runtime already computes the next batch into the other set.

@@ -38,10 +38,12 @@ class OrtSessionLoader:
         optimization: graph optimisation level, one of ``OPTIMIZATION_LEVELS``. Default
             ``"all"``; use ``"disable"`` or ``"basic"`` to keep intermediate tensors unfused.
         extra_outputs: names of intermediate tensors to expose as additional outputs.
+        spinning: let ONNX Runtime's idle pool threads busy-wait (its default, lowest latency);
+            False when other work (the calibration's histogram thread) needs the cores.
     """
 
     def __init__(self, model, *, threads: int | None = None, optimization: str = "all",
-                 extra_outputs: Sequence[str] = ()) -> None:
+                 extra_outputs: Sequence[str] = (), spinning: bool = True) -> None:
         if optimization not in OPTIMIZATION_LEVELS:
             raise WorkbenchError(f"Unknown ONNX Runtime optimization level '{optimization}'; "
                                  f"choose one of: {', '.join(OPTIMIZATION_LEVELS)}")
@@ -51,6 +53,7 @@ class OrtSessionLoader:
         self.threads = threads
         self.optimization = optimization
         self.extra_outputs = list(extra_outputs)
+        self.spinning = spinning
 
     def _model_source(self):
         """Path or bytes for InferenceSession, adding the extra outputs when asked."""
@@ -93,6 +96,8 @@ class OrtSessionLoader:
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[self.optimization]
         opts.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
+        if not self.spinning:  # idle pool threads sleep instead of spinning (frees cores for other work)
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = self._model_source()
         try:
             return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])

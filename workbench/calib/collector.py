@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import WorkbenchError
 from . import algorithms as alg
+from ._kernels import kernels
 
 # 2**18 bins of int64 = 2 MiB per tensor: 128 times the first batch's range.
 MAX_BINS = 1 << 18
@@ -140,21 +141,28 @@ class HistogramCollector:
             if flat.size == 0:
                 return
             lo, hi = flat.min(), flat.max()
-        self.zero_count += int(np.count_nonzero(flat == 0))
+        finite = flat.size
+        # the compiled kernel counts zeros while binning; numpy needs its own pass
+        fast = kernels() if flat.dtype in (np.float32, np.float64) and (lo < 0 or hi > 0) else None
+        zeros = 0 if fast is not None else int(np.count_nonzero(flat == 0))
+        self.zero_count += int(zeros)
         self.min = min(self.min, float(lo))
         self.max = max(self.max, float(hi))
         batch_absmax = float(max(-lo, hi))
         if batch_absmax == 0.0:
             if self.hist.size:
-                self.hist[0] += flat.size
+                self.hist[0] += finite
             return  # deferred: counted in zero_count / finite_count, binned later
         if not self.hist.size:
             self.bin_width = batch_absmax / self.num_bins
             self.hist = np.zeros(self.num_bins, np.int64)
-            self.hist[0] = self.finite_count - flat.size  # earlier batches were all zeros
+            self.hist[0] = self.finite_count - finite  # earlier batches were all zeros
         elif batch_absmax > self.range_max:
             self._extend(batch_absmax)
-        self._bin(flat)
+        if fast is not None:
+            self.zero_count += int(fast(flat, 1.0 / self.bin_width, self.hist))
+        else:
+            self._bin(flat)
 
     def _extend(self, batch_absmax: float) -> None:
         """Append bins of the same width so the range reaches ``batch_absmax``."""
