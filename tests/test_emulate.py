@@ -74,13 +74,20 @@ def test_switchable_model_mirrors_residual_add_fusion(conv2):
     np.testing.assert_allclose(emulated, exported, atol=1e-5, rtol=1e-5)
 
 
-def test_plan_outside_the_switches_is_refused():
-    info = ModelInfo(tiny_models.small_cnn(opset=17))
-    sm = SwitchableModel(info)
-    plan = PrecisionPlan.default(info)
-    plan.set_node("relu1", "fp16")
-    with pytest.raises(WorkbenchError, match="relu1"):
-        sm.flags(plan, {})
+@pytest.mark.parametrize("model", ["small_cnn", "residual_cnn"])
+def test_fp16_base_plans_match_the_export(model):
+    """Non-quantizable nodes in FP16 (Relu, Clip, Flatten...) are switched too."""
+    info = ModelInfo(getattr(tiny_models, model)())
+    shape = (3, 3, 16, 16) if model == "small_cnn" else (3, 4, 8, 8)
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32) * 3
+    ranges = _ranges(info, x)
+    plan = PrecisionPlan.default(info, base="fp16")
+    assert any(plan[n].op_type in ("Relu", "Clip", "Flatten") for n in plan.fp16_nodes())
+    with pytest.raises(WorkbenchError, match="all_fp16=True"):
+        SwitchableModel(info).flags(plan, ranges)
+    sm = SwitchableModel(info, all_fp16=True)
+    emulated = sm.run([{"input": x}], sm.flags(plan, ranges))["logits"]
+    np.testing.assert_array_equal(emulated, _run(build_quantized(info, ranges, plan, variant="ort"), x))
 
 
 @pytest.mark.slow

@@ -59,3 +59,13 @@ def test_unreachable_target_and_cancel(setup):
         sensitivity(ev, ranges, plan, cancel=lambda: True)
     with pytest.raises(WorkbenchError, match="Cannot read the target"):
         auto_mixed_precision(ev, ranges, plan, "fast please")
+
+
+def test_fp16_base_plans_can_be_ranked_and_searched(setup):
+    info, ev, ranges = setup
+    plan = PrecisionPlan.default(info, base="fp16")
+    table = sensitivity(ev, ranges, plan, samples=8)
+    assert set(table["node"]) == set(plan.int8_nodes())
+    res = auto_mixed_precision(ev, ranges, plan, "cosine>=0.0", ranking=table)
+    assert res.met and res.fallback == []
+    assert res.plan.fp16_nodes() == plan.fp16_nodes()  # the FP16 base is kept

@@ -57,25 +57,38 @@ def _branch(nodes: list, cond: str, then_nodes: list, then_out: str, else_value:
     nodes.append(helper.make_node("If", [cond], [out], then_branch=then_g, else_branch=else_g))
 
 
+def needs_all_fp16(plan, switched) -> list:
+    """Nodes of ``plan`` in reduced precision that are not in ``switched``."""
+    return [n for n in plan.nodes if n not in switched and str(plan.precision(n)) != "fp32"]
+
+
 class SwitchableModel:
     """Fake-quant emulation of ``model`` whose per-node precision is chosen at run time.
 
+    Every quantizable node gets INT8 and FP16 switches; with ``all_fp16`` every other node that
+    can run in FP16 (per the exporter's schema rule, :func:`workbench.export.fp16.fp16_slots`)
+    gets an FP16 switch too. Other nodes stay FP32.
+
     Args:
         model: the FP32 model.
-        targets: the nodes that can switch (default: every quantizable node), as QuantTargets.
-        qdq_tensors: node -> the activation tensors that get Q/DQ when it is INT8
-            (default: the QuantTarget's activation inputs).
+        all_fp16: also switch the non-quantizable nodes (needed for FP16-base plans; each switch
+            costs a little on every run, so it is off for plans that keep those nodes FP32).
     """
 
-    def __init__(self, model: ModelInfo, targets=None, qdq_tensors: dict | None = None):
+    def __init__(self, model: ModelInfo, all_fp16: bool = False):
+        from .export.fp16 import fp16_slots
+
         self.model = model
-        self.targets = list(targets if targets is not None else model.quantizable_nodes())
-        if not self.targets:
-            raise WorkbenchError(f"'{model.name}' has no quantizable node to switch.")
-        self.index = {t.node: k for k, t in enumerate(self.targets)}
-        self.qdq_tensors = {t.node: list(qdq_tensors.get(t.node, t.activation_inputs) if qdq_tensors
-                                         else t.activation_inputs) for t in self.targets}
-        self.tensors = list(dict.fromkeys(x for t in self.targets for x in self.qdq_tensors[t.node]))
+        self.all_fp16 = all_fp16
+        self.targets = {t.node: t for t in model.quantizable_nodes()}
+        self.fp16 = {n.name: fp16_slots(n, model.opset, model) for n in model.nodes}
+        self.nodes = [n.name for n in model.nodes
+                      if n.name in self.targets or (all_fp16 and self.fp16[n.name][1])]
+        if not self.nodes:
+            raise WorkbenchError(f"'{model.name}' has no node that can run in INT8 or FP16.")
+        self.index = {n: k for k, n in enumerate(self.nodes)}
+        self.qdq_tensors = {n: list(t.activation_inputs) for n, t in self.targets.items()}
+        self.tensors = list(dict.fromkeys(x for xs in self.qdq_tensors.values() for x in xs))
         self.tensor_index = {t: i for i, t in enumerate(self.tensors)}
         self.proto = self._build()
         self._session = None
@@ -88,14 +101,12 @@ class SwitchableModel:
         g = proto.graph
         if m.opset < 13:  # per-channel and runtime scales need QuantizeLinear-13
             raise WorkbenchError(f"The emulation model needs opset >= 13, '{m.name}' has {m.opset}.")
-        K, T = len(self.targets), len(self.tensors)
         g.input.extend([
-            helper.make_tensor_value_info(INT8_FLAGS, TensorProto.BOOL, [K]),
-            helper.make_tensor_value_info(FP16_FLAGS, TensorProto.BOOL, [K]),
-            helper.make_tensor_value_info(SCALE, TensorProto.FLOAT, [T]),
+            helper.make_tensor_value_info(INT8_FLAGS, TensorProto.BOOL, [len(self.nodes)]),
+            helper.make_tensor_value_info(FP16_FLAGS, TensorProto.BOOL, [len(self.nodes)]),
+            helper.make_tensor_value_info(SCALE, TensorProto.FLOAT, [len(self.tensors)]),
         ])
         new_nodes, inits = [], [numpy_helper.from_array(np.array(0, np.int8), "wb_zp")]
-        by_name = {t.node: t for t in self.targets}
 
         def const_index(i: int, prefix: str) -> str:
             name = f"{prefix}_{i}"
@@ -103,21 +114,22 @@ class SwitchableModel:
             return name
 
         for node in g.node:
-            t = by_name.get(node.name)
-            if t is None:
+            if node.name not in self.index:
                 new_nodes.append(node)
                 continue
+            t = self.targets.get(node.name)
+            half_in, half_out = (set(x) for x in self.fp16[node.name])
             k = self.index[node.name]
             tag = f"wb{k}"
             ki = const_index(k, f"{tag}_k")
             i8, f16 = f"{tag}_i8", f"{tag}_f16"
             new_nodes += [helper.make_node("Gather", [INT8_FLAGS, ki], [i8], axis=0),
                           helper.make_node("Gather", [FP16_FLAGS, ki], [f16], axis=0)]
-            fused = self._fusable_add_inputs(node, t) if node.op_type == "Add" else []
+            fused = self._fusable_add_inputs(node, t) if t is not None and node.op_type == "Add" else []
             for j, x in enumerate(node.input):
                 if not x:
                     continue
-                if x == t.weight_input:
+                if t is not None and x == t.weight_input:
                     w = m.constants[x].astype(np.float32)
                     wq, wh, sw = f"{tag}_wq{j}", f"{tag}_wh{j}", f"{tag}_w{j}"
                     inits += [numpy_helper.from_array(fake_quant_weight(w, t.weight_axis), wq),
@@ -125,17 +137,20 @@ class SwitchableModel:
                     _branch(new_nodes, f16, [], wh, x, sw + "_h")
                     _branch(new_nodes, i8, [], wq, sw + "_h", sw)
                     node.input[j] = sw
-                elif x in m.constants and m.constants[x].dtype == np.float32:
-                    # other float parameters (a bias): rounded to FP16 like the weights
-                    ch, sw = f"{tag}_ch{j}", f"{tag}_c{j}"
-                    inits.append(numpy_helper.from_array(
-                        m.constants[x].astype(np.float16).astype(np.float32), ch))
-                    _branch(new_nodes, f16, [], ch, x, sw)
-                    node.input[j] = sw
-                elif x in t.activation_inputs:
+                elif x in m.constants:
+                    if j in half_in:  # other float parameters (a bias): rounded like the weights
+                        ch, sw = f"{tag}_ch{j}", f"{tag}_c{j}"
+                        inits.append(numpy_helper.from_array(
+                            m.constants[x].astype(np.float16).astype(np.float32), ch))
+                        _branch(new_nodes, f16, [], ch, x, sw)
+                        node.input[j] = sw
+                elif j in half_in or (t is not None and x in t.activation_inputs):
                     y = f"{tag}_in{j}"
-                    _branch(new_nodes, f16, _fp16_round(x, f"{tag}_h{j}"), f"{tag}_h{j}", x, y + "_h")
-                    if x in self.qdq_tensors[node.name]:
+                    if j in half_in:
+                        _branch(new_nodes, f16, _fp16_round(x, f"{tag}_h{j}"), f"{tag}_h{j}", x, y + "_h")
+                    else:
+                        new_nodes.append(helper.make_node("Identity", [x], [y + "_h"]))
+                    if t is not None and x in self.qdq_tensors[node.name]:
                         ti = const_index(self.tensor_index[x], f"{tag}_t{j}")
                         scale, q, dq = (f"{tag}_{s}{j}" for s in ("s", "q", "dq"))
                         switch = self._add_switch(new_nodes, t, node, j, i8, fused, const_index, tag)
@@ -151,7 +166,7 @@ class SwitchableModel:
             new_nodes.append(node)
             # An FP16 node also rounds its result; INT8 nodes compute in higher precision.
             for j, out in enumerate(node.output):
-                if out and m.is_float(out):
+                if out and j in half_out:
                     raw = f"{tag}_raw{j}"
                     node.output[j] = raw
                     _branch(new_nodes, f16, _fp16_round(raw, f"{tag}_oh{j}"), f"{tag}_oh{j}", raw, out)
@@ -204,23 +219,20 @@ class SwitchableModel:
         return self._session
 
     def flags(self, plan, ranges, amax_overrides: dict | None = None) -> dict:
-        """The switch inputs for ``plan`` (nodes outside the targets must be FP32 in it)."""
-        i8 = np.zeros(len(self.targets), dtype=bool)
-        f16 = np.zeros(len(self.targets), dtype=bool)
-        outside = [n for n in plan.nodes if n not in self.index and str(plan.precision(n)) != "fp32"]
+        """The switch inputs for ``plan`` and ``ranges`` (plus extra amax overrides)."""
+        i8 = np.zeros(len(self.nodes), dtype=bool)
+        f16 = np.zeros(len(self.nodes), dtype=bool)
+        outside = needs_all_fp16(plan, self.index)
         if outside:
-            raise WorkbenchError(
-                f"The fast emulation switches only quantizable nodes; the plan also puts "
-                f"{len(outside)} other node(s) in reduced precision (e.g. '{outside[0]}'). "
-                "Use a plan with base fp32 for sensitivity and the automatic search."
-            )
-        for t in self.targets:
-            p = str(plan.precision(t.node))
-            i8[self.index[t.node]] = p == "int8"
-            f16[self.index[t.node]] = p == "fp16"
+            raise WorkbenchError(f"Node '{outside[0]}' is FP16 in the plan but has no switch here; "
+                                 "build the emulation with all_fp16=True.")
+        for n, k in self.index.items():
+            p = str(plan.precision(n))
+            i8[k] = p == "int8"
+            f16[k] = p == "fp16"
         overrides = dict(getattr(plan, "amax_overrides", {}) or {})
         overrides.update(amax_overrides or {})
-        needed = {x for t in self.targets if i8[self.index[t.node]] for x in self.qdq_tensors[t.node]}
+        needed = {x for n, xs in self.qdq_tensors.items() if i8[self.index[n]] for x in xs}
         scale = np.ones(len(self.tensors), dtype=np.float32)
         for name, i in self.tensor_index.items():
             if name in overrides:

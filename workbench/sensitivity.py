@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .emulate import SwitchableModel
+from .emulate import SwitchableModel, needs_all_fp16
 from .evaluate import first_samples
 from .errors import CancelledError, WorkbenchError
 from .metrics import Target, compare_outputs
@@ -32,13 +32,15 @@ class PlanScorer:
         samples: use the first N evaluation samples (None: all).
     """
 
-    def __init__(self, evaluator, ranges, samples: int | None = None):
+    def __init__(self, evaluator, ranges, samples: int | None = None, plan=None):
         self.evaluator = evaluator
         self.ranges = ranges
+        targets = {t.node for t in evaluator.model.quantizable_nodes()}
+        all_fp16 = plan is not None and bool(needs_all_fp16(plan, targets))
         cache = evaluator.__dict__.setdefault("_switchable", {})
-        if "model" not in cache:
-            cache["model"] = SwitchableModel(evaluator.model)
-        self.switch = cache["model"]
+        if all_fp16 not in cache:  # one emulation session per evaluator (and kind), reused
+            cache[all_fp16] = SwitchableModel(evaluator.model, all_fp16=all_fp16)
+        self.switch = cache[all_fp16]
         self.batches, n = first_samples(evaluator.batches, samples)
         self.num_samples = n
         self.output = evaluator.output_names[0]
@@ -85,7 +87,7 @@ def sensitivity(evaluator, ranges, plan, *, samples: int | None = 16, progress=N
     """
     import pandas as pd
 
-    scorer = PlanScorer(evaluator, ranges, samples)
+    scorer = PlanScorer(evaluator, ranges, samples, plan)
     nodes = [n for n in plan.int8_nodes() if n in scorer.switch.index]
     if not nodes:
         raise WorkbenchError("The plan has no INT8 node to rank.")
@@ -170,7 +172,7 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
         ranking = sensitivity(evaluator, ranges, plan, samples=sensitivity_samples, cancel=cancel,
                               progress=(lambda d, t: progress(d, 2 * t)) if progress else None)
     order = list(ranking["node"])
-    scorer = PlanScorer(evaluator, ranges, None)
+    scorer = PlanScorer(evaluator, ranges, None, plan)
     results: dict[int, dict] = {}
 
     def plan_for(fallback: list):
