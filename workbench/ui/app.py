@@ -98,8 +98,10 @@ class Workbench:
             _heading("1 · Model and data"), p["model"].widget,
             _heading("2 · Calibration"), p["calibration"].widget,
             _heading("3 · Layers"),
-            w.HBox([w.Box([p["layers"].widget], layout=w.Layout(width="52%")),
-                    w.Box([p["histogram"].widget], layout=w.Layout(width="48%"))]),
+            # wraps instead of clipping the histogram when the notebook is narrow
+            w.HBox([w.Box([p["layers"].widget], layout=w.Layout(width="52%", min_width="520px")),
+                    w.Box([p["histogram"].widget], layout=w.Layout(width="48%", min_width="560px"))],
+                   layout=w.Layout(flex_flow="row wrap")),
             p["precision"].widget,
             _heading("4 · Rebuild and results"), p["results"].widget,
             _heading("5 · Export"), p["export"].widget,

@@ -14,6 +14,7 @@ class HistogramPanel:
     def __init__(self, session, runner):
         self.session, self.runner = session, runner
         self.figure = go.FigureWidget(plots.histogram_figure([0], 1.0))
+        self.figure.layout.width = 540  # a fixed width: plotly's default (700 px) overflows the column
         self.figure.add_class("wb-histogram")
         self.log = w.Checkbox(value=True, description="log scale", indent=False, layout=w.Layout(width="100px"))
         self.log.add_class("wb-log-scale")
