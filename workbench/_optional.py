@@ -25,12 +25,3 @@ def require(module: str, feature: str, extra: str, package: str | None = None) -
             f"Install it with pip install 'workbench[{extra}]'"
             f" (import of '{module}' failed: {exc})"
         ) from None
-
-
-def is_available(module: str) -> bool:
-    """True when ``module`` can be imported (without raising)."""
-    try:
-        importlib.import_module(module)
-    except Exception:  # a broken install is as unavailable as a missing one
-        return False
-    return True

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from .backends.cli import add_backend_argument
 from .cli import add_data_args, open_data_from_args
 from .errors import WorkbenchError
 
@@ -274,8 +275,7 @@ def register(sub) -> None:
     p.add_argument("fp32_model")
     p.add_argument("quant_model")
     add_data_args(p)
-    p.add_argument("--backend", choices=["ort", "trt"], default="ort",
-                   help="run the quantized model on ONNX Runtime (CPU) or TensorRT (engine or ONNX; GPU)")
+    add_backend_argument(p)
     p.add_argument("--latency", action="store_true", help="measure median latency at batch 1 and 8")
     _add_metric_arg(p)
     p.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -238,8 +239,6 @@ class Evaluator:
                 rows.append((node.name, node.op_type, prec, node.output[0]))
         return rows
 
-    @property
+    @cached_property
     def _float_outputs(self) -> set:
-        if not hasattr(self, "_float_out_cache"):
-            self._float_out_cache = set(self.model.float_tensors())
-        return self._float_out_cache
+        return set(self.model.float_tensors())

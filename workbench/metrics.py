@@ -101,10 +101,6 @@ class Target:
         self.op = m.group(2)
         self.value = float(m.group(3))
 
-    @property
-    def higher_is_better(self) -> bool:
-        return self.op in (">=", ">")
-
     def met(self, summary: dict) -> bool:
         value = summary.get(self.key)
         if value is None or (isinstance(value, float) and math.isnan(value)):
