@@ -125,8 +125,12 @@ def cmd_check_cache(args) -> int:
 def cmd_info(args) -> int:
     from .model import ModelInfo
 
+    from .plan import PrecisionPlan
+
     model = ModelInfo.from_path(args.model)
-    print(json.dumps(model.summary(), indent=1))
+    summary = model.summary()
+    summary["int8_in_default_plan"] = len(PrecisionPlan.default(model).int8_nodes())
+    print(json.dumps(summary, indent=1))
     return 0
 
 
