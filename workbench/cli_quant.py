@@ -252,6 +252,17 @@ def cmd_autoprec(args) -> int:
     return 0 if res.met else 1
 
 
+def _search_parser(sub, name: str, help: str, description: str):
+    """A sensitivity/autoprec parser: model, calibration and evaluation data, calibration and plan."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.add_argument("model", help="FP32 ONNX model")
+    add_data_args(p)
+    _add_eval_args(p)
+    _add_calib_args(p)
+    _add_plan_args(p)
+    return p
+
+
 def register(sub) -> None:
     """Add quantize / evaluate / sensitivity / autoprec to the ``workbench`` CLI."""
     p = sub.add_parser("quantize", help="write a Q/DQ ONNX model for TensorRT (plus plan and cache)",
@@ -286,30 +297,19 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("sensitivity", help="rank INT8 nodes by the error each one brings",
-                       description="Per INT8 node: output SQNR when only it is INT8, and the gain when "
-                                   "only it returns to FP16. Writes a CSV, most sensitive first.")
-    p.add_argument("model")
-    add_data_args(p)
-    _add_eval_args(p)
-    _add_calib_args(p)
-    _add_plan_args(p)
+    p = _search_parser(sub, "sensitivity", "rank INT8 nodes by the error each one brings",
+                       "Per INT8 node: output SQNR when only it is INT8, and the gain when only it "
+                       "returns to FP16. Writes a CSV, most sensitive first.")
     p.add_argument("--sens-samples", type=int, default=16, help="evaluation samples per score (default 16)")
     p.add_argument("-o", "--output", required=True, metavar="table.csv")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_sensitivity)
 
-    p = sub.add_parser("autoprec", help="automatic mixed precision to an accuracy target",
-                       description="Falls back the most sensitive INT8 nodes to FP16 until the target "
-                                   "holds on the evaluation data. TARGET is METRIC OP VALUE with METRIC "
-                                   "top1 (top-1 agreement with FP32), top5, cosine, sqnr (dB) or "
-                                   "max_abs_error, OP one of >= > <= <, e.g. 'top1>=0.99' or 'sqnr>=30'. "
-                                   "Exit status 1 when the target cannot be met.")
-    p.add_argument("model")
-    add_data_args(p)
-    _add_eval_args(p)
-    _add_calib_args(p)
-    _add_plan_args(p)
+    p = _search_parser(sub, "autoprec", "automatic mixed precision to an accuracy target",
+                       "Falls back the most sensitive INT8 nodes to FP16 until the target holds on the "
+                       "evaluation data. TARGET is METRIC OP VALUE with METRIC top1 (top-1 agreement with "
+                       "FP32), top5, cosine, sqnr (dB), max_abs_error or metric (--metric-script), OP one of "
+                       ">= > <= <, e.g. 'top1>=0.99' or 'sqnr>=30'. Exit status 1 when the target cannot be met.")
     p.add_argument("--target", default="top1>=0.99", help="accuracy target (default top1>=0.99)")
     p.add_argument("--sens-samples", type=int, default=16, help="evaluation samples for the ranking")
     p.add_argument("--latency-points", type=int, default=4,
