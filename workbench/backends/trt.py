@@ -340,20 +340,18 @@ def default_timing_cache_path(version: str | None = None, gpu: str | None = None
 
 
 def read_cache_header(path: str | os.PathLike) -> tuple[int, str]:
-    """(version, algorithm) from a calibration cache's first line ``TRT-8600-EntropyCalibration2``."""
+    """(version, algorithm) of a calibration cache (``TRT-8600-EntropyCalibration2``), checked to
+    be one TensorRT has a calibrator class for."""
+    from ..cache import read_calibration_cache
+
     try:
-        first = Path(path).read_text(encoding="ascii", errors="replace").splitlines()[0].strip()
-    except (OSError, IndexError):
-        raise WorkbenchError(f"Cannot read the calibration cache '{path}'") from None
-    match = re.fullmatch(r"TRT-(\d+)-(\w+)", first)
-    if not match:
-        raise WorkbenchError(f"'{path}' is not a TensorRT calibration cache: its first line should look "
-                             f"like TRT-8600-EntropyCalibration2, got '{first[:60]}'")
-    algorithm = match.group(2)
-    if algorithm not in _CALIBRATOR_CLASSES:
-        raise WorkbenchError(f"Calibration cache '{path}' uses algorithm '{algorithm}'; the workbench can "
-                             f"feed {', '.join(_CALIBRATOR_CLASSES)}")
-    return int(match.group(1)), algorithm
+        cache = read_calibration_cache(path)
+    except WorkbenchError as exc:
+        raise WorkbenchError(f"'{path}' is not a TensorRT calibration cache: {exc}") from None
+    if cache.algorithm not in _CALIBRATOR_CLASSES:
+        raise WorkbenchError(f"Calibration cache '{path}' uses algorithm '{cache.algorithm}'; the workbench "
+                             f"can feed {', '.join(_CALIBRATOR_CLASSES)}")
+    return cache.version, cache.algorithm
 
 
 def _cache_only_calibrator(trt, cache: bytes, algorithm: str):
