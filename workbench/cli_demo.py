@@ -24,6 +24,7 @@ def cmd_demo(args) -> int:
     from .model import ModelInfo
     from .plan import PrecisionPlan
     from .ranges import DEFAULT_METHOD, METHODS, compute_ranges
+    from .cli_quant import progress_bar
     from .session import sample_paths
     from .sensitivity import auto_mixed_precision
 
@@ -54,7 +55,8 @@ def cmd_demo(args) -> int:
     ranges = compute_ranges(stats, DEFAULT_METHOD)
     print(f"\n== Automatic mixed precision to {args.target} (most sensitive nodes to FP16)")
     t0 = time.perf_counter()
-    res = auto_mixed_precision(evaluator, ranges, plan, args.target, progress=None)
+    with progress_bar("Mixed-precision search", "step") as progress:
+        res = auto_mixed_precision(evaluator, ranges, plan, args.target, progress=progress)
     cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "sqnr_db", "cosine", "meets_target")
             if c in res.curve]
     print(res.curve[cols].drop_duplicates("n_fallback").to_string(index=False, float_format=lambda v: f"{v:.4f}"))

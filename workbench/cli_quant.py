@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from .backends.cli import add_backend_argument
@@ -117,6 +118,27 @@ def evaluator_from_args(args, model, *, fallback_to_calib: bool = True):
     return Evaluator(model, data, batch_size=args.batch_size, metric_fn=metric_fn)
 
 
+@contextmanager
+def progress_bar(desc: str, unit: str, quiet: bool = False):
+    """A tqdm bar driven by ``progress(done, total)`` callbacks (None when ``quiet``)."""
+    if quiet:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=desc, unit=unit)
+
+    def update(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
 def _search_inputs(args):
     """Model, ranges, plan and evaluator for the sensitivity / autoprec commands."""
     from .model import ModelInfo
@@ -219,7 +241,8 @@ def cmd_sensitivity(args) -> int:
 
     new_outputs(args, args.output)
     model, ranges, plan, evaluator = _search_inputs(args)
-    table = sensitivity(evaluator, ranges, plan, samples=args.sens_samples)
+    with progress_bar("Sensitivity", "node", args.quiet) as progress:
+        table = sensitivity(evaluator, ranges, plan, samples=args.sens_samples, progress=progress)
     atomic_write_text(args.output, table.to_csv(index=False))
     _print_table(table.head(15), f"Most sensitive nodes ({table.attrs['samples']} samples; "
                                  f"all-INT8 baseline SQNR {table.attrs['baseline']['sqnr_db']:.1f} dB)")
@@ -235,8 +258,9 @@ def cmd_autoprec(args) -> int:
     curve_path = out.with_name(out.stem + ".curve.csv")
     new_outputs(args, out, curve_path)
     model, ranges, plan, evaluator = _search_inputs(args)
-    res = auto_mixed_precision(evaluator, ranges, plan, args.target, sensitivity_samples=args.sens_samples,
-                               latency_points=args.latency_points)
+    with progress_bar("Mixed-precision search", "step", args.quiet) as progress:
+        res = auto_mixed_precision(evaluator, ranges, plan, args.target, sensitivity_samples=args.sens_samples,
+                                   latency_points=args.latency_points, progress=progress)
     cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "sqnr_db", "cosine", "meets_target",
                         "latency_ms_b1", "chosen") if c in res.curve]
     _print_table(res.curve[cols], f"Trade-off curve (target {res.target.text})")
