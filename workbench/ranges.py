@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 
 from ._io import atomic_write_text
@@ -169,15 +168,13 @@ def compute_ranges(stats, method: str = DEFAULT_METHOD, percentile: float = 99.9
         raise WorkbenchError(f"The percentile must be in (0, 100], got {percentile}.")
     tensors = {}
     for name, c in stats.collectors.items():
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            by_method = {m: float(v) for m, v in
-                         algorithms.all_amax(c.hist, c.bin_width, c.absmax, percentile=percentile).items()}
-        for w in caught:
-            warnings.warn(f"tensor '{name}': {w.message}", w.category, stacklevel=2)
+        # the collector owns the special cases (degenerate, constant) and names the tensor in warnings
+        if c.name is None:
+            c.name = name
+        by_method = {m: float(v) for m, v in c.compute_all(percentile=percentile).items()}
         amax = by_method[method]
         total = max(int(c.count), 1)
-        clipped = algorithms.clipped_fraction(c.hist, c.bin_width, amax) if c.hist is not None and len(c.hist) else 0.0
+        clipped = c.clipped_fraction(amax)
         tensors[name] = TensorRange(
             name=name, amax=amax, amax_by_method=by_method,
             min=float(c.min) if c.finite_count else 0.0, max=float(c.max) if c.finite_count else 0.0,

@@ -96,7 +96,7 @@ class Statistics:
         if header.get("format") != FORMAT_VERSION:
             raise WorkbenchError(f"'{path}' has statistics format {header.get('format')}, "
                                  f"this workbench reads format {FORMAT_VERSION}.")
-        collectors = {name: HistogramCollector.from_arrays(per_tensor.get(i, {}))
+        collectors = {name: HistogramCollector.from_arrays(per_tensor.get(i, {}), name=name)
                       for i, name in enumerate(header["tensors"])}
         stats = cls(collectors, header["model_fingerprint"], header["data_fingerprint"],
                     int(header["num_samples"]), float(header.get("seconds", 0.0)),

@@ -491,13 +491,8 @@ def all_amax(
     if h.sum() <= 0:
         warn_degenerate(name, "no non-zero finite values were seen", DEGENERATE_AMAX)
         return {m: DEGENERATE_AMAX for m in METHODS}
-    return {
-        "entropy": entropy_amax(h, bin_width, name=name),
-        "entropy_zero_fix": entropy_amax(h, bin_width, zero_bin_fix=True, name=name),
-        "minmax": minmax_amax(absmax, name=name),
-        "percentile": percentile_amax(h, bin_width, percentile, name=name),
-        "mse": mse_amax(h, bin_width, num_bits, name=name),
-    }
+    return {m: compute_amax(m, h, bin_width, absmax, percentile=percentile, num_bits=num_bits, name=name)
+            for m in METHODS}
 
 
 def compute_amax(
