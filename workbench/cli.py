@@ -12,13 +12,13 @@ from pathlib import Path
 
 from .errors import WorkbenchError
 
-def add_data_args(p: argparse.ArgumentParser, *, required: bool = True, prefix: str = "") -> None:
+def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """Data source and preprocessing flags shared by every command that runs the model."""
     g = p.add_argument_group("data")
     src = g.add_mutually_exclusive_group(required=required)
-    src.add_argument(f"--{prefix}data", metavar="DIR",
+    src.add_argument("--data", metavar="DIR",
                      help="folder of images (jpg/png/bmp/webp) or of .npy/.npz files (npz keyed by input name)")
-    src.add_argument(f"--{prefix}data-loader-script", metavar="FILE.py[:FUNC]",
+    src.add_argument("--data-loader-script", metavar="FILE.py[:FUNC]",
                      help="Polygraphy-style script; FUNC (default load_data) returns an iterable of "
                           "{input_name: array} batches")
     g.add_argument("--samples", type=int, default=None, help="use at most N samples (default: all)")

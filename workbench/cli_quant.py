@@ -100,21 +100,16 @@ def load_metric(spec: str | None):
     return load_function(spec, default="metric", what="metric script")
 
 
-def evaluator_from_args(args, model, *, fallback_to_calib: bool = True):
-    from .data import open_data
-    from .cli import preprocess_from_args
+def evaluator_from_args(args, model):
+    """An Evaluator on --eval-data (or, with a note, on the calibration data)."""
     from .evaluate import Evaluator
 
     metric_fn = load_metric(getattr(args, "metric_script", None))
-
     if args.eval_data or args.eval_data_loader_script:
-        data = open_data(args.eval_data, model, preprocess=preprocess_from_args(args),
-                         loader_script=args.eval_data_loader_script, limit=args.eval_samples)
-    elif fallback_to_calib:
+        data = open_data_from_args(args, model, prefix="eval-", limit=args.eval_samples)
+    else:
         print("note: no --eval-data given; evaluating on the calibration data (optimistic).")
         data = open_data_from_args(args, model, limit=args.eval_samples or args.samples)
-    else:
-        raise WorkbenchError("Give evaluation data with --eval-data or --eval-data-loader-script.")
     return Evaluator(model, data, batch_size=args.batch_size, metric_fn=metric_fn)
 
 
