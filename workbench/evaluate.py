@@ -101,8 +101,7 @@ class Evaluator:
         self.output_names = [o.name for o in model.outputs]
         self.reference = self.run(model.model)
         self.layer_samples = max(1, min(layer_samples, n))
-        self._layer_feed = _concat(self.batches)  # all samples in one dict, sliced for layers
-        self._layer_feed = {k: v[: self.layer_samples] for k, v in self._layer_feed.items()}
+        self._layer_feed = _concat(first_samples(self.batches, self.layer_samples)[0])
         self._layer_ref: dict = {}
         self._fp32_latency: dict = {}
 
