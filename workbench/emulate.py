@@ -214,8 +214,10 @@ class SwitchableModel:
     def session(self):
         if self._session is None:
             from .backends.ort import OrtSessionLoader
+            from .semantics import EXACT
 
-            self._session = OrtSessionLoader(self.proto)()
+            # Exact ONNX semantics, like every accuracy figure (workbench.semantics).
+            self._session = OrtSessionLoader(self.proto, optimization=EXACT)()
         return self._session
 
     def flags(self, plan, ranges, amax_overrides: dict | None = None) -> dict:

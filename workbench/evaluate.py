@@ -18,6 +18,7 @@ from .data import CalibrationData
 from .errors import WorkbenchError
 from .metrics import compare_outputs, cosine, is_classifier_output, sqnr_db
 from .model import ModelInfo
+from .semantics import DEPLOYED, EXACT, describe
 
 
 @dataclass
@@ -31,6 +32,8 @@ class EvalResult:
         latency: {batch size: LatencyStats} of the quantized model, or {}.
         seconds: wall time of the evaluation.
         label: free text (e.g. the variant evaluated).
+        semantics: how the accuracy run executed (``workbench.semantics.describe``).
+        path: the file evaluated, when it was given as a path (None for in-memory models).
     """
 
     outputs: object
@@ -39,6 +42,8 @@ class EvalResult:
     metric: float | None = None
     seconds: float = 0.0
     label: str = ""
+    semantics: str = describe(EXACT)
+    path: str | None = None
 
     def summary(self) -> dict:
         """Metrics of the first output (plus the user metric and batch-1 latency) as a flat dict."""
@@ -106,12 +111,18 @@ class Evaluator:
         self._fp32_latency: dict = {}
 
     # -- running -----------------------------------------------------------------------------
-    def runner(self, model_proto, output_names=None, optimization: str = "all") -> OrtRunner:
+    def runner(self, model_proto, output_names=None, optimization: str = EXACT) -> OrtRunner:
+        """An ONNX Runtime runner for ``model_proto``. ``optimization`` defaults to exact ONNX
+        semantics (graph optimizations off), the semantics of every accuracy figure."""
         return OrtRunner(model_proto, output_names=output_names, threads=self.threads,
                          optimization=optimization).activate()
 
-    def run(self, model_proto, output_names=None, optimization: str = "all") -> dict:
-        """Run ``model_proto`` over every evaluation batch; returns {output name: all rows}."""
+    def run(self, model_proto, output_names=None, optimization: str = EXACT) -> dict:
+        """Run ``model_proto`` over every evaluation batch; returns {output name: all rows}.
+
+        ``optimization`` defaults to exact ONNX semantics ("disable"), which is what TensorRT
+        computes and what does not depend on the CPU; "all" is ONNX Runtime's CPU deployment.
+        """
         runner = self.runner(model_proto, output_names, optimization)
         try:
             return _concat([runner.infer(feed) for feed in self.batches])
@@ -166,15 +177,16 @@ class Evaluator:
         return {k: np.concatenate([v] * reps)[:batch_size] for k, v in full.items()}
 
     def measure_latency(self, model_proto, batch_sizes=(1, 8), repeat: int = 20) -> dict:
-        """{batch size: LatencyStats} of ``model_proto`` on ONNX Runtime CPU."""
-        runner = self.runner(model_proto)
+        """{batch size: LatencyStats} of ``model_proto`` on ONNX Runtime CPU, as deployed
+        (all graph optimizations: latency is the one figure taken from the optimized path)."""
+        runner = self.runner(model_proto, optimization=DEPLOYED)
         try:
             return {b: runner.measure_latency(self.latency_feed(b), warmup=3, repeat=repeat) for b in batch_sizes}
         finally:
             runner.close()
 
     def evaluate_model(self, model_proto, *, layers: list | None = None, latency: bool = False,
-                       batch_sizes=(1, 8), label: str = "", optimization: str = "disable") -> EvalResult:
+                       batch_sizes=(1, 8), label: str = "", optimization: str = EXACT) -> EvalResult:
         """Evaluate an already-built model (ModelProto or path).
 
         Args:
@@ -211,7 +223,9 @@ class Evaluator:
                 for node, op, prec, t in layers
             ])
         lat = self.measure_latency(model_proto, batch_sizes) if latency else {}
-        return EvalResult(table, per_layer, lat, metric, time.perf_counter() - started, label)
+        path = None if hasattr(model_proto, "graph") else str(model_proto)
+        return EvalResult(table, per_layer, lat, metric, time.perf_counter() - started, label,
+                          describe(optimization), path)
 
     def evaluate(self, plan, ranges, *, variant: str = "ort", per_layer: bool = True,
                  latency: bool = False, batch_sizes=(1, 8)) -> EvalResult:
@@ -225,7 +239,7 @@ class Evaluator:
         proto = build_quantized(self.model, ranges, plan, variant=variant)
         layers = self.layers_for(plan) if per_layer else None
         # The CPU deployment model is judged as ONNX Runtime runs it (fused uint8 kernels).
-        optimization = "all" if variant == "cpu_uint8" else "disable"
+        optimization = DEPLOYED if variant == "cpu_uint8" else EXACT
         return self.evaluate_model(proto, layers=layers, latency=latency, batch_sizes=batch_sizes,
                                    label=variant, optimization=optimization)
 
