@@ -19,7 +19,7 @@ import tiny_models
 from workbench.backends import get_runner, trt_inspect
 from workbench.backends import trt as wtrt
 from workbench.backends.base import TensorSpec
-from workbench.backends.cli import register
+from workbench.cli.trt import register
 from workbench.errors import WorkbenchError
 
 DATA = Path(__file__).parent / "data" / "trt_inspector"
@@ -224,7 +224,7 @@ def test_build_checks_user_files_before_tensorrt(tmp_path):
 def test_modules_import_without_tensorrt():
     code = ("import sys; sys.modules['tensorrt'] = None\n"
             "import workbench, workbench.backends, workbench.backends.trt, workbench.backends.trt_inspect, "
-            "workbench.backends.cli, workbench.backends.ort\n"
+            "workbench.cli.trt, workbench.backends.ort\n"
             "from workbench.backends.trt import trt_available\n"
             "print(trt_available()[0])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -73,7 +73,7 @@ def test_calibrate_quantize_evaluate_on_a_tiny_model(tmp_path, capsys):
     assert "--stronglyTyped" in printed
     qm = onnx.load(str(q))
     assert any(n.op_type == "QuantizeLinear" for n in qm.graph.node)
-    plan = json.loads((tmp_path / "m.int8.onnx.plan.json").read_text())
+    plan = json.loads((tmp_path / "m.int8.plan.json").read_text())
     assert "conv2" in json.dumps(plan) and (tmp_path / "m.int8.ort.onnx").exists()
     assert open(model, "rb").read() == before  # the user's model is untouched
     # refuses to overwrite the input model, and an earlier output without --overwrite

@@ -37,7 +37,7 @@ def test_teaching_notebook(tmp_path):
 def test_quickstart_notebook(tmp_path):
     text = _text(_run("01_quickstart.ipynb", tmp_path))
     assert "top-1 agreement INT8 vs FP32" in text
-    assert (tmp_path / "quickstart_project" / "exports" / "efficientnet_lite0_qdq.onnx").exists()
+    assert (tmp_path / "quickstart_project" / "exports" / "efficientnet_lite0.quant.onnx").exists()
     assert (tmp_path / "quickstart_project" / "session.json").exists()
 
 

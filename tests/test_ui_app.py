@@ -127,7 +127,7 @@ def test_exports_from_buttons(wb):
         assert wb.error is None, wb.error
     written = p["export"].written.value
     assert written.count("wrote") == 4
-    report = (wb.session.project / "exports" / "cnn_report.html").read_text()
+    report = (wb.session.project / "exports" / "cnn.quant.report.html").read_text()
     assert "conv1" in report and "plotly" in report.lower()
 
 

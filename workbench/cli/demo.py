@@ -17,16 +17,16 @@ def _new_folder(base: str) -> Path:
 def cmd_demo(args) -> int:
     import pandas as pd
 
-    from .collect import collect_statistics
-    from .data import PRESETS, open_data
-    from .evaluate import Evaluator
-    from .export import export_model
-    from .model import ModelInfo
-    from .plan import PrecisionPlan
-    from .ranges import DEFAULT_METHOD, METHODS, compute_ranges
-    from .cli_quant import progress_bar
-    from .session import sample_paths
-    from .sensitivity import auto_mixed_precision
+    from ..collect import collect_statistics
+    from ..data import PRESETS, open_data
+    from ..evaluate import Evaluator
+    from ..export import export_result
+    from ..model import ModelInfo
+    from ..plan import PrecisionPlan
+    from ..ranges import DEFAULT_METHOD, METHODS, compute_ranges
+    from ..sample import sample_paths
+    from .common import progress_bar, report_written_files
+    from ..sensitivity import auto_mixed_precision
 
     paths = sample_paths()
     out = _new_folder(args.output)
@@ -66,20 +66,15 @@ def cmd_demo(args) -> int:
           f"{len(convs)} of {model.op_counts.get('Conv', 0)} Conv nodes stay INT8.")
 
     print("\n== Export")
-    trt = export_model(model, ranges, res.plan, out / "model.qdq.onnx", variant="trt")
-    export_model(model, ranges, res.plan, out / "model.ort.onnx", variant="ort", calibration_cache=False)
-    export_model(model, ranges, res.plan, out / "model.cpu_uint8.onnx", variant="cpu_uint8",
-                 calibration_cache=False)
-    print(trt.describe())
-    final = evaluator.evaluate(res.plan, ranges, per_layer=False, latency=True)
-    cpu = evaluator.evaluate(res.plan, ranges, per_layer=False, latency=True, variant="cpu_uint8")
+    results = export_result(model, ranges, res.plan, out / "model", kinds=("qdq", "ort", "cpu_uint8"))
+    print(results["qdq"].describe())
+    report_written_files(evaluator, results)
     fp32 = evaluator.fp32_latency()
-    print(f"\n== ONNX Runtime CPU (not a proxy for TensorRT speed)")
-    for name, r in (("TensorRT-style Q/DQ (model.ort.onnx)", final), ("CPU uint8 (model.cpu_uint8.onnx)", cpu)):
-        s = r.summary()
-        lat = ", ".join(f"batch {b}: {l.median_ms:.1f} ms (FP32 {fp32[b].median_ms:.1f} ms)"
-                        for b, l in r.latency.items())
-        print(f"{name}: top-1 agreement {s['top1_agreement']:.3f}, cosine {s['cosine']:.4f}; {lat}")
+    print("\n== ONNX Runtime CPU latency, as deployed (not a proxy for TensorRT speed)")
+    for kind in ("ort", "cpu_uint8"):
+        lat = evaluator.measure_latency(str(results[kind].onnx_path))
+        print(f"{results[kind].onnx_path.name}: " + ", ".join(
+            f"batch {b}: {v.median_ms:.1f} ms (FP32 {fp32[b].median_ms:.1f} ms)" for b, v in lat.items()))
     print(f"\nEverything is in {out}/. Next: `workbench lab` for the interactive workbench.")
     return 0
 

@@ -1,13 +1,12 @@
 """CLI subcommands of the TensorRT backend: ``workbench build`` and ``workbench inspect-engine``.
 
-``workbench/cli.py`` calls :func:`register` with its subparsers. Each handler takes the
+``workbench.cli`` calls :func:`register` with its subparsers. Each handler takes the
 argparse namespace and returns an exit code. Without TensorRT both commands print one
 clear message and exit with code 2 (``build --print-commands`` and ``inspect-engine`` on a
 saved ``.json`` work everywhere).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -15,14 +14,6 @@ from pathlib import Path
 from ..errors import WorkbenchError
 
 EXIT_UNAVAILABLE = 2
-
-
-def add_backend_argument(parser: argparse.ArgumentParser, default: str = "ort") -> None:
-    """Add ``--backend ort|trt`` to a command that runs a model for evaluation or latency."""
-    parser.add_argument("--backend", choices=("ort", "trt"), default=default,
-                        help="ort: ONNX Runtime on the CPU (always available); trt: TensorRT "
-                             "through Polygraphy (needs the tensorrt package and an NVIDIA GPU). "
-                             f"Default: {default}")
 
 
 def register(subparsers) -> None:
@@ -72,7 +63,7 @@ def register(subparsers) -> None:
 
 def _unavailable(what: str) -> int | None:
     """Print why TensorRT cannot be used here and return the exit code, or None if it can."""
-    from .trt import trt_available
+    from ..backends.trt import trt_available
 
     ok, reason = trt_available()
     if ok:
@@ -82,7 +73,7 @@ def _unavailable(what: str) -> int | None:
 
 
 def _build_config(args):
-    from .trt import BuildConfig, parse_shapes
+    from ..backends.trt import BuildConfig, parse_shapes
 
     precisions = {}
     for item in args.layer_precision:
@@ -102,7 +93,7 @@ def _build_config(args):
 
 def run_build(args) -> int:
     """Handler of ``workbench build``."""
-    from .trt import build_engine, parse_shapes, trt_build_command, trt_version, version_major
+    from ..backends.trt import build_engine, parse_shapes, trt_build_command, trt_version, version_major
 
     if args.print_commands:
         shapes = parse_shapes(args.opt_shapes or args.shapes)
@@ -128,7 +119,7 @@ def run_inspect(args) -> int:
     import pandas as pd
 
     from .._io import atomic_write_text
-    from . import trt_inspect
+    from ..backends import trt_inspect
 
     source = Path(args.engine)
     if source.suffix.lower() == ".json":
@@ -137,7 +128,7 @@ def run_inspect(args) -> int:
         code = _unavailable("inspect-engine")
         if code is not None:
             return code
-        from .trt import inspect_engine
+        from ..backends.trt import inspect_engine
 
         info = trt_inspect.load_engine_info(inspect_engine(source))
         if args.save_json:

@@ -28,8 +28,9 @@ from ..errors import WorkbenchError
 from ..plan import FP16_MAX, PrecisionPlan, _range_map
 from .build import VARIANT_ROLES, VARIANTS, BuildResult, build, build_quantized
 from .commands import engine_build_commands
+from .names import export_path, stem_of
 
-__all__ = ["build", "build_quantized", "export_model", "engine_build_commands", "ExportResult",
+__all__ = ["build", "build_quantized", "export_model", "export_result", "engine_build_commands", "ExportResult",
            "BuildResult", "VARIANTS", "VARIANT_ROLES", "qdq_placement"]
 
 
@@ -61,7 +62,7 @@ class ExportResult:
     """What :func:`export_model` wrote.
 
     ``onnx_path``: the model; ``variant`` and ``role``: which file it is and what it is for;
-    ``plan_path``: the effective plan as JSON; ``cache_path``: the TensorRT calibration cache
+    ``plan_path``: the effective plan as JSON (None when not written); ``cache_path``: the TensorRT calibration cache
     (None when not written); ``commands``: label -> engine build command (trt variant);
     ``plan``: the effective plan; ``notes``: sentences for the report.
     """
@@ -69,7 +70,7 @@ class ExportResult:
     onnx_path: Path
     variant: str
     role: str
-    plan_path: Path
+    plan_path: Path | None
     cache_path: Path | None
     commands: dict
     plan: PrecisionPlan
@@ -77,7 +78,9 @@ class ExportResult:
     build: BuildResult | None = None
 
     def describe(self) -> str:
-        lines = [f"{self.onnx_path}: {self.role}", f"plan: {self.plan_path}"]
+        lines = [f"{self.onnx_path}: {self.role}"]
+        if self.plan_path:
+            lines.append(f"plan: {self.plan_path}")
         if self.cache_path:
             lines.append(f"calibration cache (TensorRT <= 10 implicit INT8 only): {self.cache_path}")
         lines += [f"  {k}: {v}" for k, v in self.commands.items()]
@@ -88,9 +91,10 @@ class ExportResult:
 def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.PathLike, *,
                  variant: str = "trt", calibration_cache: bool = True,
                  allow_existing_qdq: bool = False, fp16_threshold: float = FP16_MAX,
-                 cache_algorithm: str = "EntropyCalibration2") -> ExportResult:
+                 cache_algorithm: str = "EntropyCalibration2", write_plan: bool = True) -> ExportResult:
     """Write the quantized model for ``plan`` to ``out_path`` (atomically) with its plan JSON
-    (``<out>.plan.json``) and, if asked, the calibration cache (``<out>.calib.cache``).
+    and, if asked, the calibration cache, named by :mod:`workbench.export.names`: for
+    ``out/model.onnx``, ``out/model.plan.json`` and ``out/model.calib.cache``.
 
     Args:
         model_info: the source ModelInfo; its file is never overwritten (WorkbenchError).
@@ -104,20 +108,23 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
             FP16/FP32 choices; TensorRT 11 ignores it (use the Q/DQ file).
         allow_existing_qdq, fp16_threshold: see :func:`build_quantized`.
         cache_algorithm: the algorithm named in the cache header.
+        write_plan: write the plan JSON (default True; False for a twin of a file that has it).
     """
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".onnx":
         raise WorkbenchError(f"Output path '{out_path}' should end in .onnx.")
     refuse_overwrite(out_path, model_info.path)
-    plan_path = out_path.with_name(out_path.name + ".plan.json")
-    cache_path = out_path.with_name(out_path.name + ".calib.cache") if calibration_cache else None
+    stem = stem_of(out_path)
+    plan_path = export_path(stem, "plan") if write_plan else None
+    cache_path = export_path(stem, "cache") if calibration_cache else None
     for extra in (plan_path, cache_path):
         if extra is not None:
             refuse_overwrite(extra, model_info.path)
     res = build(model_info, ranges, plan, variant=variant, allow_existing_qdq=allow_existing_qdq,
                 fp16_threshold=fp16_threshold)
     atomic_save_onnx(res.model, out_path)
-    res.plan.save(plan_path)
+    if plan_path is not None:
+        res.plan.save(plan_path)
     if cache_path is not None:
         from ..cache import write_calibration_cache
 
@@ -138,3 +145,31 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
         notes.append("CPU latency of this model is no proxy for TensorRT speed.")
     return ExportResult(out_path, variant, res.role, plan_path, cache_path, commands, res.plan,
                         notes, res)
+
+
+def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq", "ort"),
+                  cache_algorithm: str = "EntropyCalibration2") -> dict:
+    """Write one result: the TensorRT Q/DQ model with its plan and calibration cache, plus the
+    ONNX Runtime files of ``kinds`` beside it, all named by :mod:`workbench.export.names` from
+    ``stem`` (``out/model`` -> ``out/model.onnx``, ``out/model.ort.onnx``, ...).
+
+    Args:
+        kinds: ONNX kinds to write: "qdq" (always written first), "ort", "cpu_uint8".
+        cache_algorithm: the algorithm named in the calibration cache header.
+
+    Returns {kind: ExportResult}. The twins get no plan or cache of their own (the plan of
+    all of them is the one beside the TensorRT file).
+    """
+    from .names import VARIANT_KIND
+
+    unknown = [k for k in kinds if k not in VARIANT_KIND.values()]
+    if unknown:
+        raise WorkbenchError(f"Unknown model kind(s) {unknown}; choose from {sorted(VARIANT_KIND.values())}.")
+    variant_of = {k: v for v, k in VARIANT_KIND.items()}
+    out = {"qdq": export_model(model_info, ranges, plan, export_path(stem, "qdq"), variant="trt",
+                               cache_algorithm=cache_algorithm)}
+    for kind in kinds:
+        if kind != "qdq":
+            out[kind] = export_model(model_info, ranges, plan, export_path(stem, kind), variant=variant_of[kind],
+                                     calibration_cache=False, write_plan=False)
+    return out

@@ -33,10 +33,10 @@ class ExportPanel:
         folder = self.folder.value.strip()
         path = None
         if folder:
-            defaults = {"qdq": "model_qdq.onnx", "plan": "plan.json", "cache": "calibration.cache",
-                        "report": "report.html"}
+            from ...export.names import export_path
+
             stem = self.session.model_info.path.stem if self.session.model_info and self.session.model_info.path else "model"
-            path = Path(folder) / f"{stem}_{defaults[kind]}"
+            path = export_path(Path(folder) / f"{stem}.quant", kind)
         out = self.session.export(kind, path)
         self.written.value += f"<div>wrote <code>{html.escape(str(out))}</code></div>"
         return out

@@ -1,0 +1,233 @@
+"""Argument groups of the ``workbench`` command line, in Polygraphy's ``tools/args`` style.
+
+Each group defines its options once (``add(parser)``) and turns the parsed namespace into core
+objects (``parse(args, ...)``). A command composes the groups it needs; no option is defined
+twice. Core imports happen inside ``parse`` so ``workbench --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+
+class PreprocessArgs:
+    """Image preprocessing flags (image folders only)."""
+
+    def add(self, parser: argparse.ArgumentParser) -> None:
+        pre = parser.add_argument_group("image preprocessing (image folders only)")
+        pre.add_argument("--preset", default=None,
+                         help="efficientnet-lite | imagenet | caffe | unit | symmetric (default imagenet); "
+                              "flags below override single fields")
+        pre.add_argument("--resize", type=int, default=None, help="resize the short side to N pixels (0: off)")
+        pre.add_argument("--crop", type=int, default=None, help="centre crop NxN (default: model input size)")
+        pre.add_argument("--color", choices=["RGB", "BGR"], default=None, help="channel order")
+        pre.add_argument("--scale", type=float, default=None, help="multiply 0..255 pixels by this first")
+        pre.add_argument("--mean", type=float, nargs="+", default=None, help="per-channel mean (scaled units)")
+        pre.add_argument("--std", type=float, nargs="+", default=None, help="per-channel std (scaled units)")
+        pre.add_argument("--layout", choices=["NCHW", "NHWC"], default=None, help="default: from the model")
+
+    def parse(self, args):
+        """The ImagePreprocess of --preset with the single-field flags applied."""
+        from ..data import PRESETS, preset
+
+        pre = preset(args.preset) if args.preset else PRESETS["imagenet"]
+        fields = {k: getattr(args, k) for k in ("resize", "crop", "color", "scale", "layout")
+                  if getattr(args, k, None) is not None}
+        if fields.get("resize") == 0:
+            fields["resize"] = None
+        for k in ("mean", "std"):
+            if getattr(args, k, None) is not None:
+                fields[k] = tuple(getattr(args, k))
+        return replace(pre, **fields)
+
+
+class DataArgs:
+    """A data source: ``--{prefix}data DIR`` or ``--{prefix}data-loader-script FILE.py[:FUNC]``.
+
+    Args:
+        prefix: "" for calibration data, "eval-" for held-out evaluation data.
+        required: one source must be given.
+        batch: also add ``--samples`` and ``--batch-size`` (the calibration group owns them).
+    """
+
+    def __init__(self, prefix: str = "", *, required: bool = True, title: str = "data",
+                 batch: bool = True) -> None:
+        self.prefix, self.required, self.title, self.batch = prefix, required, title, batch
+        self.preprocess = PreprocessArgs()
+
+    @property
+    def _key(self) -> str:
+        return self.prefix.replace("-", "_")
+
+    def add(self, parser: argparse.ArgumentParser):
+        g = parser.add_argument_group(self.title)
+        src = g.add_mutually_exclusive_group(required=self.required)
+        src.add_argument(f"--{self.prefix}data", metavar="DIR",
+                         help="folder of images (jpg/png/bmp/webp) or of .npy/.npz files (npz keyed by input name)")
+        src.add_argument(f"--{self.prefix}data-loader-script", metavar="FILE.py[:FUNC]",
+                         help="Polygraphy-style script; FUNC (default load_data) returns an iterable of "
+                              "{input_name: array} batches")
+        if self.batch:
+            g.add_argument("--samples", type=int, default=None, help="use at most N samples (default: all)")
+            g.add_argument("--batch-size", type=int, default=8, help="samples per inference batch (default 8)")
+            self.preprocess.add(parser)
+        else:
+            g.add_argument(f"--{self.prefix}samples", type=int, default=None,
+                           help="use at most N of these samples (default: all)")
+        return g
+
+    def given(self, args) -> bool:
+        return bool(getattr(args, f"{self._key}data", None) or getattr(args, f"{self._key}data_loader_script", None))
+
+    def parse(self, args, model, limit: int | None = None):
+        """Open the data for ``model`` (a CalibrationData)."""
+        from ..data import open_data
+
+        if limit is None:
+            limit = getattr(args, f"{self._key}samples", None)
+        return open_data(getattr(args, f"{self._key}data"), model, preprocess=self.preprocess.parse(args),
+                         loader_script=getattr(args, f"{self._key}data_loader_script"), limit=limit)
+
+
+class MetricArgs:
+    """``--metric-script FILE.py[:FUNC]``: the user's accuracy metric."""
+
+    def add(self, parser_or_group) -> None:
+        parser_or_group.add_argument(
+            "--metric-script", metavar="FILE.py[:FUNC]",
+            help="your accuracy metric: FUNC(outputs, labels=None) -> float, higher is better "
+                 "(default FUNC: metric); reported as 'metric' and usable in --target 'metric>=X'")
+
+    def parse(self, args):
+        """FUNC of the script (default ``metric``), or None."""
+        spec = getattr(args, "metric_script", None)
+        if not spec:
+            return None
+        from ..data import load_function
+
+        return load_function(spec, default="metric", what="metric script")
+
+
+class EvalArgs:
+    """Held-out evaluation data (same preprocessing as calibration) and the metric."""
+
+    def __init__(self) -> None:
+        self.data = DataArgs("eval-", required=False, batch=False,
+                             title="evaluation data (held out from calibration; same preprocessing)")
+        self.metric = MetricArgs()
+        self.calib_data: DataArgs | None = None
+
+    def add(self, parser: argparse.ArgumentParser, calib_data: DataArgs) -> None:
+        self.calib_data = calib_data
+        g = self.data.add(parser)
+        self.metric.add(g)
+
+    def parse(self, args, model):
+        """An Evaluator on --eval-data (or, with a note, on the calibration data)."""
+        from ..evaluate import Evaluator
+
+        metric_fn = self.metric.parse(args)
+        if self.data.given(args):
+            data = self.data.parse(args, model)
+        else:
+            print("note: no --eval-data given; evaluating on the calibration data (optimistic).")
+            data = self.calib_data.parse(args, model, limit=args.eval_samples or args.samples)
+        return Evaluator(model, data, batch_size=args.batch_size, metric_fn=metric_fn)
+
+
+class CalibArgs:
+    """Range method, its parameters, and reuse of saved ranges or statistics.
+
+    Args:
+        reuse_ranges: add ``--ranges ranges.json`` (commands that consume ranges).
+    """
+
+    def __init__(self, *, reuse_ranges: bool = True) -> None:
+        self.reuse_ranges = reuse_ranges
+
+    def add(self, parser: argparse.ArgumentParser) -> None:
+        from ..ranges import DEFAULT_METHOD, METHODS
+
+        g = parser.add_argument_group("calibration")
+        g.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                       help=f"range method (default {DEFAULT_METHOD}, the most accurate on the sample; "
+                            "'entropy' is TensorRT's EntropyCalibration2 as published, 'entropy_zero_fix' "
+                            "the pytorch-quantization/ModelOpt variant)")
+        g.add_argument("--percentile", type=float, default=99.99, help="p for --method percentile (default 99.99)")
+        if self.reuse_ranges:
+            g.add_argument("--ranges", metavar="ranges.json", help="reuse ranges from `workbench calibrate` "
+                           "(checked against the model) instead of calibrating")
+        g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    def parse(self, args, model, data_args: DataArgs):
+        """Calibrate (or load --ranges) and return Ranges for ``model``."""
+        from ..collect import collect_statistics
+        from ..errors import StaleError
+        from ..ranges import Ranges, compute_ranges
+
+        if getattr(args, "ranges", None):
+            ranges = Ranges.load(args.ranges)
+            if ranges.model_fingerprint and ranges.model_fingerprint != model.fingerprint():
+                raise StaleError(f"'{args.ranges}' was calibrated for another model; recalibrate.")
+            return ranges.with_method(args.method) if args.method != ranges.method else ranges
+        data = data_args.parse(args, model)
+        stats = collect_statistics(model, data, batch_size=args.batch_size, progress=not args.quiet)
+        return compute_ranges(stats, args.method, args.percentile)
+
+
+class PlanArgs:
+    """The precision plan: a saved plan or the default, plus per-node / per-op overrides."""
+
+    def add(self, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("precision plan")
+        g.add_argument("--plan", metavar="plan.json", help="start from a saved plan")
+        g.add_argument("--base", choices=["fp32", "fp16"], default="fp32",
+                       help="precision of nodes that are not INT8 (default fp32)")
+        for prec, what in (("int8", "run in INT8"), ("fp16", "keep in FP16"), ("fp32", "keep in FP32")):
+            g.add_argument(f"--{prec}", action="append", default=[], metavar="PATTERN",
+                           help=f"regex of node names to {what} (repeatable)")
+        for prec in ("fp16", "fp32"):
+            g.add_argument(f"--op-{prec}", action="append", default=[], metavar="OP",
+                           help=f"op type to keep in {prec.upper()} (repeatable)")
+
+    def parse(self, args, model, ranges):
+        """The default plan (or --plan) with the overrides applied and FP16 safety checked."""
+        from ..plan import PrecisionPlan
+
+        plan = PrecisionPlan.load(args.plan, model) if args.plan else PrecisionPlan.default(model, args.base)
+        for prec in ("fp16", "fp32"):
+            for op in getattr(args, f"op_{prec}"):
+                plan.set_op_type(op, prec)
+        for prec in ("int8", "fp16", "fp32"):
+            for pattern in getattr(args, prec):
+                plan.set_pattern(pattern, prec)
+        return plan.with_fp16_safety(model, ranges)
+
+
+class BackendArgs:
+    """``--backend``: which runtime runs the model for evaluation or latency."""
+
+    def __init__(self, default: str = "ort") -> None:
+        self.default = default
+
+    def add(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--backend", choices=("ort", "trt"), default=self.default,
+                            help="ort: ONNX Runtime on the CPU (always available); trt: TensorRT "
+                                 "through Polygraphy (needs the tensorrt package and an NVIDIA GPU). "
+                                 f"Default: {self.default}")
+
+    def parse(self, args) -> str:
+        return args.backend
+
+
+class OutputArgs:
+    """``-o/--output`` and ``--overwrite``."""
+
+    def __init__(self, metavar: str, help: str, *, required: bool = True, default: str | None = None) -> None:
+        self.metavar, self.help, self.required, self.default = metavar, help, required, default
+
+    def add(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("-o", "--output", required=self.required, default=self.default,
+                            metavar=self.metavar, help=self.help)
+        parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+

@@ -1,0 +1,93 @@
+"""``workbench sensitivity`` (rank INT8 nodes) and ``workbench autoprec`` (mixed precision to a target)."""
+from __future__ import annotations
+
+from .args import CalibArgs, DataArgs, EvalArgs, OutputArgs, PlanArgs
+from .common import new_outputs, print_table, progress_bar, report_written_files
+
+_data = DataArgs()
+_eval = EvalArgs()
+_calib = CalibArgs()
+_plan = PlanArgs()
+
+
+def _search_inputs(args):
+    """Model, ranges, plan and evaluator for the sensitivity / autoprec commands."""
+    from ..model import ModelInfo
+
+    model = ModelInfo.from_path(args.model)
+    ranges = _calib.parse(args, model, _data)
+    return model, ranges, _plan.parse(args, model, ranges), _eval.parse(args, model)
+
+
+def cmd_sensitivity(args) -> int:
+    from .._io import atomic_write_text
+    from ..sensitivity import sensitivity
+
+    new_outputs(args, args.output)
+    model, ranges, plan, evaluator = _search_inputs(args)
+    with progress_bar("Sensitivity", "node", args.quiet) as progress:
+        table = sensitivity(evaluator, ranges, plan, samples=args.sens_samples, progress=progress)
+    atomic_write_text(args.output, table.to_csv(index=False))
+    print_table(table.head(15), f"Most sensitive nodes ({table.attrs['samples']} samples; "
+                                f"all-INT8 baseline SQNR {table.attrs['baseline']['sqnr_db']:.1f} dB)")
+    print(f"Wrote {args.output}")
+    return 0
+
+
+def cmd_autoprec(args) -> int:
+    from .._io import atomic_write_text
+    from ..export import export_result
+    from ..export.names import export_path, stem_of
+    from ..sensitivity import auto_mixed_precision
+
+    stem = stem_of(args.output)
+    curve_path = stem.with_name(stem.name + ".curve.csv")
+    new_outputs(args, *(export_path(stem, k) for k in ("qdq", "ort", "plan")), curve_path)
+    model, ranges, plan, evaluator = _search_inputs(args)
+    with progress_bar("Mixed-precision search", "step", args.quiet) as progress:
+        res = auto_mixed_precision(evaluator, ranges, plan, args.target, sensitivity_samples=args.sens_samples,
+                                   latency_points=args.latency_points, progress=progress)
+    cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "sqnr_db", "cosine", "meets_target",
+                        "latency_ms_b1", "chosen") if c in res.curve]
+    print_table(res.curve[cols], f"Trade-off curve (target {res.target.text})")
+    print(("Target met" if res.met else "Target NOT met even with every node in FP16") +
+          f" with {len(res.fallback)} node(s) out of INT8: {', '.join(res.fallback) or '-'}")
+    results = export_result(model, ranges, res.plan, stem, kinds=("qdq", "ort"))
+    atomic_write_text(curve_path, res.curve.to_csv(index=False))
+    report_written_files(evaluator, results)
+    print(f"Wrote {', '.join(str(r.onnx_path) for r in results.values())}, {results['qdq'].plan_path} "
+          f"and {curve_path}")
+    return 0 if res.met else 1
+
+
+def _search_parser(sub, name: str, help: str, description: str):
+    """A sensitivity/autoprec parser: model, calibration and evaluation data, calibration and plan."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.add_argument("model", help="FP32 ONNX model")
+    _data.add(p)
+    _eval.add(p, _data)
+    _calib.add(p)
+    _plan.add(p)
+    return p
+
+
+def register(sub) -> None:
+    """Add ``sensitivity`` and ``autoprec`` to the ``workbench`` CLI."""
+    p = _search_parser(sub, "sensitivity", "rank INT8 nodes by the error each one brings",
+                       "Per INT8 node: output SQNR when only it is INT8, and the gain when only it "
+                       "returns to FP16. Writes a CSV, most sensitive first.")
+    p.add_argument("--sens-samples", type=int, default=16, help="evaluation samples per score (default 16)")
+    OutputArgs("table.csv", "output CSV (new file)").add(p)
+    p.set_defaults(func=cmd_sensitivity)
+
+    p = _search_parser(sub, "autoprec", "automatic mixed precision to an accuracy target",
+                       "Falls back the most sensitive INT8 nodes to FP16 until the target holds on the "
+                       "evaluation data. TARGET is METRIC OP VALUE with METRIC top1 (top-1 agreement with "
+                       "FP32), top5, cosine, sqnr (dB), max_abs_error or metric (--metric-script), OP one of "
+                       ">= > <= <, e.g. 'top1>=0.99' or 'sqnr>=30'. Exit status 1 when the target cannot be met.")
+    p.add_argument("--target", default="top1>=0.99", help="accuracy target (default top1>=0.99)")
+    p.add_argument("--sens-samples", type=int, default=16, help="evaluation samples for the ranking")
+    p.add_argument("--latency-points", type=int, default=4,
+                   help="curve points whose ONNX Runtime CPU latency is measured (default 4)")
+    OutputArgs("OUT.onnx", "output model path (new file)").add(p)
+    p.set_defaults(func=cmd_autoprec)

@@ -1,0 +1,95 @@
+"""Rebuild + evaluate, TensorRT builds, sensitivity and automatic mixed precision of a session."""
+from __future__ import annotations
+
+import time
+
+from ..errors import WorkbenchError
+from .state import Build, Event
+
+
+class BuildsMixin:
+    """Part of :class:`workbench.session.Session`: builds, history, searches."""
+
+    def rebuild(self, *, latency: bool = False, backend: str = "ort", label: str = "") -> Build:
+        """Build the quantized model for the current plan and ranges and evaluate it.
+
+        Args:
+            latency: also measure batch-1 latency (ONNX Runtime CPU; TensorRT with ``backend="trt"``).
+            backend: "ort" (always available) or "trt" (TensorRT via Polygraphy: needs the
+                ``tensorrt`` package and an NVIDIA GPU; otherwise WorkbenchError with the reason).
+            label: free text stored with the build.
+        """
+        ranges = self._need_ranges()
+        started = time.perf_counter()
+        plan = self.plan.copy()
+        notes, paths, lat_ms = [], {}, None
+        result = self.evaluator.evaluate(plan, ranges, per_layer=True, latency=latency and backend == "ort",
+                                         batch_sizes=(1,))
+        if latency and backend == "ort" and 1 in result.latency:
+            lat_ms = float(result.latency[1].median_ms)
+            notes.append("latency: ONNX Runtime CPU with emulated Q/DQ, not a TensorRT number")
+        if backend == "trt":
+            lat_ms, trt_paths = self._trt_build(plan, ranges, len(self.history))
+            paths.update(trt_paths)
+        build = Build(len(self.history), plan, self.calib_settings.method, result.summary(), result.outputs,
+                      result.per_layer, lat_ms, backend, len(plan.int8_nodes()), len(plan.fp16_nodes()),
+                      time.perf_counter() - started, notes, paths, label)
+        self.history.append(build)
+        self._autosave()
+        self._notify(Event.BUILD)
+        return build
+
+    def _trt_build(self, plan, ranges, build_id: int) -> tuple:
+        """Export the TensorRT Q/DQ model, build an engine and time it (only with TensorRT)."""
+        from ..backends import trt
+
+        ok, reason = trt.trt_available()
+        if not ok:
+            raise WorkbenchError(f"TensorRT build unavailable: {reason}")
+        from ..backends.base import get_runner
+
+        out = self._export_dir() / f"build{build_id}"
+        onnx_path = self._export_model(plan, ranges, out / "model.onnx", "trt")
+        engine = out / "model.engine"
+        trt.build_engine(onnx_path, engine)
+        runner = get_runner(str(engine), backend="trt")
+        feed = self.evaluator.latency_feed(1)
+        with runner:
+            stats = runner.measure_latency(feed, warmup=5, repeat=50)
+        return float(stats.median_ms), {"onnx": str(onnx_path), "engine": str(engine)}
+
+    def restore(self, build_id: int) -> None:
+        """Make the plan of build ``build_id`` the current plan (undoable)."""
+        if not 0 <= build_id < len(self.history):
+            raise WorkbenchError(f"No build {build_id}; the history has builds 0..{len(self.history) - 1}.")
+        old = self.history[build_id]
+        self._change_plan(lambda p: None, f"restore build {build_id}")
+        self.plan = old.plan.copy()
+        if old.method != self.calib_settings.method and self.stats is not None:
+            self.set_method(old.method)
+        self._notify(Event.PLAN)
+
+    # ------------------------------------------------------------------ sensitivity and auto
+    def run_sensitivity(self, *, samples: int | None = 16, progress=None, cancel=None):
+        """Rank the INT8 nodes by sensitivity (see :func:`workbench.sensitivity.sensitivity`)."""
+        from ..sensitivity import sensitivity
+
+        self.sensitivity_table = sensitivity(self.evaluator, self._need_ranges(), self.plan, samples=samples,
+                                             progress=progress, cancel=cancel)
+        self._notify(Event.SENSITIVITY)
+        return self.sensitivity_table
+
+    def auto(self, target: str = "top1>=0.99", *, progress=None, cancel=None, **kw):
+        """Automatic mixed precision to ``target`` (e.g. "top1>=0.99", "sqnr>=30"); the plan
+        found becomes the current plan (undoable). Returns the AutoResult (with ``curve``)."""
+        from ..sensitivity import auto_mixed_precision
+
+        result = auto_mixed_precision(self.evaluator, self._need_ranges(), self.plan, target,
+                                      ranking=self.sensitivity_table, progress=progress, cancel=cancel, **kw)
+        self.auto_result = result
+        if self.sensitivity_table is None:
+            self.sensitivity_table = result.sensitivity
+        self._change_plan(lambda p: None, f"auto {target}")
+        self.plan = result.plan.copy()
+        self._notify(Event.PLAN)
+        return result

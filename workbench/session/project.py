@@ -1,0 +1,90 @@
+"""Saving a session to a project folder and loading it back."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from .._io import atomic_write_text
+from ..errors import StaleError, WorkbenchError
+from .state import (SESSION_FILE, SESSION_FORMAT, STATS_FILE, Build, CalibrationSettings, DataSettings,
+                    _json_safe)
+
+
+class ProjectMixin:
+    """Part of :class:`workbench.session.Session`: project save / load."""
+
+    def _autosave(self) -> None:
+        if self.project is not None and self.model_info is not None:
+            self.save()
+
+    def to_dict(self) -> dict:
+        """The session as JSON-friendly data (statistics are stored separately)."""
+        return _json_safe({
+            "format": SESSION_FORMAT,
+            "model": str(self.model_info.path.resolve()) if self.model_info and self.model_info.path else None,
+            "model_fingerprint": self.model_info.fingerprint() if self.model_info else None,
+            "data": asdict(self.data_settings), "calibration": asdict(self.calib_settings),
+            "plan_base": self.plan_base, "selected": self.selected,
+            "plan": self.plan.to_dict() if self.plan else None,
+            "history": [{**b.row(), "summary": b.summary, "notes": b.notes, "paths": b.paths,
+                         "plan": b.plan.to_dict(),
+                         "per_layer": b.per_layer.to_dict("list") if b.per_layer is not None else None,
+                         "outputs": b.outputs.to_dict("list") if b.outputs is not None else None}
+                        for b in self.history],
+        })
+
+    def save(self, project=None) -> Path:
+        """Write ``session.json`` (and the statistics, if not there yet) to the project folder."""
+        if project is not None:
+            self.project = Path(project)
+        if self.project is None:
+            raise WorkbenchError("Give a project folder to save the session to.")
+        self.project.mkdir(parents=True, exist_ok=True)
+        path = self._stats_path()
+        if self.stats is not None and not path.exists():
+            self.stats.save(path)
+            atomic_write_text(path.with_suffix(".json"),
+                              json.dumps({"batch_size": self.last_calibration.get("batch_size")}))
+        return atomic_write_text(self.project / SESSION_FILE, json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, project):
+        """Open a saved project folder: model, data settings, statistics (when still valid),
+        current plan and build history. Raises WorkbenchError when the model file changed."""
+        import pandas as pd
+        from ..plan import PrecisionPlan
+
+        project = Path(project)
+        try:
+            d = json.loads((project / SESSION_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise WorkbenchError(f"'{project}' is not a workbench project (no {SESSION_FILE}).") from None
+        except ValueError as exc:
+            raise WorkbenchError(f"'{project / SESSION_FILE}' is not valid JSON ({exc}).") from None
+        if d.get("format") != SESSION_FORMAT:
+            raise WorkbenchError(f"'{project / SESSION_FILE}' has format {d.get('format')}; "
+                                 f"this workbench reads format {SESSION_FORMAT}.")
+        s = cls(project=project, plan_base=d.get("plan_base", "fp32"))
+        s.data_settings = DataSettings(**d["data"])
+        s.calib_settings = CalibrationSettings(**d["calibration"])
+        if d.get("model"):
+            s.open_model(d["model"])
+            if d.get("model_fingerprint") and s.model_info.fingerprint() != d["model_fingerprint"]:
+                raise StaleError(f"The model '{d['model']}' changed since the project was saved; "
+                                 "start a new project for it.")
+        if d.get("plan") and s.model_info is not None:
+            s.plan = PrecisionPlan.from_dict(d["plan"], s.model_info, source=str(project / SESSION_FILE))
+        for h in d.get("history", []):
+            plan = PrecisionPlan.from_dict(h["plan"], s.model_info, source=str(project / SESSION_FILE))
+            s.history.append(Build(
+                h["build"], plan, h["method"], h.get("summary", {}),
+                pd.DataFrame(h["outputs"]) if h.get("outputs") else None,
+                pd.DataFrame(h["per_layer"]) if h.get("per_layer") else None,
+                h.get("latency_ms"), h.get("backend", "ort"), h.get("n_int8", 0), h.get("n_fp16", 0),
+                h.get("seconds", 0.0), h.get("notes", []), h.get("paths", {}), h.get("label", "")))
+        if (project / STATS_FILE).exists() and s.model_info is not None:
+            s._load_saved_statistics()
+        if d.get("selected"):
+            s.selected = d["selected"]
+        return s
