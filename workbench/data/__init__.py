@@ -1,0 +1,55 @@
+"""Calibration and evaluation data: image folders, .npy/.npz folders, Polygraphy-style loader scripts.
+
+Every source yields batches ``{input_name: ndarray}`` in a deterministic order, checked against the
+model's inputs (names, dtypes, ranks, static dims) with errors that name the file and the tensor,
+and against plain mistakes that would otherwise give silent garbage: all-NaN inputs, a zero std,
+16-bit images, batch sizes that cannot fit in memory (see :mod:`workbench.data.base`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import WorkbenchError
+from ..model import ModelInfo
+from .arrays import ARRAY_EXTENSIONS, ArrayFolderData
+from .base import (CalibrationData, DataWarning, activation_bytes_per_sample, available_memory,
+                   check_positive_int, list_files)
+from .images import IMAGE_EXTENSIONS, PRESETS, ImageFolderData, ImagePreprocess, preset
+from .scripts import ScriptData, call_user_function, load_function, parse_script_spec
+
+__all__ = ["ARRAY_EXTENSIONS", "IMAGE_EXTENSIONS", "PRESETS", "ArrayFolderData", "CalibrationData",
+           "DataWarning", "ImageFolderData", "ImagePreprocess", "ScriptData", "activation_bytes_per_sample",
+           "available_memory", "call_user_function", "check_positive_int", "load_function", "open_data",
+           "parse_script_spec", "preset"]
+
+
+def open_data(source=None, model: ModelInfo | None = None, *, preprocess: ImagePreprocess | None = None,
+              loader_script: str | None = None, limit: int | None = None,
+              allow_nonfinite: bool = False) -> CalibrationData:
+    """Open calibration/evaluation data for ``model``.
+
+    Args:
+        source: a folder of images or of .npy/.npz files (None when ``loader_script`` is given).
+        model: the ModelInfo the data feeds.
+        preprocess: image preprocessing (images only; default the "imagenet" preset).
+        loader_script: ``"file.py[:func]"``, a Polygraphy-style data loader.
+        limit: the most samples to use (None for all); a positive whole number.
+        allow_nonfinite: accept samples whose float inputs are all NaN/Inf (default False: refused).
+    """
+    if model is None:
+        raise WorkbenchError("open_data needs the model the data is for.")
+    if (source is None) == (loader_script is None):
+        raise WorkbenchError("Give exactly one data source: a folder (--data) or a loader script "
+                             "(--data-loader-script).")
+    if loader_script is not None:
+        return ScriptData(loader_script, model, limit, allow_nonfinite)
+    folder = Path(source)
+    files = list_files(folder, IMAGE_EXTENSIONS + ARRAY_EXTENSIONS, "image or .npy/.npz")
+    n_img = sum(f.suffix.lower() in IMAGE_EXTENSIONS for f in files)
+    if n_img and n_img != len(files):
+        raise WorkbenchError(
+            f"Data folder '{folder}' mixes images and .npy/.npz files; keep one kind per folder."
+        )
+    if n_img:
+        return ImageFolderData(folder, model, preprocess, limit, allow_nonfinite)
+    return ArrayFolderData(folder, model, limit, allow_nonfinite)
