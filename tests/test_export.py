@@ -366,7 +366,7 @@ def test_missing_range_and_foreign_plan_and_bad_variant():
         build_quantized(info, partial, PrecisionPlan.default(info))
     bad = dict(ranges)
     bad["r2"] = SimpleNamespace(amax=0.0, min=0.0, max=0.0)
-    with pytest.raises(WorkbenchError, match="'r2'.*finite amax > 0"):
+    with pytest.raises(WorkbenchError, match="'r2'.*must be finite and > 0"):
         build_quantized(info, bad, PrecisionPlan.default(info))
     other = ModelInfo(tm.small_cnn(seed=3))
     with pytest.raises(WorkbenchError, match="another model"):

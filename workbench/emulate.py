@@ -20,7 +20,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .errors import WorkbenchError
-from .export.qdq import quantize_weight, symmetric_scale
+from .amax import symmetric_scale
+from .export.qdq import quantize_weight
 from .model import ModelInfo
 
 INT8_FLAGS = "wb_int8"
@@ -66,7 +67,7 @@ class SwitchableModel:
     """Fake-quant emulation of ``model`` whose per-node precision is chosen at run time.
 
     Every quantizable node gets INT8 and FP16 switches; with ``all_fp16`` every other node that
-    can run in FP16 (per the exporter's schema rule, :func:`workbench.export.fp16.fp16_slots`)
+    can run in FP16 (per the exporter's schema rule, :func:`workbench.fp16_slots.fp16_slots`)
     gets an FP16 switch too. Other nodes stay FP32.
 
     Args:
@@ -76,7 +77,7 @@ class SwitchableModel:
     """
 
     def __init__(self, model: ModelInfo, all_fp16: bool = False):
-        from .export.fp16 import fp16_slots
+        from .fp16_slots import fp16_slots
 
         self.model = model
         self.all_fp16 = all_fp16

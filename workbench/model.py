@@ -19,17 +19,7 @@ from onnx import numpy_helper
 
 from .errors import WorkbenchError
 
-#: Op types whose inputs can carry Q/DQ for TensorRT (NVIDIA ModelOpt's list, DESIGN.md).
-INT8_OPS = (
-    "Add", "AveragePool", "BatchNormalization", "Clip", "Conv", "ConvTranspose", "Gemm",
-    "GlobalAveragePool", "MatMul", "MaxPool", "Mul",
-)
-#: Op types with a weight input that gets per-output-channel scales.
-WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
-           "QLinearMatMul", "ConvInteger", "MatMulInteger")
-FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
-               onnx.TensorProto.BFLOAT16)
+from .ops import FLOAT_TYPES, INT8_OPS, POOL_OPS, QDQ_OPS, WEIGHTED_OPS  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -273,6 +263,13 @@ class ModelInfo:
     def has_qdq(self) -> list:
         """Names of nodes that are already quantization ops (empty list when none)."""
         return [n.name for n in self.graph.node if n.op_type in QDQ_OPS]
+
+    @cached_property
+    def facts(self):
+        """The shared read-only :class:`workbench.graph.GraphFacts` of this model."""
+        from .graph import GraphFacts
+
+        return GraphFacts(self)
 
     def fingerprint(self) -> str:
         """sha256 of the model as loaded (before node naming): changes whenever the graph or weights change."""

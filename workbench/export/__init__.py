@@ -25,7 +25,9 @@ from pathlib import Path
 
 from .._io import atomic_save_onnx, refuse_overwrite
 from ..errors import WorkbenchError
-from ..plan import FP16_MAX, PrecisionPlan, _range_map
+from ..amax import symmetric_scale
+from ..plan import FP16_MAX, PrecisionPlan
+from ..rangemap import range_map
 from .build import VARIANT_ROLES, VARIANTS, BuildResult, build, build_quantized
 from .commands import engine_build_commands
 from .names import export_path, stem_of
@@ -45,7 +47,7 @@ def qdq_placement(model_info, plan: PrecisionPlan, variant: str = "trt", ranges=
     from .build import MIN_QDQ_OPSET, _prepare
     from .qdq import place_qdq
 
-    rmap = _range_map(ranges)
+    rmap = range_map(ranges)
     g = _prepare(model_info, model_info.opset < MIN_QDQ_OPSET and bool(plan.int8_nodes()))
     place = place_qdq(g, plan.int8_nodes(), variant,
                       (lambda t: True) if ranges is None else (lambda t: t in rmap))
@@ -128,10 +130,10 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
     if cache_path is not None:
         from ..cache import write_calibration_cache
 
-        rmap = _range_map(ranges)
+        rmap = range_map(ranges)
         overrides = plan.amax_overrides
-        scales = {t: float(overrides.get(t, r.amax)) / 127.0 for t, r in rmap.items()}
-        scales.update({t: a / 127.0 for t, a in overrides.items()})
+        scales = {t: float(symmetric_scale(overrides.get(t, r.amax))) for t, r in rmap.items()}
+        scales.update({t: float(symmetric_scale(a)) for t, a in overrides.items()})
         write_calibration_cache(cache_path, scales, algorithm=cache_algorithm, provenance={
             "model": str(model_info.path) if model_info.path else model_info.name,
             "model_fingerprint": model_info.fingerprint(),

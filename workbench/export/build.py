@@ -11,18 +11,18 @@ quantized weights, FP16 weights) are computed once per ModelInfo and cached.
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..amax import check_amax, symmetric_scale
 from ..errors import WorkbenchError
-from ..plan import FP16_MAX, Precision, PrecisionPlan, _range_map
+from ..plan import FP16_MAX, Precision, PrecisionPlan
+from ..rangemap import range_map
 from . import qdq
-from .fp16 import fp16_slots
 
 VARIANTS = ("trt", "ort", "cpu_uint8")
 #: What each variant's file is for (printed in reports and ExportResult).
@@ -37,82 +37,26 @@ VARIANT_ROLES = {
 MIN_QDQ_OPSET = 13
 
 
-class _Prepared:
-    """Facts about one (possibly opset-upgraded) model, shared by every build."""
+def _prepare(model_info, upgrade: bool):
+    """The GraphFacts to build from: the model's own, or (``upgrade``) those of a copy converted
+    to opset :data:`MIN_QDQ_OPSET` (cached with the model's facts)."""
+    facts = model_info.facts
+    if not upgrade:
+        return facts
+    def convert():
+        from ..graph import GraphFacts
+        from ..model import ModelInfo
 
-    def __init__(self, info, upgraded_from: int | None):
-        self.info = info
-        self.model = info.model
-        self.upgraded_from = upgraded_from
-        self.opset = info.opset
-        self.nodes = list(self.model.graph.node)
-        self._by_name = {n.name: n for n in self.nodes}
-        self.op_types = {n.name: n.op_type for n in self.nodes}
-        self.producers = info.producers
-        self.consumers = info.consumers
-        self.consumer_slots: dict[str, list] = {}
-        self.out_slot: dict[str, tuple] = {}
-        for n in self.nodes:
-            for i, t in enumerate(n.input):
-                if t:
-                    self.consumer_slots.setdefault(t, []).append((n.name, i))
-            for j, t in enumerate(n.output):
-                if t:
-                    self.out_slot[t] = (n.name, j)
-        self.graph_outputs = {o.name for o in self.model.graph.output}
-        self.graph_inputs = [i.name for i in self.model.graph.input]
-        self.initializers = {t.name for t in self.model.graph.initializer}
-        self.const_nodes = {n.output[0]: n.name for n in self.nodes
-                            if n.op_type == "Constant" and n.output}
-        self.constants = info.constants
-        self.targets = {t.node: t for t in info.quantizable_nodes()}
-        self.dq_nodes = {n.name for n in self.nodes if n.op_type == "DequantizeLinear"}
-        self.names = set(self.op_types) | {t for n in self.nodes for t in list(n.input) + list(n.output)}
-        self.names |= self.initializers | set(self.graph_inputs) | self.graph_outputs
-        # Tensors read inside If/Loop/Scan bodies: they must keep their FP32 name and type.
-        self.subgraph_reads = {t for n in self.nodes for a in n.attribute
-                               for sg in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs))
-                               for sn in sg.node for t in sn.input}
-        self._slots: dict[str, tuple] = {}
-        self.cache: dict[Any, Any] = {}  # derived tensors (quantized / fp16 weights)
-
-    def node(self, name: str) -> onnx.NodeProto:
-        return self._by_name[name]
-
-    def slots(self, name: str) -> tuple:
-        s = self._slots.get(name)
-        if s is None:
-            s = self._slots[name] = fp16_slots(self._by_name[name], self.opset, self.info)
-        return s
-
-    def cached(self, key, make):
-        value = self.cache.get(key)
-        if value is None:
-            value = self.cache[key] = make()
-        return value
-
-
-_PREPARED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
-def _prepare(model_info, upgrade: bool) -> _Prepared:
-    per_model = _PREPARED.setdefault(model_info, {})
-    if upgrade not in per_model:
-        if upgrade:
-            from ..model import ModelInfo
-
-            try:
-                model = onnx.version_converter.convert_version(model_info.model, MIN_QDQ_OPSET)
-            except Exception as exc:
-                raise WorkbenchError(
-                    f"Model '{model_info.name}' has opset {model_info.opset}; per-channel INT8 "
-                    f"weights need opset {MIN_QDQ_OPSET} and the ONNX version converter failed "
-                    f"({exc}). Re-export the model with opset >= {MIN_QDQ_OPSET}."
-                ) from None
-            per_model[upgrade] = _Prepared(ModelInfo(model, model_info.path), model_info.opset)
-        else:
-            per_model[upgrade] = _Prepared(model_info, None)
-    return per_model[upgrade]
+        try:
+            model = onnx.version_converter.convert_version(model_info.model, MIN_QDQ_OPSET)
+        except Exception as exc:
+            raise WorkbenchError(
+                f"Model '{model_info.name}' has opset {model_info.opset}; per-channel INT8 "
+                f"weights need opset {MIN_QDQ_OPSET} and the ONNX version converter failed "
+                f"({exc}). Re-export the model with opset >= {MIN_QDQ_OPSET}."
+            ) from None
+        return GraphFacts(ModelInfo(model, model_info.path), model_info.opset)
+    return facts.cached(("upgraded", MIN_QDQ_OPSET), convert)
 
 
 @dataclass
@@ -139,7 +83,7 @@ class BuildResult:
 class _Rewriter:
     """Collects additions to a graph and emits the new model in topological order."""
 
-    def __init__(self, g: _Prepared):
+    def __init__(self, g):
         self.g = g
         self.used = set(g.names)
         self.after: dict[str, list] = {}   # anchor tensor -> nodes reading it
@@ -229,7 +173,7 @@ class _Rewriter:
         return m
 
 
-def _fp32_output_consumers(g: _Prepared, y: str, fp16: set) -> bool:
+def _fp32_output_consumers(g, y: str, fp16: set) -> bool:
     """Whether ``y`` (an FP16 node's output) is read by something that needs FP32."""
     if y in g.graph_outputs or y in g.subgraph_reads:
         return True
@@ -257,7 +201,7 @@ def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
             "quantize it again; pass allow_existing_qdq=True to keep the existing Q/DQ and "
             "quantize only the tensors they do not cover."
         )
-    rmap = _range_map(ranges)
+    rmap = range_map(ranges)
     notes: list[str] = []
     eff = plan.with_fp16_safety(model_info, rmap, fp16_threshold) if plan.fp16_nodes() else plan
     for e in eff:
@@ -303,13 +247,13 @@ def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
             "override, or keep those nodes in FP16/FP32."
         )
     for t, slots in place.activations.items():
-        amax = qdq.check_amax(t, overrides.get(t, getattr(rmap.get(t), "amax", None)),
+        amax = check_amax(t, overrides.get(t, getattr(rmap.get(t), "amax", None)),
                               [s[0] for s in slots])
         if variant == "cpu_uint8":
             r = rmap.get(t)
             scale, zp = qdq.uint8_params(amax, getattr(r, "min", None), getattr(r, "max", None))
         else:
-            scale, zp = qdq.symmetric_scale(amax), np.int8(0)
+            scale, zp = symmetric_scale(amax), np.int8(0)
         s_name = rw.init(f"{t}_scale", np.array(scale, dtype=np.float32))
         z_name = rw.init(f"{t}_zero_point", np.array(zp))
         q = rw.node(t, "QuantizeLinear", [t, s_name, z_name], f"{t}_quantized")
@@ -348,7 +292,7 @@ def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
     return result
 
 
-def _weight_protos(g: _Prepared, w: str, axis: int | None):
+def _weight_protos(g, w: str, axis: int | None):
     value = g.constants[w]
     if value.dtype != np.float32:
         raise WorkbenchError(f"Weight '{w}' has dtype {value.dtype}; INT8 export expects float32 weights.")
@@ -360,7 +304,7 @@ def _weight_protos(g: _Prepared, w: str, axis: int | None):
             numpy_helper.from_array(zp))
 
 
-def _apply_fp16(g: _Prepared, rw: _Rewriter, fp16: set, *, emulate: bool) -> None:
+def _apply_fp16(g, rw: _Rewriter, fp16: set, *, emulate: bool) -> None:
     """Real FP16 (Cast to float16 around the node, float16 weights) or its FP32 emulation."""
     to_fp16: dict[str, str] = {}   # fp32 tensor -> its float16 (or rounded) version
 

@@ -36,15 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import WorkbenchError
-
-WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-POOL_OPS = ("MaxPool", "AveragePool", "GlobalAveragePool")
-
-
-def symmetric_scale(amax: float) -> np.float32:
-    """TensorRT's activation scale: ``float32(amax / 127)`` (zero point 0)."""
-    return np.float32(float(amax) / 127.0)
+from ..ops import POOL_OPS, WEIGHTED_OPS
 
 
 def uint8_params(amax: float, lo: float | None, hi: float | None) -> tuple[np.float32, np.uint8]:
@@ -103,25 +95,11 @@ class Placement:
     skipped_existing: list = field(default_factory=list)
 
 
-def _fused_add_input(node, target, g, int8: set) -> int | None:
-    """Index of the Add input TensorRT fuses into its producer (left unquantized), or None."""
-    acts = [i for i, t in enumerate(node.input) if t in target.activation_inputs]
-    if len(acts) < 2:
-        return None
-    for i in acts:
-        t = node.input[i]
-        prod = g.producers.get(t)
-        if (prod is not None and prod in int8 and g.op_types[prod] in WEIGHTED_OPS
-                and len(g.consumers.get(t, ())) == 1 and t not in g.graph_outputs):
-            return i
-    return None
-
-
 def place_qdq(g, int8_nodes: list, variant: str, has_range) -> Placement:
     """Decide the Q/DQ placement for the INT8 nodes of a plan.
 
     Args:
-        g: the prepared graph facts (``workbench.export.build._Prepared``).
+        g: the graph facts (:class:`workbench.graph.GraphFacts`, possibly of an opset-upgraded copy).
         int8_nodes: names of the nodes the (effective) plan runs in INT8.
         variant: "trt", "ort" or "cpu_uint8" (see the module docstring).
         has_range: callable tensor -> bool, whether an amax exists (for cpu_uint8 outputs).
@@ -146,7 +124,7 @@ def place_qdq(g, int8_nodes: list, variant: str, has_range) -> Placement:
         node = g.node(name)
         skip = None
         if target.op_type == "Add" and not cpu:
-            skip = _fused_add_input(node, target, g, int8)
+            skip = g.fused_add_input(name, int8)
         for i, t in enumerate(node.input):
             if t and t in target.activation_inputs and i != skip:
                 if target.op_type in ("Clip", "BatchNormalization") and i != 0:
@@ -171,18 +149,3 @@ def place_qdq(g, int8_nodes: list, variant: str, has_range) -> Placement:
                 for consumer, i in g.consumer_slots.get(y, ()):
                     want(y, consumer, i)
     return out
-
-
-def check_amax(tensor: str, amax, nodes: list) -> float:
-    """Validate an amax for ``tensor`` (used by INT8 ``nodes``): finite and > 0."""
-    try:
-        value = float(amax)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not math.isfinite(value) or value <= 0:
-        raise WorkbenchError(
-            f"Tensor '{tensor}' (input of INT8 node(s) {', '.join(nodes[:3])}) has amax "
-            f"{amax!r}; an INT8 scale needs a finite amax > 0. Set an amax override or keep "
-            "those nodes in FP16/FP32."
-        )
-    return value
