@@ -20,8 +20,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..backends.base import check_feed
 from ..errors import WorkbenchError
+from ..feeds import check_feed
 from ..model import ModelInfo
 
 #: Share of the available memory a batch may take (inputs plus activations).

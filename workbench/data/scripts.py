@@ -12,8 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from ..backends.base import check_feed
 from ..errors import WorkbenchError
+from ..feeds import check_feed
 from ..model import ModelInfo
 from .base import CalibrationData, DataWarning, hash_files
 

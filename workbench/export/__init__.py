@@ -32,8 +32,8 @@ from .build import VARIANT_ROLES, VARIANTS, BuildResult, build, build_quantized
 from .commands import engine_build_commands
 from .names import export_path, stem_of
 
-__all__ = ["build", "build_quantized", "export_model", "export_result", "engine_build_commands", "ExportResult",
-           "BuildResult", "VARIANTS", "VARIANT_ROLES", "qdq_placement"]
+__all__ = ["build", "build_quantized", "export_model", "export_files", "export_result_files", "export_result",
+           "engine_build_commands", "ExportResult", "BuildResult", "VARIANTS", "VARIANT_ROLES", "qdq_placement"]
 
 
 def qdq_placement(model_info, plan: PrecisionPlan, variant: str = "trt", ranges=None) -> dict:
@@ -93,7 +93,8 @@ class ExportResult:
 def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.PathLike, *,
                  variant: str = "trt", calibration_cache: bool = True,
                  allow_existing_qdq: bool = False, fp16_threshold: float = FP16_MAX,
-                 cache_algorithm: str = "EntropyCalibration2", write_plan: bool = True) -> ExportResult:
+                 cache_algorithm: str = "EntropyCalibration2", write_plan: bool = True,
+                 reduce_range: bool | None = None, result=None, overwrite: bool = True) -> ExportResult:
     """Write the quantized model for ``plan`` to ``out_path`` (atomically) with its plan JSON
     and, if asked, the calibration cache, named by :mod:`workbench.export.names`: for
     ``out/model.onnx``, ``out/model.plan.json`` and ``out/model.calib.cache``.
@@ -111,6 +112,14 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
         allow_existing_qdq, fp16_threshold: see :func:`build_quantized`.
         cache_algorithm: the algorithm named in the cache header.
         write_plan: write the plan JSON (default True; False for a twin of a file that has it).
+        reduce_range: cpu_uint8 only, 7-bit weights (see :func:`build_quantized`; None: auto).
+        result: a :class:`workbench.outputs.ResultWriter` that declared :func:`export_files` (the
+            caller commits it with the rest of its result); None: these files are one result of
+            their own, checked, locked and moved into place together.
+        overwrite: without ``result``, replace existing files (default True); inputs never.
+
+    The ONNX file records the source model in its metadata (``workbench.source_fingerprint``,
+    ``workbench.source_model``) so that evaluating it against another FP32 model is caught.
     """
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".onnx":
@@ -119,26 +128,34 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
     stem = stem_of(out_path)
     plan_path = export_path(stem, "plan") if write_plan else None
     cache_path = export_path(stem, "cache") if calibration_cache else None
-    for extra in (plan_path, cache_path):
-        if extra is not None:
-            refuse_overwrite(extra, model_info.path)
-    res = build(model_info, ranges, plan, variant=variant, allow_existing_qdq=allow_existing_qdq,
-                fp16_threshold=fp16_threshold)
-    atomic_save_onnx(res.model, out_path)
-    if plan_path is not None:
-        res.plan.save(plan_path)
-    if cache_path is not None:
-        from ..cache import write_calibration_cache
+    files = export_files(out_path, calibration_cache=calibration_cache, write_plan=write_plan)
+    for extra in files:
+        refuse_overwrite(extra, model_info.path)
+    from contextlib import nullcontext
 
-        rmap = range_map(ranges)
-        overrides = plan.amax_overrides
-        scales = {t: float(symmetric_scale(overrides.get(t, r.amax))) for t, r in rmap.items()}
-        scales.update({t: float(symmetric_scale(a)) for t, a in overrides.items()})
-        write_calibration_cache(cache_path, scales, algorithm=cache_algorithm, provenance={
-            "model": str(model_info.path) if model_info.path else model_info.name,
-            "model_fingerprint": model_info.fingerprint(),
-            "data_fingerprint": getattr(ranges, "data_fingerprint", None) or None,
-            "method": getattr(ranges, "method", None), "exported_model": str(out_path)})
+    from ..outputs import ResultWriter, model_inputs
+
+    writer = nullcontext(result) if result is not None else ResultWriter(
+        files, inputs=model_inputs(model_info), overwrite=overwrite, what=f"export of '{out_path.name}'")
+    with writer as result:
+        res = build(model_info, ranges, plan, variant=variant, allow_existing_qdq=allow_existing_qdq,
+                    fp16_threshold=fp16_threshold, reduce_range=reduce_range)
+        _record_source(res.model, model_info)
+        atomic_save_onnx(res.model, result.path(out_path))
+        if plan_path is not None:
+            res.plan.save(result.path(plan_path))
+        if cache_path is not None:
+            from ..cache import write_calibration_cache
+
+            rmap = range_map(ranges)
+            overrides = plan.amax_overrides
+            scales = {t: float(symmetric_scale(overrides.get(t, r.amax))) for t, r in rmap.items()}
+            scales.update({t: float(symmetric_scale(a)) for t, a in overrides.items()})
+            write_calibration_cache(result.path(cache_path), scales, algorithm=cache_algorithm, provenance={
+                "model": str(model_info.path) if model_info.path else model_info.name,
+                "model_fingerprint": model_info.fingerprint(),
+                "data_fingerprint": getattr(ranges, "data_fingerprint", None) or None,
+                "method": getattr(ranges, "method", None), "exported_model": str(out_path)})
     commands = engine_build_commands(out_path) if variant == "trt" else {}
     notes = list(res.notes)
     if variant != "trt":
@@ -149,8 +166,37 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
                         notes, res)
 
 
+def export_files(out_path, *, calibration_cache: bool = True, write_plan: bool = True) -> list:
+    """Every file :func:`export_model` writes for ``out_path`` (the model, its plan, the cache
+    and the cache's provenance file), for the output guard of a caller's result."""
+    from ..cache import sidecar_path
+
+    stem = stem_of(out_path)
+    files = [Path(out_path)] + ([export_path(stem, "plan")] if write_plan else [])
+    if calibration_cache:
+        files += [export_path(stem, "cache"), sidecar_path(export_path(stem, "cache"))]
+    return files
+
+
+def export_result_files(stem, kinds=("qdq", "ort")) -> list:
+    """Every file :func:`export_result` writes for ``stem`` and ``kinds``."""
+    files = export_files(export_path(stem, "qdq"))
+    return files + [export_path(stem, k) for k in kinds if k != "qdq"]
+
+
+def _record_source(model, model_info) -> None:
+    """Name the source model in the exported model's metadata (replacing an older record)."""
+    keep = [p for p in model.metadata_props if not p.key.startswith("workbench.source_")]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in (("workbench.source_fingerprint", model_info.fingerprint()),
+                       ("workbench.source_model", model_info.name)):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq", "ort"),
-                  cache_algorithm: str = "EntropyCalibration2") -> dict:
+                  cache_algorithm: str = "EntropyCalibration2", result=None, overwrite: bool = True) -> dict:
     """Write one result: the TensorRT Q/DQ model with its plan and calibration cache, plus the
     ONNX Runtime files of ``kinds`` beside it, all named by :mod:`workbench.export.names` from
     ``stem`` (``out/model`` -> ``out/model.onnx``, ``out/model.ort.onnx``, ...).
@@ -160,7 +206,9 @@ def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq"
         cache_algorithm: the algorithm named in the calibration cache header.
 
     Returns {kind: ExportResult}. The twins get no plan or cache of their own (the plan of
-    all of them is the one beside the TensorRT file).
+    all of them is the one beside the TensorRT file). All files appear together or none
+    (``result``: the caller's ResultWriter, which declared :func:`export_result_files`;
+    None: a result of their own, ``overwrite`` saying whether existing files may be replaced).
     """
     from .names import VARIANT_KIND
 
@@ -168,10 +216,17 @@ def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq"
     if unknown:
         raise WorkbenchError(f"Unknown model kind(s) {unknown}; choose from {sorted(VARIANT_KIND.values())}.")
     variant_of = {k: v for v, k in VARIANT_KIND.items()}
+    if result is None:
+        from ..outputs import ResultWriter, model_inputs
+
+        with ResultWriter(export_result_files(stem, kinds), inputs=model_inputs(model_info),
+                          overwrite=overwrite, what=f"export of '{Path(stem).name}'") as own:
+            return export_result(model_info, ranges, plan, stem, kinds=kinds,
+                                 cache_algorithm=cache_algorithm, result=own)
     out = {"qdq": export_model(model_info, ranges, plan, export_path(stem, "qdq"), variant="trt",
-                               cache_algorithm=cache_algorithm)}
+                               cache_algorithm=cache_algorithm, result=result)}
     for kind in kinds:
         if kind != "qdq":
             out[kind] = export_model(model_info, ranges, plan, export_path(stem, kind), variant=variant_of[kind],
-                                     calibration_cache=False, write_plan=False)
+                                     calibration_cache=False, write_plan=False, result=result)
     return out

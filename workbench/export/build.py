@@ -18,8 +18,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..amax import check_amax, symmetric_scale
-from ..errors import WorkbenchError
+from ..amax import QMAX, check_amax, symmetric_scale
+from ..cpu_kernels import REDUCED_WEIGHT_QMAX
+from ..errors import InternalError, WorkbenchError
 from ..plan import FP16_MAX, Precision, PrecisionPlan
 from ..rangemap import range_map
 from . import qdq
@@ -157,7 +158,7 @@ class _Rewriter:
             for o in n.output:
                 emit_after(o)
         if self.after:  # every anchor is a graph input, initializer or node output
-            raise AssertionError(f"unplaced nodes for tensors {sorted(self.after)[:5]}")
+            raise InternalError(f"unplaced nodes for tensors {sorted(self.after)[:5]}")
 
         used = {t for n in out_nodes for t in n.input} | self.g.graph_outputs
         dead = {t for t in self.replaced if t not in used}
@@ -184,7 +185,8 @@ def _fp32_output_consumers(g, y: str, fp16: set) -> bool:
 
 
 def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
-          allow_existing_qdq: bool = False, fp16_threshold: float = FP16_MAX) -> BuildResult:
+          allow_existing_qdq: bool = False, fp16_threshold: float = FP16_MAX,
+          reduce_range: bool | None = None) -> BuildResult:
     """Build the quantized model for ``plan`` (see :func:`workbench.export.build_quantized`)."""
     if variant not in VARIANTS:
         raise WorkbenchError(f"Unknown export variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
@@ -236,6 +238,7 @@ def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
                      "they were not quantized again.")
     rw = _Rewriter(g)
     result = BuildResult(None, variant, VARIANT_ROLES[variant], eff, notes=notes)
+    wqmax = _weight_qmax(variant, reduce_range, notes)
 
     # --- activations: one Q/DQ per tensor, shared by its INT8 consumers
     missing = [t for t in place.activations if not has_range(t)]
@@ -268,7 +271,8 @@ def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
     for slot, (w, axis) in place.weights.items():
         key = (w, axis)
         if key not in weight_dq:
-            qw, sw, zw = g.cached(("int8", w, axis), lambda w=w, axis=axis: _weight_protos(g, w, axis))
+            qw, sw, zw = g.cached(("int8", w, axis, wqmax),
+                                  lambda w=w, axis=axis: _weight_protos(g, w, axis, wqmax))
             q_name = rw.init(f"{w}_int8", qw)
             s_name = rw.init(f"{w}_scale", sw)
             z_name = rw.init(f"{w}_zero_point", zw)
@@ -292,13 +296,32 @@ def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
     return result
 
 
-def _weight_protos(g, w: str, axis: int | None):
+def _weight_qmax(variant: str, reduce_range: bool | None, notes: list) -> int:
+    """127, or 63 (7-bit weights) for the cpu_uint8 variant when ``reduce_range`` is True or,
+    with None, when ONNX Runtime's u8s8 kernels saturate on this CPU (workbench.cpu_kernels)."""
+    if variant != "cpu_uint8":
+        if reduce_range:
+            raise WorkbenchError("reduce_range applies to the cpu_uint8 variant only: TensorRT uses "
+                                 "the full INT8 weight range [-127, 127].")
+        return QMAX
+    if reduce_range is None:
+        from ..cpu_kernels import u8s8_saturates
+
+        reduce_range = u8s8_saturates()
+        if reduce_range:
+            notes.append("Weights quantized to 7 bits ([-63, 63]) because ONNX Runtime's u8s8 integer "
+                         "kernels saturate on this CPU (x86 without VNNI); with 8-bit weights the "
+                         "deployed model would lose most of its accuracy. Export on the deployment CPU.")
+    return REDUCED_WEIGHT_QMAX if reduce_range else QMAX
+
+
+def _weight_protos(g, w: str, axis: int | None, qmax: int = QMAX):
     value = g.constants[w]
     if value.dtype != np.float32:
         raise WorkbenchError(f"Weight '{w}' has dtype {value.dtype}; INT8 export expects float32 weights.")
     if axis is not None and value.ndim == 0:
         axis = None
-    q, scale = qdq.quantize_weight(value, axis)
+    q, scale = qdq.quantize_weight(value, axis, qmax)
     zp = np.zeros(scale.shape, dtype=np.int8)
     return (numpy_helper.from_array(q), numpy_helper.from_array(scale),
             numpy_helper.from_array(zp))
@@ -368,8 +391,8 @@ def _apply_fp16(g, rw: _Rewriter, fp16: set, *, emulate: bool) -> None:
 
 
 def build_quantized(model_info, ranges: Mapping, plan: PrecisionPlan, *, variant: str = "trt",
-                    allow_existing_qdq: bool = False,
-                    fp16_threshold: float = FP16_MAX) -> onnx.ModelProto:
+                    allow_existing_qdq: bool = False, fp16_threshold: float = FP16_MAX,
+                    reduce_range: bool | None = None) -> onnx.ModelProto:
     """The quantized model for ``plan`` as an in-memory ``onnx.ModelProto``.
 
     Args:
@@ -384,8 +407,10 @@ def build_quantized(model_info, ranges: Mapping, plan: PrecisionPlan, *, variant
             tensors they do not cover (default False: refuse with a WorkbenchError).
         fp16_threshold: an FP16 node whose observed activation |max| exceeds this stays FP32
             (default 65504; 512 is ModelOpt AutoCast's stricter setting).
+        reduce_range: cpu_uint8 only: 7-bit weights ([-63, 63]). None (default): when ONNX
+            Runtime's u8s8 kernels saturate on this CPU (:func:`workbench.cpu_kernels.u8s8_saturates`).
 
     Use :func:`workbench.export.build.build` for the effective plan, scales and notes too.
     """
     return build(model_info, ranges, plan, variant=variant, allow_existing_qdq=allow_existing_qdq,
-                 fp16_threshold=fp16_threshold).model
+                 fp16_threshold=fp16_threshold, reduce_range=reduce_range).model

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..amax import QMAX
 from ..ops import POOL_OPS, WEIGHTED_OPS
 
 
@@ -57,30 +58,31 @@ def uint8_params(amax: float, lo: float | None, hi: float | None) -> tuple[np.fl
     return scale, zp
 
 
-def weight_scales(w: np.ndarray, axis: int | None) -> np.ndarray:
-    """Per-channel ``max|w| / 127`` along ``axis`` (a 0-d array when ``axis`` is None),
-    computed as ``float32(float64(max|w|) / 127)``; all-zero channels get scale 1."""
+def weight_scales(w: np.ndarray, axis: int | None, qmax: int = QMAX) -> np.ndarray:
+    """Per-channel ``max|w| / qmax`` along ``axis`` (a 0-d array when ``axis`` is None),
+    computed as ``float32(float64(max|w|) / qmax)``; all-zero channels get scale 1.
+    ``qmax`` is 127 (TensorRT), or 63 for CPU kernels that saturate (7-bit weights)."""
     a = np.abs(np.asarray(w, dtype=np.float32))
     if axis is None:
         peak = np.asarray(a.max() if a.size else 0.0, dtype=np.float64)
     else:
         others = tuple(i for i in range(a.ndim) if i != axis)
         peak = a.max(axis=others).astype(np.float64)
-    scale = (peak / 127.0).astype(np.float32)
+    scale = (peak / float(qmax)).astype(np.float32)
     return np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
 
 
-def quantize_weight(w: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric INT8 weights: (int8 values in [-127, 127], float32 scales along ``axis``)."""
+def quantize_weight(w: np.ndarray, axis: int | None, qmax: int = QMAX) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric INT8 weights: (int8 values in [-qmax, qmax], float32 scales along ``axis``)."""
     w = np.asarray(w, dtype=np.float32)
-    scale = weight_scales(w, axis)
+    scale = weight_scales(w, axis, qmax)
     if axis is None:
         s = scale
     else:
         shape = [1] * w.ndim
         shape[axis] = -1
         s = scale.reshape(shape)
-    q = np.clip(np.rint(w / s), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(w / s), -qmax, qmax).astype(np.int8)
     return q, scale
 
 
