@@ -1,6 +1,7 @@
 """TensorRT backend: everything that does not need TensorRT runs everywhere; the tests
-marked ``trt`` need the ``tensorrt`` package and an NVIDIA GPU (conftest skips them
-otherwise) and build real engines. No test here fakes a TensorRT result."""
+marked ``needs_gpu`` need TensorRT (or TensorRT-RTX) and a GPU it supports, and build and run
+real engines (tests/test_trt_build.py builds with the real builder without a GPU). No test
+here fakes a TensorRT result."""
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 
 import tiny_models
+from trt_marks import needs_gpu
 from workbench.backends import get_runner, trt_inspect
 from workbench.backends import trt as wtrt
 from workbench.backends.base import TensorSpec
@@ -31,8 +33,9 @@ NAMES_ONLY = DATA / "trt10_layer_names_only.json"
 
 @pytest.fixture
 def no_tensorrt(monkeypatch):
-    """Make ``import tensorrt`` fail even on a machine where it is installed."""
+    """Make ``import tensorrt`` and ``import tensorrt_rtx`` fail even where they are installed."""
     monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx", None)
 
 
 def _cli(argv):
@@ -182,10 +185,14 @@ def test_trt_build_command_versions():
     assert t10.startswith("trtexec --onnx=m.onnx") and "--stronglyTyped" in t10
     assert "--stronglyTyped" not in t11  # always on (and a no-op) in TensorRT 11
     assert "--optShapes=input:1x3x224x224" in t10 and "--timingCacheFile=t.cache" in t10
-    assert "--saveEngine=m.engine" in t11
+    assert "--saveEngine=m.engine" in t11 and "--exportLayerInfo=m.engine.layers.json" in t11
     assert p10.startswith("polygraphy convert m.onnx --strongly-typed -o m.engine")
     assert "--trt-opt-shapes 'input:[1,3,224,224]'" in p10 and "--save-timing-cache t.cache" in p10
-    for cmd in (t10, t11, p10, p11):
+    (rtx,) = wtrt.trt_build_command("m.onnx", {"input": (1, 3, 224, 224)}, flavor="rtx",
+                                    compute_capabilities=["8.6", "12.0"])
+    assert rtx.startswith("POLYGRAPHY_USE_TENSORRT_RTX=1 polygraphy convert m.onnx -o m.engine")
+    assert rtx.endswith("--compute-capabilities 8.6 12.0")
+    for cmd in (t10, t11, p10, p11, rtx):
         assert "--int8" not in cmd and "--fp16" not in cmd and "--calib" not in cmd
     (unknown, _) = wtrt.trt_build_command("m.onnx")
     assert "--stronglyTyped" in unknown  # required on 10, harmless on 11
@@ -222,7 +229,7 @@ def test_build_checks_user_files_before_tensorrt(tmp_path):
 
 
 def test_modules_import_without_tensorrt():
-    code = ("import sys; sys.modules['tensorrt'] = None\n"
+    code = ("import sys; sys.modules['tensorrt'] = sys.modules['tensorrt_rtx'] = None\n"
             "import workbench, workbench.backends, workbench.backends.trt, workbench.backends.trt_inspect, "
             "workbench.cli.trt, workbench.backends.ort\n"
             "from workbench.backends.trt import trt_available\n"
@@ -231,9 +238,11 @@ def test_modules_import_without_tensorrt():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
     lazy = subprocess.run([sys.executable, "-c", "import sys, workbench.backends; "
-                           "print('tensorrt' in sys.modules, 'polygraphy.backend.trt' in sys.modules)"],
+                           "print('tensorrt' in sys.modules, 'tensorrt_rtx' in sys.modules, "
+                           "'polygraphy.backend.trt' in sys.modules, "
+                           "any(m.startswith('workbench.backends.trt') for m in sys.modules))"],
                           capture_output=True, text=True, timeout=120)
-    assert lazy.stdout.split() == ["False", "False"]
+    assert lazy.stdout.split() == ["False"] * 4, lazy.stderr
 
 
 def test_cli_without_tensorrt_exits_2(no_tensorrt, tmp_path, capsys):
@@ -257,7 +266,7 @@ def test_cli_flag_mistakes_are_reported_even_without_tensorrt(no_tensorrt, tmp_p
 def test_cli_print_commands_and_help(no_tensorrt, capsys):
     assert _cli(["build", "q.onnx", "-o", "q.engine", "--shapes", "input:1x3x16x16", "--print-commands"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("trtexec --onnx=q.onnx --saveEngine=q.engine --stronglyTyped")
+    assert lines[0].startswith("trtexec --onnx=q.onnx --stronglyTyped --saveEngine=q.engine")
     assert lines[1].startswith("polygraphy convert q.onnx --strongly-typed -o q.engine")
     for command in ("build", "inspect-engine"):
         with pytest.raises(SystemExit) as ex:
@@ -434,7 +443,7 @@ def calib_x():
     return np.random.default_rng(0).standard_normal((4, 3, 16, 16)).astype(np.float32)
 
 
-@pytest.mark.trt
+@needs_gpu
 def test_trt_fp32_engine_matches_onnx_runtime(tmp_path, calib_x):
     model = tiny_models.save(tiny_models.small_cnn(), tmp_path / "cnn.onnx")
     engine = tmp_path / "cnn.engine"
@@ -455,7 +464,7 @@ def test_trt_fp32_engine_matches_onnx_runtime(tmp_path, calib_x):
     assert stats.backend == "trt" and stats.runs == 10 and stats.median_ms > 0
 
 
-@pytest.mark.trt
+@needs_gpu
 def test_trt_qdq_engine_runs_int8_layers(tmp_path, calib_x):
     import onnx
 
@@ -473,7 +482,7 @@ def test_trt_qdq_engine_runs_int8_layers(tmp_path, calib_x):
     assert np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.99  # same quantized graph, other kernels
 
 
-@pytest.mark.trt
+@needs_gpu
 def test_trt_timing_cache_is_reused(tmp_path):
     model = tiny_models.save(tiny_models.small_cnn(channels=3, size=32), tmp_path / "cnn.onnx")
     cache = tmp_path / "timing.cache"
@@ -484,7 +493,7 @@ def test_trt_timing_cache_is_reused(tmp_path):
     assert second.build_seconds < first.build_seconds
 
 
-@pytest.mark.trt
+@needs_gpu
 def test_trt_legacy_path_per_version(tmp_path, calib_x):
     model = tiny_models.small_cnn()
     path = tiny_models.save(model, tmp_path / "cnn.onnx")
@@ -503,7 +512,7 @@ def test_trt_legacy_path_per_version(tmp_path, calib_x):
     assert (df["precision"] == "INT8").any()
 
 
-@pytest.mark.trt
+@needs_gpu
 @pytest.mark.slow
 def test_trt_sample_model_matches_onnx_runtime(tmp_path, sample_model_path):
     engine = tmp_path / "sample.engine"

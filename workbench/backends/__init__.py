@@ -1,12 +1,31 @@
-"""Backends that run models: ONNX Runtime (always) and TensorRT through Polygraphy (lazy).
+"""Backends that run models: ONNX Runtime (always) and TensorRT / TensorRT-RTX through Polygraphy.
 
-Importing this package never imports onnxruntime or tensorrt; they load when a runner is
-created or an engine is built.
+Importing this package never imports onnxruntime, tensorrt or tensorrt_rtx, nor the TensorRT
+modules of the workbench; the TensorRT names below load on first use. Which backends exist is
+the registry's business (:mod:`workbench.backends.registry`).
 """
-from .base import BACKENDS, LatencyStats, Runner, TensorSpec, check_feed, get_runner
-from .ort import OrtRunner, OrtSessionLoader
-from .trt import BuildConfig, build_engine, parse_shapes, trt_available, trt_build_command
+from __future__ import annotations
 
-__all__ = ["BACKENDS", "LatencyStats", "Runner", "TensorSpec", "check_feed", "get_runner",
-           "OrtRunner", "OrtSessionLoader", "BuildConfig", "build_engine", "parse_shapes",
-           "trt_available", "trt_build_command"]
+import importlib
+
+from .base import LatencyStats, Runner, TensorSpec, check_feed
+from .registry import BackendEntry, backend_names, backends, get_backend, get_runner, register_backend
+
+#: Names of the built-in backends; use :func:`backend_names` to see registered plug-ins too.
+BACKENDS = tuple(backend_names())
+
+_LAZY = {
+    "OrtRunner": ".ort", "OrtSessionLoader": ".ort",
+    "BuildConfig": ".trt_config", "build_engine": ".trt_build", "BuildReport": ".trt_build",
+    "parse_shapes": ".trt_shapes", "trt_available": ".trt_status", "trt_status": ".trt_status",
+    "trt_build_command": ".trt", "TrtRunner": ".trt_runner",
+}
+
+__all__ = ["BACKENDS", "LatencyStats", "Runner", "TensorSpec", "check_feed", "get_runner", "BackendEntry",
+           "backend_names", "backends", "get_backend", "register_backend", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

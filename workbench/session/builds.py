@@ -10,14 +10,17 @@ from .state import Build, Event
 class BuildsMixin:
     """Part of :class:`workbench.session.Session`: builds, history, searches."""
 
-    def rebuild(self, *, latency: bool = False, backend: str = "ort", label: str = "") -> Build:
+    def rebuild(self, *, latency: bool = False, backend: str = "ort", label: str = "",
+                trt_flavor: str | None = None) -> Build:
         """Build the quantized model for the current plan and ranges and evaluate it.
 
         Args:
             latency: also measure batch-1 latency (ONNX Runtime CPU; TensorRT with ``backend="trt"``).
-            backend: "ort" (always available) or "trt" (TensorRT via Polygraphy: needs the
-                ``tensorrt`` package and an NVIDIA GPU; otherwise WorkbenchError with the reason).
+            backend: "ort" (always available) or "trt": builds a TensorRT engine (TensorRT 10/11
+                with a GPU, or TensorRT-RTX anywhere) and times it where a supported GPU exists;
+                without any builder, WorkbenchError with the reason.
             label: free text stored with the build.
+            trt_flavor: "trt", "rtx" or None (whichever is installed) for ``backend="trt"``.
         """
         ranges = self._need_ranges()
         started = time.perf_counter()
@@ -29,8 +32,9 @@ class BuildsMixin:
             lat_ms = float(result.latency[1].median_ms)
             notes.append("latency: ONNX Runtime CPU with emulated Q/DQ, not a TensorRT number")
         if backend == "trt":
-            lat_ms, trt_paths = self._trt_build(plan, ranges, len(self.history))
+            lat_ms, trt_paths, trt_notes = self._trt_build(plan, ranges, len(self.history), trt_flavor)
             paths.update(trt_paths)
+            notes.extend(trt_notes)
         build = Build(len(self.history), plan, self.calib_settings.method, result.summary(), result.outputs,
                       result.per_layer, lat_ms, backend, len(plan.int8_nodes()), len(plan.fp16_nodes()),
                       time.perf_counter() - started, notes, paths, label)
@@ -39,24 +43,16 @@ class BuildsMixin:
         self._notify(Event.BUILD)
         return build
 
-    def _trt_build(self, plan, ranges, build_id: int) -> tuple:
-        """Export the TensorRT Q/DQ model, build an engine and time it (only with TensorRT)."""
-        from ..backends import trt
-
-        ok, reason = trt.trt_available()
-        if not ok:
-            raise WorkbenchError(f"TensorRT build unavailable: {reason}")
-        from ..backends.base import get_runner
+    def _trt_build(self, plan, ranges, build_id: int, flavor: str | None = None) -> tuple:
+        """Export the TensorRT Q/DQ model, build the engine and time it where a GPU allows
+        (:func:`workbench.backends.trt_rebuild.build_and_time`)."""
+        from ..backends.trt_rebuild import build_and_time
 
         out = self._export_dir() / f"build{build_id}"
         onnx_path = self._export_model(plan, ranges, out / "model.onnx", "trt")
-        engine = out / "model.engine"
-        trt.build_engine(onnx_path, engine)
-        runner = get_runner(str(engine), backend="trt")
-        feed = self.evaluator.latency_feed(1)
-        with runner:
-            stats = runner.measure_latency(feed, warmup=5, repeat=50)
-        return float(stats.median_ms), {"onnx": str(onnx_path), "engine": str(engine)}
+        result = build_and_time(onnx_path, out / "model.engine", flavor=flavor, fp32_onnx=self.model_info.path,
+                                feed=self.evaluator.latency_feed(1))
+        return result.latency_ms, {"onnx": str(onnx_path), **result.paths}, result.notes
 
     def restore(self, build_id: int) -> None:
         """Make the plan of build ``build_id`` the current plan (undoable)."""
