@@ -16,14 +16,15 @@ from typing import Mapping
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import numpy_helper
 
 from ..amax import QMAX, check_amax, symmetric_scale
 from ..cpu_kernels import REDUCED_WEIGHT_QMAX
-from ..errors import InternalError, WorkbenchError
+from ..errors import WorkbenchError
 from ..plan import FP16_MAX, Precision, PrecisionPlan
 from ..rangemap import range_map
 from . import qdq
+from .rewriter import Rewriter, apply_fp16
 
 VARIANTS = ("trt", "ort", "cpu_uint8")
 #: What each variant's file is for (printed in reports and ExportResult).
@@ -81,109 +82,6 @@ class BuildResult:
     notes: list = field(default_factory=list)
 
 
-class _Rewriter:
-    """Collects additions to a graph and emits the new model in topological order."""
-
-    def __init__(self, g):
-        self.g = g
-        self.used = set(g.names)
-        self.after: dict[str, list] = {}   # anchor tensor -> nodes reading it
-        self.inits: list = []              # (name, TensorProto template)
-        self.input_map: dict[tuple, str] = {}
-        self.output_map: dict[tuple, str] = {}
-        self.replaced: set[str] = set()    # constants with a substitute (dropped when unused)
-
-    def unique(self, base: str) -> str:
-        name, k = base, 1
-        while name in self.used:
-            name, k = f"{base}_{k}", k + 1
-        self.used.add(name)
-        return name
-
-    def init(self, base: str, value) -> str:
-        """Add an initializer (ndarray or cached TensorProto) under a fresh name."""
-        name = self.unique(base)
-        proto = value if isinstance(value, TensorProto) else numpy_helper.from_array(np.asarray(value))
-        self.inits.append((name, proto))
-        return name
-
-    def node(self, anchor: str, op: str, inputs: list, out_base: str, **attrs) -> str:
-        """Add ``op`` reading ``inputs`` right after ``anchor`` is available; returns its output."""
-        out = self.unique(out_base)
-        n = helper.make_node(op, inputs, [out], name=self.unique(f"{out_base}_{op}"), **attrs)
-        self.after.setdefault(anchor, []).append(n)
-        return out
-
-    def build(self) -> onnx.ModelProto:
-        src = self.g.model
-        m = onnx.ModelProto()
-        m.ir_version = src.ir_version
-        m.opset_import.extend(src.opset_import)
-        m.producer_name = "workbench"
-        m.producer_version = "0.1"
-        m.metadata_props.extend(src.metadata_props)
-        gr = m.graph
-        gr.name = src.graph.name
-        gr.input.extend(src.graph.input)
-        gr.output.extend(src.graph.output)
-        out_nodes: list = []
-
-        def emit_after(t: str) -> None:
-            for n in self.after.pop(t, ()):
-                out_nodes.append(n)
-                for o in n.output:
-                    emit_after(o)
-
-        for name in self.g.graph_inputs:
-            emit_after(name)
-        for name in self.g.initializers:
-            emit_after(name)
-        for name, _ in self.inits:
-            emit_after(name)
-        edited = {k[0] for k in self.input_map} | {k[0] for k in self.output_map}
-        for n in self.g.nodes:
-            if n.name in edited:
-                n2 = onnx.NodeProto()
-                n2.CopyFrom(n)
-                for i in range(len(n2.input)):
-                    new = self.input_map.get((n.name, i))
-                    if new is not None:
-                        n2.input[i] = new
-                for j in range(len(n2.output)):
-                    new = self.output_map.get((n.name, j))
-                    if new is not None:
-                        n2.output[j] = new
-                n = n2
-            out_nodes.append(n)
-            for o in n.output:
-                emit_after(o)
-        if self.after:  # every anchor is a graph input, initializer or node output
-            raise InternalError(f"unplaced nodes for tensors {sorted(self.after)[:5]}")
-
-        used = {t for n in out_nodes for t in n.input} | self.g.graph_outputs
-        dead = {t for t in self.replaced if t not in used}
-        gr.node.extend(n for n in out_nodes
-                       if not (n.op_type == "Constant" and n.output and n.output[0] in dead))
-        gr.initializer.extend(t for t in src.graph.initializer if t.name not in dead)
-        for name, proto in self.inits:
-            t = gr.initializer.add()
-            t.CopyFrom(proto)
-            t.name = name
-        produced = {t for n in gr.node for t in n.output}
-        gr.value_info.extend(v for v in src.graph.value_info if v.name in produced)
-        return m
-
-
-def _fp32_output_consumers(g, y: str, fp16: set) -> bool:
-    """Whether ``y`` (an FP16 node's output) is read by something that needs FP32."""
-    if y in g.graph_outputs or y in g.subgraph_reads:
-        return True
-    for consumer, i in g.consumer_slots.get(y, ()):
-        if consumer not in fp16 or i not in g.slots(consumer)[0]:
-            return True
-    return False
-
-
 def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
           allow_existing_qdq: bool = False, fp16_threshold: float = FP16_MAX,
           reduce_range: bool | None = None) -> BuildResult:
@@ -200,7 +98,7 @@ def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
         raise WorkbenchError(
             f"Model '{model_info.name}' already contains quantization nodes "
             f"({', '.join(existing[:5])}{' ...' if len(existing) > 5 else ''}). Refusing to "
-            "quantize it again; pass allow_existing_qdq=True to keep the existing Q/DQ and "
+            "quantize it again; pass --allow-existing-qdq (allow_existing_qdq=True) to keep the existing Q/DQ and "
             "quantize only the tensors they do not cover."
         )
     rmap = range_map(ranges)
@@ -236,7 +134,7 @@ def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
     if place.skipped_existing:
         notes.append(f"Kept the model's existing Q/DQ on {len(place.skipped_existing)} tensor(s); "
                      "they were not quantized again.")
-    rw = _Rewriter(g)
+    rw = Rewriter(g)
     result = BuildResult(None, variant, VARIANT_ROLES[variant], eff, notes=notes)
     wqmax = _weight_qmax(variant, reduce_range, notes)
 
@@ -285,7 +183,7 @@ def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
 
     # --- FP16 nodes
     if fp16_nodes:
-        _apply_fp16(g, rw, set(fp16_nodes), emulate=(variant == "ort"))
+        apply_fp16(g, rw, set(fp16_nodes), emulate=(variant == "ort"))
         if variant == "trt":
             notes.append(f"{len(fp16_nodes)} node(s) run in FP16: float16 tensors and weights, "
                          "Cast nodes at the FP32 boundaries.")
@@ -325,69 +223,6 @@ def _weight_protos(g, w: str, axis: int | None, qmax: int = QMAX):
     zp = np.zeros(scale.shape, dtype=np.int8)
     return (numpy_helper.from_array(q), numpy_helper.from_array(scale),
             numpy_helper.from_array(zp))
-
-
-def _apply_fp16(g, rw: _Rewriter, fp16: set, *, emulate: bool) -> None:
-    """Real FP16 (Cast to float16 around the node, float16 weights) or its FP32 emulation."""
-    to_fp16: dict[str, str] = {}   # fp32 tensor -> its float16 (or rounded) version
-
-    def rounded(t: str) -> str:
-        if t not in to_fp16:
-            if emulate:
-                h = rw.node(t, "Cast", [t], f"{t}_to_fp16", to=TensorProto.FLOAT16)
-                to_fp16[t] = rw.node(h, "Cast", [h], f"{t}_fp16_rounded", to=TensorProto.FLOAT)
-            else:
-                to_fp16[t] = rw.node(t, "Cast", [t], f"{t}_to_fp16", to=TensorProto.FLOAT16)
-        return to_fp16[t]
-
-    def const16(t: str) -> str:
-        if t not in to_fp16:
-            kind = "fp16r" if emulate else "fp16"
-            proto = g.cached((kind, t), lambda: numpy_helper.from_array(
-                g.constants[t].astype(np.float16).astype(np.float32) if emulate
-                else g.constants[t].astype(np.float16)))
-            to_fp16[t] = rw.init(f"{t}_{kind}", proto)
-            rw.replaced.add(t)
-        return to_fp16[t]
-
-    # Outputs first, so consumers know the FP16 name of a tensor produced by an FP16 node.
-    fp16_out: dict[str, str] = {}
-    for name in fp16:
-        node = g.node(name)
-        for j in g.slots(name)[1]:
-            y = node.output[j]
-            if emulate:  # the node writes FP32; round its result to FP16 values
-                raw = rw.unique(f"{y}_fp32")
-                rw.output_map[(name, j)] = raw
-                h = rw.node(raw, "Cast", [raw], f"{y}_to_fp16", to=TensorProto.FLOAT16)
-                n = helper.make_node("Cast", [h], [y], name=rw.unique(f"{y}_fp16_rounded_Cast"),
-                                     to=TensorProto.FLOAT)
-                rw.after.setdefault(h, []).append(n)
-                fp16_out[y] = y
-            else:
-                y16 = rw.unique(f"{y}_fp16")
-                rw.output_map[(name, j)] = y16
-                fp16_out[y] = y16
-                if _fp32_output_consumers(g, y, fp16):
-                    n = helper.make_node("Cast", [y16], [y], name=rw.unique(f"{y}_to_fp32_Cast"),
-                                         to=TensorProto.FLOAT)
-                    rw.after.setdefault(y16, []).append(n)
-    for name in fp16:
-        node = g.node(name)
-        for i in g.slots(name)[0]:
-            t = node.input[i]
-            if t in fp16_out:
-                new = fp16_out[t]
-            elif t in g.constants:
-                if g.constants[t].dtype != np.float32:
-                    continue
-                new = const16(t)
-            elif g.info.tensor_types.get(t, TensorProto.FLOAT) == TensorProto.FLOAT:
-                new = rounded(t)
-            else:
-                continue
-            if new != t:
-                rw.input_map[(name, i)] = new
 
 
 def build_quantized(model_info, ranges: Mapping, plan: PrecisionPlan, *, variant: str = "trt",
