@@ -37,7 +37,8 @@ class BuildsMixin:
             notes.extend(trt_notes)
         build = Build(len(self.history), plan, self.calib_settings.method, result.summary(), result.outputs,
                       result.per_layer, lat_ms, backend, len(plan.int8_nodes()), len(plan.fp16_nodes()),
-                      time.perf_counter() - started, notes, paths, label)
+                      time.perf_counter() - started, notes, paths, label,
+                      f"{result.semantics}, on the ONNX Runtime evaluation twin (FP16 emulated)")
         self.history.append(build)
         self._autosave()
         self._notify(Event.BUILD)

@@ -28,6 +28,7 @@ class ProjectMixin:
             "plan_base": self.plan_base, "selected": self.selected,
             "plan": self.plan.to_dict() if self.plan else None,
             "history": [{**b.row(), "summary": b.summary, "notes": b.notes, "paths": b.paths,
+                         "semantics": b.semantics,
                          "plan": b.plan.to_dict(),
                          "per_layer": b.per_layer.to_dict("list") if b.per_layer is not None else None,
                          "outputs": b.outputs.to_dict("list") if b.outputs is not None else None}
@@ -82,7 +83,8 @@ class ProjectMixin:
                 pd.DataFrame(h["outputs"]) if h.get("outputs") else None,
                 pd.DataFrame(h["per_layer"]) if h.get("per_layer") else None,
                 h.get("latency_ms"), h.get("backend", "ort"), h.get("n_int8", 0), h.get("n_fp16", 0),
-                h.get("seconds", 0.0), h.get("notes", []), h.get("paths", {}), h.get("label", "")))
+                h.get("seconds", 0.0), h.get("notes", []), h.get("paths", {}), h.get("label", ""),
+                h.get("semantics", "")))
         if (project / STATS_FILE).exists() and s.model_info is not None:
             s._load_saved_statistics()
         if d.get("selected"):

@@ -79,6 +79,8 @@ class Build:
         seconds: wall time of build + evaluation.
         notes: messages (e.g. why TensorRT was not used).
         paths: files written for this build (e.g. the TensorRT engine).
+        label: free text. semantics: how the accuracy figures were computed (exact ONNX
+            semantics on the ONNX Runtime evaluation twin, see :mod:`workbench.semantics`).
     """
 
     id: int
@@ -95,6 +97,7 @@ class Build:
     notes: list = field(default_factory=list)
     paths: dict = field(default_factory=dict)
     label: str = ""
+    semantics: str = ""
 
     def row(self) -> dict:
         """A flat dict for the history table."""
