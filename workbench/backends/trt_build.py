@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_bytes, atomic_write_text, refuse_overwrite
+from .._io import atomic_write_bytes, atomic_write_text
 from ..errors import WorkbenchError
 from .gpu import RTX_DEFAULT_CCS, format_ccs, rtx_runtime_check
 from .trt_buildlog import BUILDER_LOG_SOURCE, layers_from_log, memory_from_log, weight_precisions
@@ -226,7 +226,7 @@ def _legacy_setup(trt, network, bconfig, config: BuildConfig):
 
 
 def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
-                 config: BuildConfig | None = None) -> BuildReport:
+                 config: BuildConfig | None = None, *, overwrite: bool = True, inputs=()) -> BuildReport:
     """Build a serialized engine from an ONNX model and save it with its build record.
 
     Writes ``engine_path``, ``<engine>.json`` (:class:`BuildReport`) and, when the builder log
@@ -237,6 +237,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
         onnx_path: the exported Q/DQ / FP16 ONNX (or, for the legacy mode, the FP32 ONNX).
         engine_path: output file; must not be the ONNX itself.
         config: build settings (default :class:`BuildConfig()`), including the flavor.
+        overwrite: replace an existing engine and its records (default True: rebuilding into
+            the same file is the usual loop); inputs are never replaced.
+        inputs: more ``(label, path)`` inputs no output may resolve to (the ONNX, the legacy
+            cache and the FP32 model are always protected).
 
     Raises:
         WorkbenchError: for missing files, settings the flavor cannot do, no usable builder
@@ -247,7 +251,12 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     if not onnx_path.is_file():
         raise WorkbenchError(f"ONNX model not found: '{onnx_path}'")
-    refuse_overwrite(engine_path, onnx_path)
+    from ..outputs import check_outputs, input_paths
+
+    protected = input_paths(onnx_path, *inputs, calibration_cache=config.legacy_int8_cache,
+                            fp32_model=config.compare_fp32)
+    outputs = [engine_path, sidecar_path(engine_path), layers_path(engine_path)]
+    check_outputs(outputs, protected, overwrite=overwrite)  # before any work
     if config.legacy:  # a cache for another network would silently give wrong scales
         from ..cache import check_calibration_cache
         from ..model import ModelInfo
@@ -290,7 +299,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
         timing_cache=str(cache_path) if cache_path else None,
         timing_cache_existed=bool(cache_bytes), config=config.to_dict(), builder_memory=memory_from_log(messages),
         builder_layers=summary, builder_warnings=[m for s, m in tagged if s == "WARNING"][:50], fp32=fp32)
-    _save(engine_path, data, report, layer_info, cache_path, new_cache)
+    _save(engine_path, data, report, layer_info, protected, overwrite)
+    if cache_path is not None and new_cache:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cache_path, new_cache)
     return report
 
 
@@ -304,20 +316,15 @@ def _fp32_comparison(mod: TrtModule, config: BuildConfig, mode: str, targets, ca
             "size_ratio": round(engine_bytes / len(data), 4)}
 
 
-def _save(engine_path: Path, data: bytes, report: BuildReport, layer_info, cache_path, new_cache) -> None:
-    """Engine, layer table and record appear together or not at all; then the timing cache."""
-    written = []
-    try:
-        atomic_write_bytes(engine_path, data)
-        written.append(engine_path)
+def _save(engine_path: Path, data: bytes, report: BuildReport, layer_info, inputs, overwrite: bool) -> None:
+    """Engine, build record and layer table are one result: they appear together or not at all."""
+    from ..outputs import ResultWriter
+
+    files = [engine_path, sidecar_path(engine_path)] + ([layers_path(engine_path)] if layer_info else [])
+    with ResultWriter(files, inputs=inputs, overwrite=overwrite, what="TensorRT engine") as result:
+        atomic_write_bytes(result.path(engine_path), data)
         if layer_info is not None:
-            atomic_write_text(layers_path(engine_path), json.dumps(layer_info, indent=1))
-            written.append(layers_path(engine_path))
-        atomic_write_text(sidecar_path(engine_path), report.to_json())
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    if cache_path is not None and new_cache:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(cache_path, new_cache)
+            atomic_write_text(result.path(layers_path(engine_path)), json.dumps(layer_info, indent=1))
+        atomic_write_text(result.path(sidecar_path(engine_path)), report.to_json())
+    if layer_info is None:  # no stale table from an earlier build of another engine
+        layers_path(engine_path).unlink(missing_ok=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from .backend_args import BackendArgs  # noqa: F401 - the backends' argument group (--backend, --trt-flavor)
+
 
 class PreprocessArgs:
     """Image preprocessing flags (image folders only)."""
@@ -202,22 +204,6 @@ class PlanArgs:
             for pattern in getattr(args, prec):
                 plan.set_pattern(pattern, prec)
         return plan.with_fp16_safety(model, ranges)
-
-
-class BackendArgs:
-    """``--backend``: which runtime runs the model for evaluation or latency."""
-
-    def __init__(self, default: str = "ort") -> None:
-        self.default = default
-
-    def add(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--backend", choices=("ort", "trt"), default=self.default,
-                            help="ort: ONNX Runtime on the CPU (always available); trt: TensorRT "
-                                 "through Polygraphy (needs the tensorrt package and an NVIDIA GPU). "
-                                 f"Default: {self.default}")
-
-    def parse(self, args) -> str:
-        return args.backend
 
 
 class OutputArgs:
