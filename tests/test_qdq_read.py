@@ -57,8 +57,12 @@ def qat_small_cnn(*, dtype=TensorProto.INT8, constants=False, seed=0, zero_point
     acts = {t: (np.float32(rng.uniform(0.005, 0.05)), 0) for t in ("input", "r1", "r2", "sum", "pool", "flat")}
     if zero_points:
         acts.update({t: (acts[t][0], z) for t, z in zero_points.items()})
-    weights = {w: (rng.uniform(0.001, 0.01, n).astype(np.float32), 0)
-               for w, n in (("conv1.weight", 8), ("conv2.weight", 8), ("fc.weight", 10))}
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    # "learned" per-channel scales: not max|w|/127, but wide enough that no code saturates
+    weights = {}
+    for w in ("conv1.weight", "conv2.weight", "fc.weight"):
+        peak = np.abs(inits[w]).reshape(len(inits[w]), -1).max(axis=1)
+        weights[w] = ((peak / 127 * rng.uniform(1.0, 1.25, len(peak))).astype(np.float32), 0)
     return model, qdq_models.fake_quant(model, acts, weights, dtype=dtype, constants=constants), acts, weights
 
 

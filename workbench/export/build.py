@@ -166,11 +166,14 @@ def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
 
     # --- weights: int8 initializer -> per-channel DequantizeLinear (shared per weight/axis)
     weight_dq: dict[tuple, str] = {}
+    # weight scales the ranges carry (a Q/DQ model's own, workbench.imported) are kept
+    given = (getattr(ranges, "weight_scales", None) or {}) if wqmax == QMAX else {}
     for slot, (w, axis) in place.weights.items():
         key = (w, axis)
         if key not in weight_dq:
-            qw, sw, zw = g.cached(("int8", w, axis, wqmax),
-                                  lambda w=w, axis=axis: _weight_protos(g, w, axis, wqmax))
+            fixed = given.get(w)
+            qw, sw, zw = g.cached(("int8", w, axis, wqmax) + (() if fixed is None else (fixed.tobytes(),)),
+                                  lambda w=w, axis=axis, fixed=fixed: _weight_protos(g, w, axis, wqmax, fixed))
             q_name = rw.init(f"{w}_int8", qw)
             s_name = rw.init(f"{w}_scale", sw)
             z_name = rw.init(f"{w}_zero_point", zw)
@@ -213,13 +216,13 @@ def _weight_qmax(variant: str, reduce_range: bool | None, notes: list) -> int:
     return REDUCED_WEIGHT_QMAX if reduce_range else QMAX
 
 
-def _weight_protos(g, w: str, axis: int | None, qmax: int = QMAX):
+def _weight_protos(g, w: str, axis: int | None, qmax: int = QMAX, scale=None):
     value = g.constants[w]
     if value.dtype != np.float32:
         raise WorkbenchError(f"Weight '{w}' has dtype {value.dtype}; INT8 export expects float32 weights.")
     if axis is not None and value.ndim == 0:
         axis = None
-    q, scale = qdq.quantize_weight(value, axis, qmax)
+    q, scale = qdq.quantize_weight(value, axis, qmax, scale)
     zp = np.zeros(scale.shape, dtype=np.int8)
     return (numpy_helper.from_array(q), numpy_helper.from_array(scale),
             numpy_helper.from_array(zp))

@@ -72,10 +72,17 @@ def weight_scales(w: np.ndarray, axis: int | None, qmax: int = QMAX) -> np.ndarr
     return np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
 
 
-def quantize_weight(w: np.ndarray, axis: int | None, qmax: int = QMAX) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric INT8 weights: (int8 values in [-qmax, qmax], float32 scales along ``axis``)."""
+def quantize_weight(w: np.ndarray, axis: int | None, qmax: int = QMAX,
+                    scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric INT8 weights: (int8 values in [-qmax, qmax], float32 scales along ``axis``).
+    ``scale``: scales to keep instead of ``max|w| / qmax`` (e.g. a Q/DQ model's own,
+    :mod:`workbench.imported`), broadcast along ``axis``."""
     w = np.asarray(w, dtype=np.float32)
-    scale = weight_scales(w, axis, qmax)
+    if scale is None:
+        scale = weight_scales(w, axis, qmax)
+    else:
+        shape = () if axis is None else (w.shape[axis],)
+        scale = np.broadcast_to(np.asarray(scale, dtype=np.float32), shape).astype(np.float32)
     if axis is None:
         s = scale
     else:
