@@ -68,7 +68,24 @@ def _all_fp32(plan, nodes):
     return p
 
 
-def sensitivity(evaluator, ranges, plan, *, samples: int | None = 16, progress=None, cancel=None):
+def rank_rows(rows: list, baseline: dict | None = None, samples: int | None = None):
+    """The sensitivity DataFrame of ``rows`` (one dict per node, as :func:`sensitivity` makes
+    them), most sensitive first, with ``rank``; also used for a partial (cancelled) run."""
+    import pandas as pd
+
+    cols = ["node", "op_type", "sqnr_only_int8", "cosine_only_int8", "top1_only_int8", "sqnr_gain_fp16",
+            "top1_gain_fp16"]
+    df = pd.DataFrame(rows, columns=cols if not rows else None)
+    # Most sensitive first: lowest SQNR when alone in INT8; ties broken by the FP16 gain.
+    df = df.sort_values(["sqnr_only_int8", "sqnr_gain_fp16"], ascending=[True, False]).reset_index(drop=True)
+    df["rank"] = np.arange(1, len(df) + 1)
+    df.attrs["baseline"] = baseline or {}
+    df.attrs["samples"] = samples
+    return df
+
+
+def sensitivity(evaluator, ranges, plan, *, samples: int | None = 16, progress=None, cancel=None,
+                partial: list | None = None):
     """Rank the plan's INT8 nodes by how much error each one brings.
 
     For each INT8 node: the output error when ONLY that node is INT8 (everything else FP32),
@@ -81,19 +98,20 @@ def sensitivity(evaluator, ranges, plan, *, samples: int | None = 16, progress=N
         samples: evaluation samples used per score (default 16; None for all).
         progress: optional callback ``(done, total)``.
         cancel: a threading.Event (or callable) that stops the run with CancelledError.
+        partial: a list that receives each node's row as soon as it is scored (so a caller
+            can show the ranking fill in, and keep it when the run is cancelled: see
+            :func:`rank_rows`).
 
     Returns: a DataFrame sorted most sensitive first with columns node, op_type,
         sqnr_only_int8, cosine_only_int8, top1_only_int8, sqnr_gain_fp16, top1_gain_fp16, rank.
     """
-    import pandas as pd
-
     scorer = PlanScorer(evaluator, ranges, samples, plan)
     nodes = [n for n in plan.int8_nodes() if n in scorer.switch.index]
     if not nodes:
         raise WorkbenchError("The plan has no INT8 node to rank.")
     base = scorer.score(plan)
     quiet = _all_fp32(plan, scorer.switch.index)
-    rows = []
+    rows = partial if partial is not None else []
     for i, node in enumerate(nodes):
         if _cancelled(cancel):
             raise CancelledError(f"Sensitivity analysis cancelled after {i} of {len(nodes)} nodes.")
@@ -112,13 +130,7 @@ def sensitivity(evaluator, ranges, plan, *, samples: int | None = 16, progress=N
         })
         if progress is not None:
             progress(i + 1, len(nodes))
-    df = pd.DataFrame(rows)
-    # Most sensitive first: lowest SQNR when alone in INT8; ties broken by the FP16 gain.
-    df = df.sort_values(["sqnr_only_int8", "sqnr_gain_fp16"], ascending=[True, False]).reset_index(drop=True)
-    df["rank"] = np.arange(1, len(df) + 1)
-    df.attrs["baseline"] = base
-    df.attrs["samples"] = scorer.num_samples
-    return df
+    return rank_rows(rows, base, scorer.num_samples)
 
 
 @dataclass
@@ -168,12 +180,20 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
 
     started = time.perf_counter()
     target = target if isinstance(target, Target) else Target(target)
+    offset = 0  # progress counts ranked nodes (when ranking here), then scored plans
     if ranking is None:
         ranking = sensitivity(evaluator, ranges, plan, samples=sensitivity_samples, cancel=cancel,
-                              progress=(lambda d, t: progress(d, 2 * t)) if progress else None)
+                              progress=(lambda d, t: progress(d, t + search_estimate(t))) if progress else None)
+        offset = len(ranking)
     order = list(ranking["node"])
     scorer = PlanScorer(evaluator, ranges, None, plan)
     results: dict[int, dict] = {}
+    K = len(order)
+    estimate = [search_estimate(K)]  # plans this search will score (refined once the count is known)
+
+    def report() -> None:
+        if progress is not None:
+            progress(offset + scorer.calls, offset + max(estimate[0], scorer.calls))
 
     def plan_for(fallback: list):
         p = plan.copy()
@@ -189,15 +209,13 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
             s = scorer.score(plan_for(order[:k]))
             s["meets_target"] = target.met(s)
             results[k] = s
-            if progress is not None:
-                progress(len(order) + len(results), 2 * len(order) + 8)
+            report()
         return results[k]
 
-    K = len(order)
     # A coarse sweep first: accuracy on a few dozen samples is not monotone in k (top-1 moves in
     # steps of one sample), so a plain bisection over [0, K] can miss a small k that already
     # meets the target. Bisect only between the last failing and the first meeting sweep point.
-    sweep = sorted(k for k in {0, 1, 2, 4, 8, 16, 32, K} if k <= K)
+    sweep = _sweep(K)
     meeting = [k for k in sweep if evaluate(k)["meets_target"]]
     if not meeting:
         chosen = order
@@ -214,18 +232,30 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
                 lo = mid
         chosen = order[:hi]
     # Refine: return fallback nodes to INT8 (least sensitive first) while the target holds.
+    estimate[0] = scorer.calls + len(chosen) + 1
     for node in list(reversed(chosen)):
+        if _cancelled(cancel):
+            raise CancelledError("Automatic mixed-precision search cancelled.")
         trial = [n for n in chosen if n != node]
         s = scorer.score(plan_for(trial))
+        report()
         if target.met(s):
             chosen = trial
     final_plan = plan_for(chosen)
     final = scorer.score(final_plan)
+    estimate[0] = scorer.calls
+    report()
     met = target.met(final)
     rows = []
     for k, s in sorted(results.items()):
-        rows.append({"n_fallback": k, "n_int8": len(plan.int8_nodes()) - k, **s})
+        rows.append({"n_fallback": k, "n_int8": len(plan.int8_nodes()) - k, **s,
+                     "plan": f"the {k} most sensitive node(s) out of INT8" if k else "every ranked node INT8",
+                     "nodes": ", ".join(order[:k])})
     rows.append({"n_fallback": len(chosen), "n_int8": len(final_plan.int8_nodes()), **final,
+                 "plan": (f"chosen: the {len(chosen)} most sensitive node(s) out of INT8"
+                          if chosen == order[:len(chosen)] else
+                          "chosen: refined set (fallback nodes that did not help went back to INT8)"),
+                 "nodes": ", ".join(chosen),
                  "meets_target": met, "chosen": True})
     curve = pd.DataFrame(rows)
     curve["chosen"] = curve.get("chosen", False)
@@ -234,6 +264,16 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
         _add_latency(evaluator, ranges, plan_for, order, curve, latency_points, chosen)
     return AutoResult(final_plan, met, curve, chosen, ranking, target,
                       time.perf_counter() - started, scorer.calls)
+
+
+def _sweep(k_max: int) -> list:
+    """Fallback counts of the coarse sweep of :func:`auto_mixed_precision`."""
+    return sorted(k for k in {0, 1, 2, 4, 8, 16, 32, k_max} if k <= k_max)
+
+
+def search_estimate(k_max: int) -> int:
+    """Plans the search scores at most before refining: sweep + bisection + final."""
+    return len(_sweep(k_max)) + max(1, math.ceil(math.log2(max(k_max, 2)))) + 1
 
 
 def _add_latency(evaluator, ranges, plan_for, order, curve, points: int, chosen: list) -> None:

@@ -67,22 +67,59 @@ class BuildsMixin:
         self._notify(Event.PLAN)
 
     # ------------------------------------------------------------------ sensitivity and auto
-    def run_sensitivity(self, *, samples: int | None = 16, progress=None, cancel=None):
-        """Rank the INT8 nodes by sensitivity (see :func:`workbench.sensitivity.sensitivity`)."""
-        from ..sensitivity import sensitivity
+    def run_sensitivity(self, *, samples: int | None = 16, progress=None, cancel=None, live: bool = True):
+        """Rank the INT8 nodes by sensitivity (see :func:`workbench.sensitivity.sensitivity`).
 
-        self.sensitivity_table = sensitivity(self.evaluator, self._need_ranges(), self.plan, samples=samples,
-                                             progress=progress, cancel=cancel)
-        self._notify(Event.SENSITIVITY)
+        With ``live`` (default) ``sensitivity_table`` fills in as nodes are scored (an
+        ``Event.SENSITIVITY`` each, ``attrs["complete"]`` False until the end); when the run is
+        cancelled the partial ranking stays (CancelledError is raised after it is stored).
+        """
+        from ..errors import CancelledError
+        from ..sensitivity import rank_rows, sensitivity
+
+        rows: list = []
+
+        def step(done, total):
+            if live:
+                self._set_ranking(rank_rows(rows, samples=samples), complete=False)
+            if progress is not None:
+                progress(done, total)
+
+        try:
+            table = sensitivity(self.evaluator, self._need_ranges(), self.plan, samples=samples,
+                                progress=step, cancel=cancel, partial=rows)
+        except CancelledError:
+            if rows:
+                self._set_ranking(rank_rows(rows, samples=samples), complete=False)
+            raise
+        self._set_ranking(table, complete=True)
         return self.sensitivity_table
+
+    def _set_ranking(self, table, *, complete: bool) -> None:
+        table.attrs["complete"] = complete
+        self.sensitivity_table = table
+        self._notify(Event.SENSITIVITY)
 
     def auto(self, target: str = "top1>=0.99", *, progress=None, cancel=None, **kw):
         """Automatic mixed precision to ``target`` (e.g. "top1>=0.99", "sqnr>=30"); the plan
-        found becomes the current plan (undoable). Returns the AutoResult (with ``curve``)."""
-        from ..sensitivity import auto_mixed_precision
+        found becomes the current plan (undoable). Returns the AutoResult (with ``curve``).
 
+        Without a complete sensitivity ranking, one is made first (it fills in live and is
+        kept when cancelled, see :meth:`run_sensitivity`); ``progress`` counts ranked nodes,
+        then scored plans."""
+        from ..sensitivity import search_estimate, auto_mixed_precision
+
+        ranking, offset = self.sensitivity_table, 0
+        if ranking is None or not ranking.attrs.get("complete", True):
+            samples = kw.pop("sensitivity_samples", 16)
+            ranking = self.run_sensitivity(samples=samples, cancel=cancel, progress=(
+                (lambda d, t: progress(d, t + search_estimate(t))) if progress else None))
+            offset = len(ranking)
+        else:
+            kw.pop("sensitivity_samples", None)
+        step = (lambda d, t: progress(offset + d, offset + t)) if progress else None
         result = auto_mixed_precision(self.evaluator, self._need_ranges(), self.plan, target,
-                                      ranking=self.sensitivity_table, progress=progress, cancel=cancel, **kw)
+                                      ranking=ranking, progress=step, cancel=cancel, **kw)
         self.auto_result = result
         if self.sensitivity_table is None:
             self.sensitivity_table = result.sensitivity

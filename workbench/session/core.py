@@ -82,6 +82,7 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin):
         self._listeners.append(callback)
 
     def _notify(self, what: Event) -> None:
+        self._track_versions(what)  # staleness of the last build (views)
         for cb in list(self._listeners):
             cb(what)
 

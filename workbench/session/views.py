@@ -1,8 +1,37 @@
-"""Views of a session's state for tables and plots: the layer table, histogram data, history
-(plain DataFrames and dicts, the model that widgets and plots read)."""
+"""Views of a session's state for tables and plots: the layer table, histogram data, history,
+graph facts, whether the last build is out of date, and the preview of a threshold being tried
+(plain DataFrames and dicts, the model that widgets and plots read; no widget code)."""
 from __future__ import annotations
 
+import math
+import time
+
+import numpy as np
+
 from ..errors import WorkbenchError
+from .state import Event
+
+#: evaluation samples of one live-threshold preview run (an emulation run per update)
+PREVIEW_SAMPLES = 2
+
+
+def histogram_sqnr_db(hist, bin_width: float, amax: float, *, zero_count: int = 0, num_bits: int = 8) -> float:
+    """SQNR in dB of a tensor quantized symmetrically with threshold ``amax``, estimated from
+    its |x| histogram (each value at its bin centre; ``zero_count`` exact zeros of bin 0 are
+    exact after quantization). Rounding inside [0, amax] and clipping above both count."""
+    h = np.asarray(hist, dtype=np.float64).copy()
+    if h.size == 0 or not bin_width or amax <= 0:
+        return math.nan
+    h[0] = max(h[0] - zero_count, 0.0)
+    centres = (np.arange(h.size) + 0.5) * float(bin_width)
+    qmax = (1 << (num_bits - 1)) - 1
+    scale = float(amax) / qmax
+    deq = np.minimum(np.round(centres / scale), qmax) * scale
+    signal = float(np.sum(h * centres ** 2))
+    noise = float(np.sum(h * (centres - deq) ** 2))
+    if signal <= 0:
+        return math.nan
+    return math.inf if noise <= 0 else 10.0 * math.log10(signal / noise)
 
 
 class ViewsMixin:
@@ -70,10 +99,149 @@ class ViewsMixin:
         return {"node": name if name != tensor else None, "tensor": tensor, "hist": c.hist,
                 "bin_width": c.bin_width, "amax_by_method": dict(base.amax_by_method),
                 "chosen": chosen, "manual": manual, "clipped": self._clipped(tensor, chosen),
-                "max": float(c.absmax), "method": self.calib_settings.method}
+                "max": float(c.absmax), "method": self.calib_settings.method,
+                "count": int(c.count), "zero_count": int(getattr(c, "zero_count", 0)),
+                "tensor_sqnr_db": histogram_sqnr_db(c.hist, c.bin_width, chosen,
+                                                    zero_count=int(getattr(c, "zero_count", 0)))}
 
     def history_table(self):
         """The build history as a DataFrame (one row per build)."""
         import pandas as pd
 
         return pd.DataFrame([b.row() for b in self.history])
+
+    # ------------------------------------------------------------------ is the last build current?
+    def staleness(self) -> list:
+        """Why the last build's numbers no longer describe the current plan and ranges (plain
+        sentences; empty when they do, or when there is no build)."""
+        if not self.history or self.plan is None:
+            return []
+        last = self.history[-1]
+        reasons = []
+        d = last.plan.diff(self.plan)
+        if d.nodes:
+            moves = [f"{n} {str(a).upper()} → {str(b).upper()}" for n, a, b in d.nodes]
+            reasons.append(f"precision of {len(moves)} node(s) changed: " + ", ".join(moves[:3])
+                           + (", …" if len(moves) > 3 else ""))
+        if d.amax:
+            names = [t for t, _, _ in d.amax]
+            reasons.append(f"threshold of {len(names)} tensor(s) changed: " + ", ".join(names[:3])
+                           + (", …" if len(names) > 3 else ""))
+        built = getattr(self, "_built_amax", None)
+        if last.method != self.calib_settings.method:
+            reasons.append(f"range method changed: {last.method} → {self.calib_settings.method}")
+        elif built is not None and built != self._amax_snapshot():
+            reasons.append("ranges were recomputed (new calibration or method parameter)")
+        return reasons
+
+    def _amax_snapshot(self) -> dict:
+        r = self.base_ranges
+        return {t: float(v.amax) for t, v in r.tensors.items()} if r is not None else {}
+
+    def _track_versions(self, event) -> None:
+        """Called on every event: counts range changes (preview cache) and remembers the
+        ranges the last build used (staleness)."""
+        if event == Event.RANGES:
+            self._ranges_version = getattr(self, "_ranges_version", 0) + 1
+        elif event == Event.BUILD:
+            self._built_amax = self._amax_snapshot()
+        elif event == Event.MODEL:
+            self._built_amax, self._preview_cache = None, None
+
+    # ------------------------------------------------------------------ graph facts
+    def graph_view(self) -> dict:
+        """What the graph view colours and marks, per node of the model: precision (plan),
+        per-layer SQNR (last build), sensitivity (SQNR with only that node INT8), the tensors
+        that get a Q/DQ pair on each node's inputs (the exporter's decision) and the producer
+        of each tensor."""
+        info = self._need_model()
+        plan = self.plan
+        out = {"quantizable": set(self._targets()), "precision": {}, "sqnr": {}, "sensitivity": {},
+               "qdq": {}, "producer": {}}
+        for n in info.nodes:
+            for t in n.output:
+                if t:
+                    out["producer"][t] = n.name
+        if plan is not None:
+            out["precision"] = {n: str(plan.precision(n)).upper() for n in plan.nodes}
+            if plan.int8_nodes():
+                from ..export import qdq_placement
+
+                out["qdq"] = qdq_placement(info, plan, "trt")
+        if self.history and self.history[-1].per_layer is not None:
+            pl = self.history[-1].per_layer
+            out["sqnr"] = {n: float(v) for n, v in zip(pl["node"], pl["sqnr_db"])}
+        if self.sensitivity_table is not None and "sqnr_only_int8" in self.sensitivity_table:
+            t = self.sensitivity_table
+            out["sensitivity"] = {n: float(v) for n, v in zip(t["node"], t["sqnr_only_int8"])}
+        return out
+
+    # ------------------------------------------------------------------ live threshold preview
+    def _preview_scorer(self, samples: int):
+        """A PlanScorer on the first ``samples`` evaluation samples for the current ranges
+        (rebuilt when the ranges or the kind of emulation change)."""
+        from ..emulate import needs_all_fp16
+        from ..sensitivity import PlanScorer
+
+        key = (getattr(self, "_ranges_version", 0), samples, bool(needs_all_fp16(self.plan, self._targets())))
+        cache = getattr(self, "_preview_cache", None)
+        if cache is None or cache[0] != key or cache[1].evaluator is not self.evaluator:
+            cache = (key, PlanScorer(self.evaluator, self.base_ranges, samples, self.plan), None)
+            self._preview_cache = cache
+        return cache[1]
+
+    def preview_amax(self, tensor: str, amax: float, *, emulate: bool = True,
+                     samples: int = PREVIEW_SAMPLES) -> dict:
+        """What setting ``tensor``'s threshold to ``amax`` would do, before committing it.
+
+        Args:
+            tensor: a tensor with statistics, or a quantizable node (its input tensor).
+            amax: the threshold to try (> 0).
+            emulate: also run the switchable emulation model once (the rest of the plan as
+                it is, only this threshold changed) on ``samples`` evaluation samples and
+                compare the output with the current threshold's (default True).
+            samples: evaluation samples of that run (default 2: about 0.2 s on the sample
+                with two shared cores; the app refines with more once the slider rests).
+
+        Returns a dict: tensor, amax, current (threshold in use), clipped / clipped_now
+        (shares of values above), tensor_sqnr_db / tensor_sqnr_now (the tensor's own
+        quantization SQNR, from its histogram), in_use (an INT8 node reads it with Q/DQ),
+        output_sqnr_db / output_sqnr_now / output_delta_db (first output vs FP32 on the
+        samples; None without emulation or when the threshold is not in use), samples,
+        seconds.
+        """
+        from ..calib.algorithms import clipped_fraction
+        from ..metrics import compare_outputs
+
+        started = time.perf_counter()
+        tensor = self.tensor_of(tensor) or tensor
+        if self.stats is None or tensor not in self.stats.collectors:
+            raise WorkbenchError(f"No statistics for tensor '{tensor}': calibrate first.")
+        amax = float(amax)
+        if not (amax > 0 and math.isfinite(amax)):
+            raise WorkbenchError(f"A threshold must be a positive number; got {amax!r} for '{tensor}'.")
+        c = self.stats.collectors[tensor]
+        now = float(self.ranges[tensor].amax)
+        zeros = int(getattr(c, "zero_count", 0))
+        out = {"tensor": tensor, "amax": amax, "current": now,
+               "clipped": clipped_fraction(c.hist, c.bin_width, amax) if c.bin_width else 0.0,
+               "clipped_now": clipped_fraction(c.hist, c.bin_width, now) if c.bin_width else 0.0,
+               "tensor_sqnr_db": histogram_sqnr_db(c.hist, c.bin_width, amax, zero_count=zeros),
+               "tensor_sqnr_now": histogram_sqnr_db(c.hist, c.bin_width, now, zero_count=zeros),
+               "in_use": False, "output_sqnr_db": None, "output_sqnr_now": None, "output_delta_db": None,
+               "samples": 0}
+        readers = [n for n, t in self._targets().items() if tensor in t.activation_inputs]
+        out["in_use"] = self.plan is not None and any(str(self.plan.precision(n)) == "int8" for n in readers)
+        if emulate and out["in_use"]:
+            scorer = self._preview_scorer(samples)
+            key, _, base = self._preview_cache
+            if base is None or base[0] is not self.plan:
+                base = (self.plan, scorer.score(self.plan)["sqnr_db"])
+                self._preview_cache = (key, scorer, base)
+            sw = scorer.switch
+            got = sw.run(scorer.batches, sw.flags(self.plan, scorer.ranges, {tensor: amax}), [scorer.output])
+            trial = compare_outputs(scorer.reference, got[scorer.output])["sqnr_db"]
+            out.update(output_sqnr_db=float(trial), output_sqnr_now=float(base[1]),
+                       output_delta_db=float(trial - base[1]), samples=scorer.num_samples)
+        out["seconds"] = time.perf_counter() - started
+        return out

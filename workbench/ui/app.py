@@ -1,40 +1,66 @@
-"""The workbench app: one ipywidgets layout over a :class:`workbench.session.Session`.
+"""The workbench app: one screen over a :class:`workbench.session.Session`.
 
     from workbench import Workbench
     wb = Workbench("model.onnx", "calib_images/", eval_data="eval_images/", preset="imagenet")
     wb.show()
 
-Widgets only forward actions to the session and redraw from its state; long work runs in
-a background thread (``blocking=True`` runs it in the caller, for scripts and tests).
+Layout (fills the notebook's width; the main loop fits a 1400 x 900 window)::
+
+    title · progress · Cancel · status
+    ▸ Model and data (folded once a model is open and calibrated)
+    calibration bar
+    layer table + precision tools | histogram of the selected layer, live threshold
+    Rebuild bar with the "results out of date" mark
+    tabs: Results | History | Model graph | Sensitivity & auto | Export
+
+Panels follow one protocol (:mod:`workbench.ui.panels.base`): the app only dispatches the
+session's events to the panels that want them and tells each when a task runs. Widgets only
+forward actions to the session and redraw from its state; long work runs in a background
+thread (``blocking=True`` runs it in the caller, for scripts and tests).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from .._optional import require
-from ..session import Session, sample_paths
+from ..session import Event, Session, sample_paths
+from .panels.base import AppContext
 from .panels.calibration import CalibrationPanel
 from .panels.export import ExportPanel
+from .panels.graph import GraphPanel
 from .panels.histogram import HistogramPanel
+from .panels.history import HistoryPanel
 from .panels.layers import LayerTable
 from .panels.model import ModelPanel
 from .panels.precision import PrecisionPanel
 from .panels.results import ResultsPanel
+from .panels.search import SearchPanel
 from .tasks import TaskRunner
 
 w = require("ipywidgets", "workbench app", "ui")
 
+#: the panels in the bottom tabs, in order
+TABS = ("results", "history", "graph", "search", "export")
+
 STYLE = """<style>
-.wb-layer-table select { font-family: monospace; font-size: 11px; }
-.wb-history-table { font-size: 11px; border-collapse: collapse; }
-.wb-history-table td, .wb-history-table th { padding: 1px 6px; }
-.wb-metrics td, .wb-metrics th { padding: 1px 8px; text-align: right; }
-.wb-app h4 { margin: 8px 0 2px 0; }
+.wb-app { width: 100%; box-sizing: border-box; }
+.wb-app .wb-title { font-size: 15px; font-weight: bold; margin-right: 12px; white-space: nowrap; }
+.wb-note { font-size: 11px; color: #666; }
+.wb-metrics { border-collapse: collapse; font-size: 12px; }
+.wb-metrics td, .wb-metrics th { padding: 1px 8px; text-align: right; white-space: nowrap; }
+.wb-metrics td:first-child, .wb-metrics th:first-child { text-align: left; }
+.wb-metrics.wb-is-stale td { color: #8a8a8a; }
+.wb-stale-note { font-size: 12px; color: #7a5200; margin-bottom: 4px; }
+.wb-stale-badge { font-size: 12px; padding: 2px 8px; border-radius: 3px; }
+.wb-stale-badge[data-state=stale] { background: #fff3cd; border: 1px solid #e0b000; color: #5c4100; }
+.wb-stale-badge[data-state=fresh] { color: #2a7a2a; }
+.wb-stale-badge[data-state=none] { color: #666; }
+.wb-history-table { font-size: 12px; border-collapse: collapse; }
+.wb-history-table td, .wb-history-table th { padding: 1px 6px; text-align: right; }
+.wb-history-table tr.wb-current td { font-weight: bold; }
+.wb-preview-text { font-size: 12px; }
+.wb-app .widget-toggle-buttons .widget-toggle-button { padding: 0 8px; }
 </style>"""
-
-
-def _heading(text: str):
-    return w.HTML(f"<h4>{text}</h4>")
 
 
 class Workbench:
@@ -81,43 +107,57 @@ class Workbench:
         return self._widget
 
     def _build(self) -> None:
-        s, r = self.session, self.runner
-        self.panels = {
-            "model": ModelPanel(s, r),
-            "calibration": CalibrationPanel(s, r),
-            "layers": LayerTable(s, r, self.select),
-            "histogram": HistogramPanel(s, r),
-        }
-        self.panels["precision"] = PrecisionPanel(s, r, lambda: self.panels["layers"].selected_nodes)
-        self.panels["results"] = ResultsPanel(s, r, self.select)
-        self.panels["export"] = ExportPanel(s, r)
+        ctx = AppContext(self.session, self.runner, self.select,
+                         selected_nodes=lambda: self.panels["layers"].selected_nodes, show=self.show_tab)
+        classes = (ModelPanel, CalibrationPanel, LayerTable, PrecisionPanel, HistogramPanel, ResultsPanel,
+                   HistoryPanel, GraphPanel, SearchPanel, ExportPanel)
+        self.panels = {cls.name: cls(ctx) for cls in classes}
         p = self.panels
-        r.busy_listeners.append(self._busy)
-        self._widget = w.VBox([
-            w.HTML(STYLE + "<h3 style='margin:0'>Quantization workbench</h3>"), r.widget,
-            _heading("1 · Model and data"), p["model"].widget,
-            _heading("2 · Calibration"), p["calibration"].widget,
-            _heading("3 · Layers"),
-            # wraps instead of clipping the histogram when the notebook is narrow
-            w.HBox([w.Box([p["layers"].widget], layout=w.Layout(width="52%", min_width="520px")),
-                    w.Box([p["histogram"].widget], layout=w.Layout(width="48%", min_width="560px"))],
-                   layout=w.Layout(flex_flow="row wrap")),
-            p["precision"].widget,
-            _heading("4 · Rebuild and results"), p["results"].widget,
-            _heading("5 · Export"), p["export"].widget,
-        ])
+        self.runner.busy_listeners.append(self._busy)
+        self.setup = w.Accordion(children=[p["model"].widget], titles=[p["model"].headline()],
+                                 layout=w.Layout(width="100%"))
+        self.setup.add_class("wb-setup")
+        self.tabs = w.Tab(children=[p[n].widget for n in TABS], titles=[p[n].title for n in TABS],
+                          layout=w.Layout(width="100%"))
+        self.tabs.add_class("wb-tabs")
+        main = w.GridBox([w.VBox([p["layers"].widget, p["precision"].widget], layout=w.Layout(min_width="0")),
+                          w.VBox([p["histogram"].widget], layout=w.Layout(min_width="0"))],
+                         layout=w.Layout(grid_template_columns="minmax(0, 5fr) minmax(0, 6fr)", grid_gap="14px",
+                                         width="100%"))
+        main.add_class("wb-main")
+        header = w.HBox([w.HTML(STYLE + "<span class='wb-title'>Quantization workbench</span>"), self.runner.widget],
+                        layout=w.Layout(align_items="center", width="100%"))
+        self._widget = w.VBox([header, self.setup, p["calibration"].widget, main, p["results"].toolbar, self.tabs],
+                              layout=w.Layout(width="100%"))
         self._widget.add_class("wb-app")
-        for panel in self.panels.values():
-            panel.refresh("all")
+        for panel in p.values():
+            panel.refresh(Event.ALL)
+        self._fold_setup()
+
+    def _fold_setup(self) -> None:
+        """Keep Model and data open until a model is open and calibrated, then fold it."""
+        s = self.session
+        self.setup.set_title(0, self.panels["model"].headline())
+        done = s.model_info is not None and s.stats is not None
+        if done != getattr(self, "_setup_done", None):  # fold or open on the change only
+            self._setup_done = done
+            self.setup.selected_index = None if done else 0
 
     def _busy(self, busy: bool) -> None:
-        p = self.panels
-        for b in (p["calibration"].run, p["results"].rebuild, p["precision"].auto, p["precision"].sensitivity):
-            b.disabled = busy
-
-    def _changed(self, what: str) -> None:
         for panel in self.panels.values():
-            panel.refresh(what)
+            panel.set_busy(busy)
+
+    def _changed(self, event) -> None:
+        for panel in self.panels.values():
+            if panel.wants(event):
+                panel.refresh(event)
+        if self.panels and event in (Event.MODEL, Event.DATA, Event.RANGES):
+            self._fold_setup()
+
+    def show_tab(self, name: str) -> None:
+        """Bring the tab of panel ``name`` (one of TABS) to the front."""
+        self.widget
+        self.tabs.selected_index = TABS.index(name)
 
     def show(self):
         """Display the app in the notebook cell."""
@@ -130,7 +170,7 @@ class Workbench:
 
     # ------------------------------------------------------------------ actions (same as the buttons)
     def select(self, node: str) -> None:
-        """Select ``node`` everywhere (table, histogram, per-layer chart)."""
+        """Select ``node`` everywhere (table, histogram, graph, per-layer chart)."""
         self.session.select(node)
 
     def calibrate(self) -> None:

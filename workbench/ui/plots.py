@@ -5,32 +5,37 @@ returns a ``plotly.graph_objects.Figure``. Nothing here reads files, runs models
 touches widgets, so the figures can be tested by asserting on ``fig.data`` and reused
 in notebooks, in the app and in the HTML report.
 
-Traces carry a stable ``name`` (and ``meta`` for the role) so the app and the tests
-can find them: e.g. the histogram figure has traces named ``"|x| histogram"``,
-``"clipped"``, one per method, ``"chosen"`` and, when set, ``"manual"``.
+Traces carry a stable ``meta`` role so the app and the tests can find them
+(:func:`traces_by_meta`): the histogram figure has ``"histogram"``, ``"clipped"``, one line
+per threshold (its method name; a list of names when several thresholds coincide and share
+one line), ``"flags"`` (a coloured marker per threshold at the top of its line) and, when
+given, ``"preview"``. The teaching plots live in :mod:`workbench.ui.plots_teaching` and the
+model graph in :mod:`workbench.ui.graph_plot`; both are re-exported here.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from .._optional import require
 from ..calib.algorithms import clipped_fraction
+from .style import CLIPPED_COLOR, PRECISION_COLORS, fmt_num, fmt_pct, method_color
+from .graph_plot import graph_figure  # noqa: F401 (re-export)
+from .plots_teaching import curve_figure, distributions_figure, quantization_figure  # noqa: F401 (re-export)
 
 go = require("plotly.graph_objects", "plots", "ui", package="plotly")
 
-#: one colour per calibration method, used consistently in every figure
-METHOD_COLORS = {
-    "entropy": "#1f77b4",
-    "entropy_zero_fix": "#17becf",
-    "minmax": "#d62728",
-    "percentile": "#2ca02c",
-    "mse": "#9467bd",
-    "manual": "#ff7f0e",
-    "chosen": "#000000",
-}
-PRECISION_COLORS = {"INT8": "#1f77b4", "FP16": "#ff7f0e", "FP32": "#7f7f7f"}
+#: kept for callers of the earlier API; :func:`workbench.ui.style.method_color` is the source
+METHOD_COLORS = {m: method_color(m) for m in ("entropy", "entropy_zero_fix", "minmax", "percentile", "mse",
+                                             "manual", "chosen")}
+#: share of the x-range within which two thresholds are drawn as one line
+COINCIDE = 0.006
+#: metrics that are fractions in [0, 1]
+FRACTION_METRICS = ("top1_agreement", "top1_in_ref_top5", "cosine", "meets_target")
+ZOOMS = ("all", "chosen", "tail")
+_MARGIN = dict(l=55, r=15, t=40, b=40)
 
 
 def _rebin(hist: np.ndarray, bin_width: float, max_bins: int) -> tuple[np.ndarray, float]:
@@ -44,6 +49,53 @@ def _rebin(hist: np.ndarray, bin_width: float, max_bins: int) -> tuple[np.ndarra
     return grouped, float(bin_width) * factor
 
 
+def _finite(values) -> list:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def histogram_x_range(zoom: str, *, data_max: float, thresholds: Sequence[float],
+                      chosen: float | None) -> tuple[float, float]:
+    """The x-range of the histogram for a zoom setting.
+
+    ``"all"`` covers the data's max |x| and every threshold (4 % margin); ``"chosen"`` the
+    values up to 1.25 x the chosen threshold (the bins that are kept, in detail);
+    ``"tail"`` from 0.8 x the chosen threshold to the end (the clipped values and outliers).
+    """
+    top = max(_finite([data_max, *thresholds]) + [0.0])
+    top = top * 1.04 if top > 0 else 1.0
+    if zoom == "chosen" and chosen:
+        return 0.0, min(float(chosen) * 1.25, top)
+    if zoom == "tail" and chosen:
+        return float(chosen) * 0.8, top
+    return 0.0, top
+
+
+def threshold_groups(lines: Mapping[str, float], tol: float) -> list:
+    """Thresholds closer than ``tol`` to their neighbour, grouped: ``[(x, [(name, value), ...])]``
+    sorted by x; a group containing "chosen" (or "manual") is drawn at that value."""
+    items = sorted(((float(v), k) for k, v in lines.items() if v is not None and math.isfinite(float(v))))
+    groups: list = []
+    for value, name in items:
+        if groups and value - groups[-1][-1][0] <= tol:
+            groups[-1].append((value, name))
+        else:
+            groups.append([(value, name)])
+    out = []
+    role = {"chosen": 0, "manual": 1}
+    for g in groups:
+        g = sorted(g, key=lambda vn: (role.get(vn[1], 2), vn[0], vn[1]))  # chosen / manual named first
+        anchor = next((v for v, n in g if n in role), g[0][0])
+        out.append((anchor, [(n, v) for v, n in g]))
+    return out
+
+
+def _group_label(members: list) -> str:
+    values = {fmt_num(v) for _, v in members}
+    if len(values) == 1:
+        return " = ".join(n for n, _ in members) + f" {fmt_num(members[0][1])}"
+    return " ≈ ".join(f"{n} {fmt_num(v)}" for n, v in members)
+
+
 def histogram_figure(
     hist: np.ndarray,
     bin_width: float,
@@ -51,62 +103,109 @@ def histogram_figure(
     chosen_amax: float | None = None,
     *,
     manual_amax: float | None = None,
+    preview_amax: float | None = None,
+    chosen_label: str | None = None,
+    data_max: float | None = None,
     log_y: bool = True,
+    zoom: str = "all",
     title: str | None = None,
-    max_bins: int = 512,
+    max_bins: int = 400,
+    height: int = 340,
 ) -> "go.Figure":
     """|x| histogram of one tensor with a vertical line per threshold and the clipped mass.
 
     Args:
         hist: counts of |x| per bin; bin ``i`` covers ``[i * bin_width, (i + 1) * bin_width)``.
         bin_width: width of one bin (in the tensor's units).
-        amax_by_method: threshold of each calibration method, drawn as dashed lines
-            (default: none).
-        chosen_amax: the threshold the plan uses; the mass above it is drawn as the
-            ``"clipped"`` trace and its share is given in the title (default: none).
-        manual_amax: a user override, drawn as its own line (default: none).
+        amax_by_method: name -> threshold, one dashed line each (calibration methods and any
+            other line the data carries, e.g. "model" or "auto"; default: none). Lines closer
+            than 0.6 % of the x-range share one line with a merged legend entry
+            ("entropy = entropy_zero_fix 40.75") and keep one coloured flag each.
+        chosen_amax: the threshold the plan uses (a thick black line); the mass above it is
+            the ``"clipped"`` trace, shaded, and its share is in the title (default: none).
+        manual_amax: a user override, drawn dotted (default: none).
+        preview_amax: a threshold being tried (the slider), drawn thin (default: none).
+        chosen_label: where the chosen threshold comes from, for the title (e.g. "mse").
+        data_max: max |x| of the data (default: the upper edge of the last non-empty bin).
         log_y: logarithmic count axis (default True: the tails matter for clipping).
+        zoom: "all" (every threshold and the data max), "chosen" or "tail"
+            (see :func:`histogram_x_range`).
         title: figure title (default: "|x| histogram").
-        max_bins: neighbouring bins are summed so that at most this many bars are drawn
-            (default 512); the clipped mass is computed on the full histogram.
+        max_bins: neighbouring bins are summed so that at most this many bars are drawn in
+            the visible range (default 400); the clipped share uses the full histogram.
+        height: figure height in pixels.
     """
     hist = np.asarray(hist, dtype=np.float64)
-    shown, width = _rebin(hist, bin_width, max_bins)
-    centers = (np.arange(len(shown)) + 0.5) * width
-    fig = go.Figure()
-    # the bars past the chosen threshold get their own trace so the clipped mass stands out
+    bw = float(bin_width) if bin_width and bin_width > 0 else 1.0
+    nonzero = np.flatnonzero(hist)
+    extent = (nonzero[-1] + 1) * bw if len(nonzero) else 0.0
+    data_max = max(float(data_max) if data_max is not None else 0.0, extent)
+    lines = {str(k): float(v) for k, v in (amax_by_method or {}).items() if v is not None}
+    if chosen_amax is not None:
+        lines["chosen"] = float(chosen_amax)
+    if manual_amax is not None:
+        lines["manual"] = float(manual_amax)
+    full = histogram_x_range("all", data_max=data_max, thresholds=list(lines.values()) + _finite([preview_amax]),
+                             chosen=chosen_amax)
+    lo, hi = histogram_x_range(zoom, data_max=data_max, thresholds=list(lines.values()), chosen=chosen_amax)
+    # bars of the visible range only, rebinned there (a zoom shows finer bins)
+    i0, i1 = int(lo // bw), min(len(hist), int(math.ceil(hi / bw)) + 1)
+    shown, width = _rebin(hist[i0:i1], bw, max_bins)
+    centers = i0 * bw + (np.arange(len(shown)) + 0.5) * width
     cut = chosen_amax if chosen_amax is not None else np.inf
     inside = centers <= cut
+    fig = go.Figure()
     fig.add_trace(go.Bar(x=centers[inside], y=shown[inside], width=width, name="|x| histogram",
                          marker=dict(color="#8fb3d9", line=dict(width=0)), meta="histogram",
                          hovertemplate="|x|≈%{x:.4g}<br>count %{y}<extra></extra>"))
-    fig.add_trace(go.Bar(x=centers[~inside], y=shown[~inside], width=width, name="clipped",
-                         marker=dict(color="#e377c2", line=dict(width=0)), meta="clipped",
+    fig.add_trace(go.Bar(x=centers[~inside], y=shown[~inside], width=width, name="clipped values",
+                         marker=dict(color=CLIPPED_COLOR, line=dict(width=0)), meta="clipped",
                          hovertemplate="|x|≈%{x:.4g}<br>count %{y} (clipped)<extra></extra>"))
-    lines: list[tuple[str, float, str]] = []
-    for method, value in (amax_by_method or {}).items():
-        lines.append((method, float(value), "dash"))
-    if chosen_amax is not None:
-        lines.append(("chosen", float(chosen_amax), "solid"))
-    if manual_amax is not None:
-        lines.append(("manual", float(manual_amax), "dot"))
-    for name, value, dash in lines:
-        # lines live on a hidden [0, 1] axis so they span the plot whatever the count scale
+    flags_x, flags_y, flags_c, flags_t = [], [], [], []
+    for x, members in threshold_groups(lines, COINCIDE * full[1]):
+        names = [n for n, _ in members]
+        if "chosen" in names:
+            style = dict(color="#000000", width=3)
+        elif "manual" in names:
+            style = dict(color=method_color("manual"), width=2, dash="dot")
+        else:
+            style = dict(color=method_color(names[0]), width=2, dash="dash" if len(names) == 1 else "longdashdot")
+        label = _group_label(members)
         fig.add_trace(go.Scatter(
-            x=[value, value], y=[0, 1], yaxis="y2", mode="lines", name=f"{name} {value:.4g}",
-            meta=name, line=dict(color=METHOD_COLORS.get(name, "#555555"), dash=dash, width=2),
-            hovertemplate=f"{name}: amax {value:.5g}<extra></extra>"))
-    clipped = clipped_fraction(hist, bin_width, chosen_amax) if chosen_amax is not None else 0.0
+            x=[x, x], y=[0, 1], yaxis="y2", mode="lines", name=label,
+            meta=names[0] if len(names) == 1 else names, line=style,
+            hovertemplate="<br>".join(f"{n}: amax {v:.6g}" for n, v in members) + "<extra></extra>"))
+        for k, (n, v) in enumerate(members):
+            flags_x.append(x)
+            flags_y.append(0.97 - 0.075 * k)
+            flags_c.append(method_color(n))
+            flags_t.append(f"{n}: {v:.6g}")
+    fig.add_trace(go.Scatter(x=flags_x, y=flags_y, yaxis="y2", mode="markers", meta="flags", showlegend=False,
+                             text=flags_t, marker=dict(symbol="triangle-down", size=11, color=flags_c,
+                                                       line=dict(width=1, color="white")),
+                             hovertemplate="%{text}<extra></extra>"))
+    if preview_amax is not None:
+        fig.add_trace(go.Scatter(x=[preview_amax, preview_amax], y=[0, 1], yaxis="y2", mode="lines",
+                                 name=f"trying {fmt_num(preview_amax)}", meta="preview",
+                                 line=dict(color=method_color("preview"), width=1.5),
+                                 hovertemplate=f"trying amax {preview_amax:.6g}<extra></extra>"))
     head = title or "|x| histogram"
+    shapes, notes = [], []
     if chosen_amax is not None:
-        head += f" — clipped {100 * clipped:.4g}% of values above {chosen_amax:.4g}"
+        clipped = clipped_fraction(hist, bw, chosen_amax) if hist.sum() else 0.0
+        src = f" ({chosen_label})" if chosen_label else ""
+        head += f" — amax {fmt_num(chosen_amax)}{src}, clipped {fmt_pct(clipped)} of values"
+        shapes.append(dict(type="rect", xref="x", yref="paper", x0=chosen_amax, x1=max(hi, chosen_amax), y0=0, y1=1,
+                           fillcolor=CLIPPED_COLOR, opacity=0.10, line=dict(width=0), layer="below"))
+        notes.append(dict(x=chosen_amax, y=1.0, xref="x", yref="paper", xanchor="left", yanchor="top",
+                          showarrow=False, text=f" clipped {fmt_pct(clipped)}", font=dict(size=11, color="#a0306e")))
     fig.update_layout(
         title=dict(text=head, font=dict(size=13)), barmode="overlay", bargap=0,
-        # autorange: a FigureWidget otherwise keeps the previous tensor's axis range
-        xaxis=dict(title="|x|", autorange=True),
+        xaxis=dict(title="|x|", range=[lo, hi], autorange=False),
         yaxis=dict(title="count", type="log" if log_y else "linear", autorange=True),
         yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
-        legend=dict(orientation="h", y=-0.2), margin=dict(l=50, r=10, t=40, b=40), height=340,
+        shapes=shapes, annotations=notes, legend=dict(orientation="h", y=-0.22, font=dict(size=11)),
+        margin=dict(l=55, r=15, t=40, b=40), height=height, autosize=True,
     )
     return fig
 
@@ -119,6 +218,8 @@ def layer_error_figure(
     selected: str | None = None,
     metric: str = "sqnr_db",
     title: str | None = None,
+    interactive: bool = True,
+    height: int = 280,
 ) -> "go.Figure":
     """Bar per layer of an error metric (default SQNR in dB; higher is better).
 
@@ -130,7 +231,8 @@ def layer_error_figure(
             (default: all INT8).
         selected: node drawn with an outline (default: none).
         metric: axis label (default "sqnr_db").
-        title: figure title (default "Per-layer error").
+        title: figure title (default "Per-layer error", plus a click hint when interactive).
+        interactive: the figure is shown in the app (False: a static report, no click hint).
     """
     nodes = list(nodes)
     values = np.asarray(values, dtype=np.float64)
@@ -142,12 +244,33 @@ def layer_error_figure(
         text=[str(p) for p in precisions], marker=dict(color=colors, line=dict(width=outline, color="black")),
         hovertemplate="%{customdata}<br>" + metric + " %{y:.3g}<br>%{text}<extra></extra>",
         textposition="none"))
+    default = "Per-layer SQNR of the last build" + (" (click a bar to select the layer)" if interactive else "")
     fig.update_layout(
-        title=dict(text=title or "Per-layer error (click a bar to select the layer)", font=dict(size=13)),
+        title=dict(text=title or default, font=dict(size=13)),
         xaxis=dict(title="layer (graph order)", autorange=True), yaxis=dict(title=metric, autorange=True),
-        margin=dict(l=50, r=10, t=40, b=40), height=300, clickmode="event",
+        margin=_MARGIN, height=height, clickmode="event", autosize=True,
     )
     return fig
+
+
+def fitted_range(values: Sequence[float], *, fraction: bool = False, pad: float = 0.08) -> tuple:
+    """An axis range showing every value with a margin: ``(lo, hi, zoomed)``.
+
+    Fractions (``fraction=True``) stay within [0, 1] plus the margin; when all values sit in
+    the upper part, the axis starts above 0 and ``zoomed`` is True (say so on the plot).
+    """
+    v = _finite(values)
+    if not v:
+        return (0.0, 1.0, False) if fraction else (0.0, 1.0, False)
+    lo, hi = min(v), max(v)
+    span = hi - lo
+    if fraction:
+        if 0 < span < 0.45 and lo >= 0.5:
+            m = max(pad * span, 0.004)
+            return lo - m, min(1.0, hi) + m, True
+        return -0.03, 1.03, False
+    m = pad * span if span > 0 else (abs(hi) * 0.05 or 0.5)
+    return lo - m, hi + m, False
 
 
 def tradeoff_figure(
@@ -157,34 +280,66 @@ def tradeoff_figure(
     y: str = "top1_agreement",
     label: str | None = "build",
     highlight: object | None = None,
+    chosen: str | None = None,
+    connect: bool = True,
     title: str | None = None,
+    interactive: bool = True,
+    height: int = 280,
 ) -> "go.Figure":
-    """Scatter of accuracy against cost, one point per row (a build or a search step).
+    """Accuracy against cost, one point per row (a build or a search step), sorted by x.
 
     Args:
         table: pandas DataFrame with columns ``x`` and ``y`` (and ``label`` if given).
         x: cost column, e.g. "latency_ms" or "n_int8" (default "latency_ms"); rows where it
             is missing are left out.
-        y: accuracy column (default "top1_agreement").
+        y: accuracy column (default "top1_agreement"); fractions get a 0-1 axis (zoomed with
+            a note when every point is near 1).
         label: column whose value each point carries in ``customdata`` so a click can
             restore it (default "build"; the row position when the column is absent).
         highlight: the label of the point drawn larger (default: none).
-        title: figure title (default "<y> vs <x>").
+        chosen: a boolean column marking the chosen row(s), drawn as a star outside the line
+            (e.g. the automatic search's refined plan; default: none).
+        connect: join the points in x order (default True; False: markers only).
+        title: figure title.
+        interactive: False for static reports (no click hint).
     """
     df = table
     if x not in df.columns or y not in df.columns:
-        raise KeyError(f"tradeoff_figure needs columns '{x}' and '{y}', got {list(df.columns)}")
-    df = df[df[x].notna() & df[y].notna()]
-    labels = list(df[label]) if label and label in df.columns else list(range(len(df)))
-    sizes = [16 if highlight is not None and lab == highlight else 10 for lab in labels]
+        from ..errors import InternalError
+
+        raise InternalError(f"tradeoff_figure needs columns '{x}' and '{y}', got {list(df.columns)}")
+    df = df[df[x].notna() & df[y].notna()].copy()
+    df["_label"] = list(df[label]) if label and label in df.columns else list(range(len(df)))
+    df = df.sort_values(x, kind="stable")
+    star = df[chosen].fillna(False).astype(bool) if chosen and chosen in df.columns else None
+    main = df[~star] if star is not None else df
+    labels = list(main["_label"])
+    sizes = [15 if highlight is not None and lab == highlight else 9 for lab in labels]
+    hover = f"{label or 'row'} %{{customdata}}<br>{x} %{{x:.4g}}<br>{y} %{{y:.4g}}<extra></extra>"
     fig = go.Figure(go.Scatter(
-        x=df[x].astype(float).tolist(), y=df[y].astype(float).tolist(), customdata=labels,
-        mode="lines+markers", name=y, meta="points", marker=dict(size=sizes),
-        hovertemplate=f"{label or 'row'} %{{customdata}}<br>{x} %{{x:.4g}}<br>{y} %{{y:.4g}}<extra></extra>"))
+        x=main[x].astype(float).tolist(), y=main[y].astype(float).tolist(), customdata=labels,
+        mode="lines+markers" if connect else "markers+text", name=y, meta="points",
+        text=None if connect else [f"{lab}" for lab in labels], textposition="top center",
+        marker=dict(size=sizes), hovertemplate=hover))
+    if star is not None and star.any():
+        sel = df[star]
+        fig.add_trace(go.Scatter(x=sel[x].astype(float).tolist(), y=sel[y].astype(float).tolist(),
+                                 customdata=list(sel["_label"]), mode="markers", name="chosen plan", meta="chosen",
+                                 marker=dict(symbol="star", size=16, color="#d62728"), hovertemplate=hover))
+    xlo, xhi, _ = fitted_range(df[x].astype(float))
+    frac = y in FRACTION_METRICS
+    ylo, yhi, zoomed = fitted_range(df[y].astype(float), fraction=frac)
+    notes = []
+    if zoomed:
+        notes.append(dict(x=0, y=0, xref="paper", yref="paper", xanchor="left", yanchor="bottom", showarrow=False,
+                          text=f"⫽ axis starts at {ylo:.3g}", font=dict(size=10, color="#666")))
+    hint = " (click a point to pick it)" if interactive else ""
     fig.update_layout(
-        title=dict(text=title or f"{y} vs {x} (click a point to restore it)", font=dict(size=13)),
-        xaxis=dict(title=x, autorange=True), yaxis=dict(title=y, autorange=True),
-        margin=dict(l=50, r=10, t=40, b=40), height=300,
+        title=dict(text=title or f"{y} vs {x}{hint}", font=dict(size=13)),
+        xaxis=dict(title=x, range=[xlo, xhi], autorange=False),
+        yaxis=dict(title=y + (" (0–1)" if frac and not zoomed else ""), range=[ylo, yhi], autorange=False),
+        annotations=notes, showlegend=star is not None and bool(star.any()),
+        legend=dict(orientation="h", y=-0.25), margin=_MARGIN, height=height, autosize=True,
     )
     return fig
 
@@ -202,13 +357,15 @@ def method_comparison_figure(
 
     Args:
         table: DataFrame with a ``tensor`` column and one column per method (amax values).
-        methods: method columns to draw (default: every column except ``tensor`` and the
-            reference).
+        methods: method columns to draw (default: every numeric column except ``tensor`` and
+            the reference).
         reference: column that the others are divided by (default "minmax").
         title: figure title.
     """
     if "tensor" not in table.columns or reference not in table.columns:
-        raise KeyError(f"method_comparison_figure needs 'tensor' and '{reference}' columns")
+        from ..errors import InternalError
+
+        raise InternalError(f"method_comparison_figure needs 'tensor' and '{reference}' columns")
     methods = list(methods) if methods is not None else [
         c for c in table.columns if c not in ("tensor", reference) and np.issubdtype(table[c].dtype, np.number)]
     ref = table[reference].astype(float).to_numpy()
@@ -217,92 +374,21 @@ def method_comparison_figure(
         ratio = np.divide(table[m].astype(float).to_numpy(), ref, out=np.full(len(ref), np.nan), where=ref > 0)
         fig.add_trace(go.Scatter(
             x=list(range(len(ratio))), y=ratio, customdata=list(table["tensor"]), mode="markers",
-            name=m, meta=m, marker=dict(color=METHOD_COLORS.get(m), size=7),
+            name=m, meta=m, marker=dict(color=method_color(m), size=7),
             hovertemplate="%{customdata}<br>" + m + " / " + reference + " = %{y:.3g}<extra></extra>"))
     fig.update_layout(
         title=dict(text=title or f"amax of each method / {reference} amax (below 1 = clipping)",
                    font=dict(size=13)),
         xaxis=dict(title="tensor (graph order)"), yaxis=dict(title=f"amax / {reference}"),
-        margin=dict(l=50, r=10, t=40, b=40), height=320,
+        margin=_MARGIN, height=320,
     )
     return fig
 
 
-def quantization_figure(
-    x: np.ndarray,
-    dequantized: Mapping[str, np.ndarray],
-    *,
-    title: str | None = None,
-) -> "go.Figure":
-    """Original values against their quantize-dequantize round trips (teaching plot).
-
-    Args:
-        x: original values (1-D).
-        dequantized: label -> values after quantize + dequantize, same length as ``x``.
-        title: figure title.
-    """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    fig = go.Figure(go.Scatter(x=list(range(len(x))), y=x, mode="markers", name="original",
-                               meta="original", marker=dict(size=12, symbol="circle-open")))
-    for label, values in dequantized.items():
-        fig.add_trace(go.Scatter(x=list(range(len(x))), y=np.asarray(values, dtype=np.float64).ravel(),
-                                 mode="markers", name=label, meta=label, marker=dict(size=8)))
-    fig.update_layout(title=dict(text=title or "original vs quantized", font=dict(size=13)),
-                      xaxis=dict(title="element"), yaxis=dict(title="value"), height=300,
-                      margin=dict(l=50, r=10, t=40, b=40))
-    return fig
-
-
-def distributions_figure(
-    edges: np.ndarray,
-    series: Mapping[str, np.ndarray],
-    *,
-    title: str | None = None,
-    log_y: bool = False,
-) -> "go.Figure":
-    """Several distributions over the same bins as step lines (e.g. P and Q of the KL search).
-
-    Args:
-        edges: bin edges (length = len(each series) + 1).
-        series: label -> per-bin values.
-        title: figure title.
-        log_y: logarithmic y axis (default False).
-    """
-    edges = np.asarray(edges, dtype=np.float64)
-    fig = go.Figure()
-    for label, values in series.items():
-        fig.add_trace(go.Scatter(x=edges[:-1], y=np.asarray(values, dtype=np.float64), mode="lines",
-                                 line=dict(shape="hv"), name=label, meta=label))
-    fig.update_layout(title=dict(text=title or "", font=dict(size=13)), height=300,
-                      yaxis=dict(type="log" if log_y else "linear"), margin=dict(l=50, r=10, t=40, b=40))
-    return fig
-
-
-def curve_figure(x: Sequence[float], y: Sequence[float], *, marker_x: float | None = None,
-                 x_title: str = "", y_title: str = "", title: str | None = None) -> "go.Figure":
-    """A line ``y(x)`` with an optional vertical marker (e.g. KL divergence per candidate).
-
-    Args:
-        x, y: the curve.
-        marker_x: position of a vertical marker line (default: none).
-        x_title, y_title, title: labels.
-    """
-    fig = go.Figure(go.Scatter(x=list(map(float, x)), y=list(map(float, y)), mode="lines",
-                               name=y_title or "y", meta="curve"))
-    if marker_x is not None:
-        fig.add_trace(go.Scatter(x=[marker_x, marker_x], y=[0, 1], yaxis="y2", mode="lines",
-                                 name=f"{marker_x:.4g}", meta="marker",
-                                 line=dict(color="black", dash="dash")))
-    fig.update_layout(title=dict(text=title or "", font=dict(size=13)), height=280,
-                      xaxis=dict(title=x_title), yaxis=dict(title=y_title),
-                      yaxis2=dict(overlaying="y", range=[0, 1], visible=False),
-                      margin=dict(l=50, r=10, t=40, b=40))
-    return fig
-
-
 def traces_by_meta(fig, meta: str) -> list:
-    """The traces of ``fig`` whose ``meta`` equals ``meta`` (used by the app and the tests)."""
-    return [t for t in fig.data if t.meta == meta]
+    """The traces of ``fig`` whose ``meta`` is ``meta`` or a list containing it."""
+    return [t for t in fig.data
+            if t.meta == meta or (isinstance(t.meta, (list, tuple)) and meta in t.meta)]
 
 
 def update_figure_in_place(target, source) -> None:

@@ -1,21 +1,84 @@
-"""Running session work from widgets: background thread, progress bar, Cancel, readable errors.
+"""Running session work from widgets: background thread, progress with rate and ETA, Cancel,
+readable errors, and a throttle for live previews.
 
 Long work (calibration, rebuild, sensitivity, auto search) runs in a thread so the notebook
-stays responsive; the progress bar and the Cancel button follow it. Errors are shown in the
-app as one readable message (``WorkbenchError`` text as is; an unexpected exception as its
-type and message, with the traceback folded away), never as a traceback in the cell.
+stays responsive; the progress bar, its "12/49 nodes · 0.8/s · about 45 s left" line and
+the Cancel button follow it. Errors are shown in the app as one readable message
+(``WorkbenchError`` text as is; an unexpected exception as its type and message, with the
+traceback folded away), never as a traceback in the cell.
 """
 from __future__ import annotations
 
 import html
 import threading
+import time
 import traceback
 from typing import Callable
 
 from .._optional import require
 from ..errors import CancelledError, WorkbenchError
+from .style import fmt_seconds
 
 w = require("ipywidgets", "workbench app", "ui")
+
+
+class ProgressClock:
+    """Done/total, rate and ETA of a task from its progress calls (pure: no widgets).
+
+    Args:
+        unit: what is counted ("samples", "nodes", "evaluations"), for the text.
+        clock: time source (default ``time.perf_counter``; tests pass a fake one).
+    """
+
+    def __init__(self, unit: str = "", clock: Callable[[], float] = time.perf_counter):
+        self.unit, self.clock = unit, clock
+        self.started = clock()
+        self.done, self.total = 0, None
+        self._first: tuple | None = None  # (time, done) of the first report: rate excludes set-up time
+
+    def update(self, done, total=None) -> None:
+        now = self.clock()
+        self.done, self.total = int(done), (int(total) if total else None)
+        if self._first is None:
+            self._first = (now, self.done)
+
+    @property
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    @property
+    def rate(self) -> float | None:
+        """Units per second since the first report (None until two reports apart)."""
+        if self._first is None:
+            return None
+        t0, d0 = self._first
+        dt, dd = self.clock() - t0, self.done - d0
+        if dd <= 0 or dt <= 0:
+            # one report only: count from the start of the task
+            return self.done / self.elapsed if self.done and self.elapsed > 0 else None
+        return dd / dt
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the current rate (None when unknown)."""
+        r = self.rate
+        if not self.total or not r:
+            return None
+        return max(self.total - self.done, 0) / r
+
+    def text(self) -> str:
+        """"12/49 nodes · 0.8/s · about 45 s left" (parts that are unknown are left out)."""
+        parts = [f"{self.done}/{self.total}" if self.total else f"{self.done}"]
+        if self.unit:
+            parts[0] += f" {self.unit}"
+        r = self.rate
+        if r:
+            parts.append(f"{r:.3g}/s" if r >= 1 else f"{1 / r:.2g} s each")
+        eta = self.eta
+        if eta is not None and self.done < (self.total or 0):
+            parts.append(f"about {fmt_seconds(eta)} left")
+        parts.append(f"{fmt_seconds(self.elapsed)} so far")
+        return " · ".join(parts)
 
 
 class TaskRunner:
@@ -28,12 +91,14 @@ class TaskRunner:
 
     def __init__(self, *, blocking: bool = False):
         self.blocking = blocking
-        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="260px", visibility="hidden"))
+        self.progress = w.IntProgress(value=0, min=0, max=1, description="",
+                                      layout=w.Layout(width="180px", visibility="hidden"))
         self.progress.add_class("wb-progress")
-        self.status = w.HTML("Ready.")
+        self.status = w.HTML("Ready.", layout=w.Layout(flex="1 1 auto", min_width="200px"))
         self.status.add_class("wb-status")
         self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True,
-                                      layout=w.Layout(width="90px"))
+                                      tooltip="stop the running task; work done so far is kept where possible",
+                                      layout=w.Layout(width="auto"))
         self.cancel_button.add_class("wb-cancel")
         self.cancel_button.on_click(lambda _: self.cancel())
         self.error = w.HTML("")
@@ -41,12 +106,12 @@ class TaskRunner:
         self.busy_listeners: list[Callable[[bool], None]] = []
         self.busy = False
         self.last_error: str | None = None
+        self.clock: ProgressClock | None = None
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
-
-    @property
-    def widget(self):
-        return w.VBox([w.HBox([self.progress, self.cancel_button, self.status]), self.error])
+        self.widget = w.VBox([w.HBox([self.progress, self.cancel_button, self.status],
+                                     layout=w.Layout(align_items="center", width="100%")), self.error],
+                             layout=w.Layout(width="100%"))
 
     # ------------------------------------------------------------------ messages
     def show_error(self, message: str, details: str | None = None) -> None:
@@ -87,11 +152,14 @@ class TaskRunner:
         for cb in list(self.busy_listeners):
             cb(busy)
 
-    def run(self, title: str, work: Callable, *, done: Callable | None = None, cancellable: bool = True) -> None:
+    def run(self, title: str, work: Callable, *, done: Callable | None = None, cancellable: bool = True,
+            unit: str = "", on_cancel: Callable | None = None) -> None:
         """Run ``work(progress, cancel)`` with feedback; then ``done(result)`` if it succeeded.
 
-        ``progress(done, total)`` moves the bar (total None: indeterminate); ``cancel`` is a
-        ``threading.Event`` set by the Cancel button.
+        ``progress(done, total)`` moves the bar and the "done/total · rate · ETA" text (total
+        None: only the count); ``cancel`` is a ``threading.Event`` set by the Cancel button;
+        ``on_cancel(exc)`` runs when the task stopped on Cancel (e.g. to show a partial
+        result). ``unit`` names what is counted.
         """
         if self.busy:
             self.show_error("Another task is still running; wait for it or press Cancel.")
@@ -103,23 +171,28 @@ class TaskRunner:
         self.progress.layout.visibility = "visible"
         self.progress.value, self.progress.max = 0, 1
         self.progress.bar_style = "info"
+        self.clock = clock = ProgressClock(unit)
         self.status.value = f"{html.escape(title)}…"
 
         def progress(n, total=None):
+            clock.update(n, total)
             if total:
                 self.progress.max = max(int(total), 1)
             self.progress.value = min(int(n), self.progress.max)
-            self.status.value = f"{html.escape(title)}… {int(n)}{'/' + str(int(total)) if total else ''}"
+            self.status.value = f"<b>{html.escape(title)}</b>: {html.escape(clock.text())}"
 
         def body():
             try:
                 result = work(progress, self._cancel)
                 if done is not None:
                     done(result)
-                self.status.value = f"{html.escape(title)}: done."
+                self.status.value = f"{html.escape(title)}: done in {fmt_seconds(clock.elapsed)}."
             except Exception as exc:  # noqa: BLE001 - shown to the user
                 self._report(exc)
-                if not isinstance(exc, CancelledError):
+                if isinstance(exc, CancelledError):
+                    if on_cancel is not None:
+                        self.guard(on_cancel)(exc)
+                else:
                     self.status.value = f"{html.escape(title)}: failed."
             finally:
                 self.progress.layout.visibility = "hidden"
@@ -135,7 +208,7 @@ class TaskRunner:
     def cancel(self) -> None:
         """Ask the running task to stop at its next check."""
         self._cancel.set()
-        self.status.value = "Cancelling…"
+        self.status.value = "Cancelling… (the work done so far is kept)"
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the running task ends; False when ``timeout`` passed first."""
@@ -144,3 +217,66 @@ class TaskRunner:
             t.join(timeout)
             return not t.is_alive()
         return True
+
+
+class Throttle:
+    """Calls ``fn(value, final)`` for the latest of rapidly changing values (a dragged slider).
+
+    Values that arrive while a call runs are coalesced: only the newest is used next. When
+    no new value came for ``settle`` seconds, ``fn(value, True)`` runs once more (a finer
+    result for the value the user stopped at). ``blocking=True`` calls ``fn(value, True)`` at
+    once (tests, scripts).
+    """
+
+    def __init__(self, fn: Callable, *, settle: float = 0.6, blocking: bool = False, on_error=None):
+        self.fn, self.settle, self.blocking, self.on_error = fn, settle, blocking, on_error
+        self._lock = threading.Condition()
+        self._pending = None
+        self._has_pending = False
+        self._thread: threading.Thread | None = None
+        self.calls: list = []  # (value, final, seconds) of the last calls, newest last
+
+    def _call(self, value, final: bool) -> None:
+        t = time.perf_counter()
+        try:
+            self.fn(value, final)
+        except Exception as exc:  # noqa: BLE001 - shown by on_error
+            if self.on_error is not None:
+                self.on_error(exc)
+        self.calls = (self.calls + [(value, final, time.perf_counter() - t)])[-50:]
+
+    def __call__(self, value) -> None:
+        if self.blocking:
+            self._call(value, True)
+            return
+        with self._lock:
+            self._pending, self._has_pending = value, True
+            self._lock.notify()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="workbench: preview", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        last = None
+        while True:
+            with self._lock:
+                if not self._has_pending:
+                    self._lock.wait(self.settle)
+                if not self._has_pending:
+                    if last is not None:
+                        value, last = last, None
+                    else:
+                        self._thread = None
+                        return
+                    final = True
+                else:
+                    value, self._has_pending, final = self._pending, False, False
+            self._call(value, final)
+            if not final:
+                last = value
+
+    def wait(self, timeout: float = 10.0) -> None:
+        """Wait until every pending value (and the settled call) has been handled."""
+        t = self._thread
+        if t is not None:
+            t.join(timeout)

@@ -1,46 +1,64 @@
-"""Calibration panel: method, percentile, sample count, batch size, Run."""
+"""Calibration bar: range method (from the method registry), its parameter, samples, batch, Run."""
 from __future__ import annotations
 
 import html
 
 from ..._optional import require
+from ...session import Event
+from ..style import fmt_seconds, method_description, method_names
+from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
 
 
-class CalibrationPanel:
-    def __init__(self, session, runner):
-        from ...calib.algorithms import METHODS
+class CalibrationPanel(Panel):
+    name, title = "calibration", "Calibration"
+    events = frozenset({Event.RANGES, Event.MODEL, Event.DATA})
 
-        self.session, self.runner = session, runner
-        c, d = session.calib_settings, session.data_settings
-        self.method = w.Dropdown(options=list(METHODS), value=c.method, description="Method",
-                                 layout=w.Layout(width="230px"))
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        c, d = self.session.calib_settings, self.session.data_settings
+        names = method_names()
+        self.method = w.Dropdown(options=[(f"{m}", m) for m in names], value=c.method if c.method in names else names[0],
+                                 description="Ranges", tooltip=self._method_tip(c.method),
+                                 layout=w.Layout(width="230px"), style={"description_width": "48px"})
         self.method.add_class("wb-method")
         self.percentile = w.BoundedFloatText(value=c.percentile, min=50.0, max=100.0, step=0.01,
-                                             description="p", layout=w.Layout(width="150px"))
+                                             description="percentile", tooltip="share of |x| values kept below amax, in %",
+                                             layout=w.Layout(width="170px"), style={"description_width": "70px"})
         self.percentile.add_class("wb-percentile")
-        self.samples = w.IntText(value=d.limit or 0, description="Samples", layout=w.Layout(width="160px"))
+        self.samples = w.IntText(value=d.limit or 0, description="samples",
+                                 tooltip="calibration samples to use (0 = all)",
+                                 layout=w.Layout(width="140px"), style={"description_width": "56px"})
         self.samples.add_class("wb-samples")
-        self.batch = w.BoundedIntText(value=c.batch_size, min=1, max=1024, description="Batch",
-                                      layout=w.Layout(width="150px"))
+        self.batch = w.BoundedIntText(value=c.batch_size, min=1, max=1024, description="batch",
+                                      tooltip="samples per inference call while collecting",
+                                      layout=w.Layout(width="120px"), style={"description_width": "40px"})
         self.batch.add_class("wb-batch")
-        self.run = w.Button(description="Run calibration", button_style="primary", icon="play")
+        self.run = w.Button(description="Run calibration", button_style="primary", icon="play",
+                            tooltip="collect histograms (or reuse saved ones) and compute the ranges",
+                            layout=w.Layout(width="auto"))
         self.run.add_class("wb-run-calibration")
         self.run.on_click(lambda _: self.calibrate())
-        self.info = w.HTML()
+        self.busy_controls = [self.run]
+        self.info = w.HTML(layout=w.Layout(flex="1 1 200px", min_width="0"))
         self.info.add_class("wb-calibration-info")
         # changing the method only re-reads the statistics: apply at once when there are some
         self.method.observe(lambda ch: self._method_changed(), names="value")
         self.percentile.observe(lambda ch: self._method_changed(), names="value")
         self._syncing = False
         self._sync_percentile()
-        self.widget = w.VBox([w.HBox([self.method, self.percentile, self.samples, self.batch, self.run]),
-                              self.info])
-        self.refresh("all")
+        self.widget = w.HBox([self.method, self.percentile, self.samples, self.batch, self.run, self.info],
+                             layout=w.Layout(align_items="center", flex_flow="row wrap", width="100%"))
+
+    @staticmethod
+    def _method_tip(name: str) -> str:
+        text = method_description(name)
+        return f"range method: {text}" if text else "range method (changing it needs no new inference)"
 
     def _sync_percentile(self) -> None:
         self.percentile.layout.display = None if self.method.value == "percentile" else "none"
+        self.method.tooltip = self._method_tip(self.method.value)
 
     def _method_changed(self) -> None:
         self._sync_percentile()
@@ -58,22 +76,25 @@ class CalibrationPanel:
             return s.calibrate(method=self.method.value, percentile=self.percentile.value,
                                num_samples=samples, batch_size=self.batch.value,
                                progress=progress, cancel=cancel)
-        self.runner.run("Calibrating", work)
+        self.runner.run("Calibrating", work, unit="samples")
 
-    def refresh(self, what: str) -> None:
-        if what not in ("ranges", "model", "all"):
-            return
+    def refresh(self, event) -> None:
         lc, c = self.session.last_calibration, self.session.calib_settings
         # the session may have been changed from code: show its settings
         self._syncing = True
         try:
-            self.method.value, self.percentile.value, self.batch.value = c.method, c.percentile, c.batch_size
+            if c.method in [v for _, v in self.method.options]:
+                self.method.value = c.method
+            self.percentile.value, self.batch.value = c.percentile, c.batch_size
             self.samples.value = self.session.data_settings.limit or 0
         finally:
             self._syncing = False
+        self._sync_percentile()
         if self.session.stats is None:
-            self.info.value = "<i>Not calibrated yet.</i>"
+            self.info.value = "<i style='font-size:12px'>Not calibrated yet.</i>"
             return
-        self.info.value = (f"Statistics {html.escape(lc.get('how', ''))}: {lc.get('samples')} samples, "
-                           f"batch {lc.get('batch_size')}, {lc.get('seconds', 0):.1f} s. "
-                           f"Ranges: <b>{html.escape(self.session.calib_settings.method)}</b>.")
+        how = lc.get("how", "")
+        how = "reused from the project" if how.startswith("reused from") else how
+        self.info.value = (f"<span style='font-size:12px' title='{html.escape(lc.get('how', ''))}'>Statistics "
+                           f"{html.escape(how)}: {lc.get('samples')} samples, batch {lc.get('batch_size')}, "
+                           f"{fmt_seconds(lc.get('seconds', 0))}. Ranges: <b>{html.escape(c.method)}</b>.</span>")

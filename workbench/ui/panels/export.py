@@ -1,45 +1,53 @@
-"""Export buttons: Q/DQ ONNX, plan JSON, calibration cache, HTML report."""
+"""Export buttons, one per export kind (:data:`workbench.export.names.EXPORT_KINDS`), named by
+the same scheme as the CLI and the Session."""
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 from ..._optional import require
+from ...export.names import EXPORT_KINDS, export_path
+from ...session import Event
+from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
 
-KINDS = (("qdq", "Q/DQ ONNX (TensorRT)"), ("plan", "Plan JSON"), ("cache", "Calibration cache"),
-         ("report", "HTML report"))
+LABELS = {"qdq": "Q/DQ ONNX (TensorRT)", "ort": "ORT twin ONNX", "cpu_uint8": "CPU uint8 ONNX",
+          "plan": "Plan JSON", "cache": "Calibration cache", "ranges": "Ranges JSON", "report": "HTML report"}
 
 
-class ExportPanel:
-    def __init__(self, session, runner):
-        self.session, self.runner = session, runner
-        self.folder = w.Text(value=str(session.project / "exports") if session.project else "",
-                             description="Folder", placeholder="output folder", layout=w.Layout(width="460px"))
-        self.folder.add_class("wb-export-folder")
+class ExportPanel(Panel):
+    name, title = "export", "Export"
+    events = frozenset({Event.MODEL})
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.stem = w.Text(value="", description="Files", placeholder="folder/name (each kind adds its suffix)",
+                           tooltip="result stem: <stem>.onnx, <stem>.plan.json, <stem>.calib.cache, …",
+                           layout=w.Layout(flex="1 1 420px", min_width="320px"), style={"description_width": "40px"})
+        self.stem.add_class("wb-export-folder")
         self.buttons = {}
-        for kind, label in KINDS:
-            b = w.Button(description=label, icon="download", layout=w.Layout(width="190px"))
+        for kind, spec in EXPORT_KINDS.items():
+            b = w.Button(description=LABELS.get(kind, kind), icon="download", tooltip=spec.description,
+                         layout=w.Layout(width="auto"))
             b.add_class(f"wb-export-{kind}")
-            b.on_click(lambda _, k=kind: runner.guard(self.export)(k))
+            b.on_click(lambda _, k=kind: self.runner.guard(self.export)(k))
             self.buttons[kind] = b
         self.written = w.HTML()
         self.written.add_class("wb-export-log")
-        self.widget = w.VBox([self.folder, w.HBox(list(self.buttons.values())), self.written])
+        self.widget = w.VBox([w.HBox([self.stem], layout=w.Layout(width="100%")),
+                              w.HBox(list(self.buttons.values()), layout=w.Layout(flex_flow="row wrap")),
+                              self.written], layout=w.Layout(width="100%"))
+        self.refresh(Event.MODEL)
 
     def export(self, kind: str):
-        from pathlib import Path
-
-        folder = self.folder.value.strip()
-        path = None
-        if folder:
-            from ...export.names import export_path
-
-            stem = self.session.model_info.path.stem if self.session.model_info and self.session.model_info.path else "model"
-            path = export_path(Path(folder) / f"{stem}.quant", kind)
+        text = self.stem.value.strip()
+        path = export_path(Path(text), kind) if text else None
         out = self.session.export(kind, path)
-        self.written.value += f"<div>wrote <code>{html.escape(str(out))}</code></div>"
+        self.written.value += f"<div style='font-size:12px'>wrote <code>{html.escape(str(out))}</code></div>"
         return out
 
-    def refresh(self, what: str) -> None:
-        """Nothing to redraw: the buttons read the session when pressed."""
+    def refresh(self, event) -> None:
+        s = self.session
+        if s.model_info is not None and s.project is not None and not self.stem.value:
+            self.stem.value = str(s.export_stem())

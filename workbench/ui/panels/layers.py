@@ -1,39 +1,64 @@
-"""Layer table: one row per quantizable node, sortable and filterable; selection is shared."""
+"""Layer table: one row per quantizable node, labelled sortable columns, filter; selection is shared."""
 from __future__ import annotations
 
 import math
 import re
 
 from ..._optional import require
+from ...session import Event
+from ..style import fmt_num
+from ..table import DataTable
+from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
 
-SORT_KEYS = {"graph order": None, "name": "node", "op type": "op_type", "clipped %": "clipped_pct",
-             "SQNR (worst first)": "sqnr_db", "sensitivity rank": "sensitivity_rank", "amax": "amax",
-             "precision": "precision"}
-NODE_WIDTH = 24
-HEADER = (f"{'node':<{NODE_WIDTH}} {'op':<8} {'prec':<4} {'amax':>8} {'scale':>8} {'clip%':>7} "
-          f"{'SQNR':>5} {'sens':>4}")
+#: (layer-table column, header, tooltip, format, align, sort descending first)
+COLUMNS = (
+    ("node", "node", "ONNX node name", "s", "left", False),
+    ("op_type", "op", "ONNX op type", "s", "left", False),
+    ("precision", "precision", "INT8 / FP16 / FP32 in the current plan", "s", "left", False),
+    ("amax", "amax", "threshold in use (* = set by hand); scale = amax / 127", "amax", "right", True),
+    ("clipped_pct", "clipped %", "share of the calibration values above amax, in %", "pct", "right", True),
+    ("sqnr_db", "SQNR dB", "per-layer SQNR of the last build (higher is better)", ".1f", "right", False),
+    ("sensitivity_rank", "sens. rank", "sensitivity rank, 1 = most sensitive (run Sensitivity)", ".0f",
+     "right", False),
+    ("range_sensitivity", "range sens.", "output SQNR lost by this tensor's threshold (range sensitivity)",
+     ".2f", "right", True),
+)
 
 
-def _num(v, fmt: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return format(v, fmt)
+def _cell(value, fmt: str, row: dict) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if fmt == "s":
+        return str(value)
+    if fmt == "amax":
+        return fmt_num(value, 4) + ("*" if row.get("manual") else "")
+    if fmt == "pct":
+        return "0" if value == 0 else (f"{value:.3g}" if value >= 0.001 else "<0.001")
+    return format(float(value), fmt)
 
 
-def format_row(r: dict) -> str:
-    """One fixed-width line of the table (the Select widget shows plain text)."""
-    name = r["node"] if len(r["node"]) <= NODE_WIDTH else "…" + r["node"][-NODE_WIDTH + 1:]
-    amax = _num(r.get("amax"), ".4g") + ("*" if r.get("manual") else "")
-    return (f"{name:<{NODE_WIDTH}} {r['op_type'][:8]:<8} {str(r.get('precision') or '-'):<4} {amax:>8} "
-            f"{_num(r.get('scale'), '.3g'):>8} {_num(r.get('clipped_pct'), '.3g'):>7} "
-            f"{_num(r.get('sqnr_db'), '.1f'):>5} {_num(r.get('sensitivity_rank'), '.0f'):>4}")
+def table_rows(df, columns) -> list:
+    """The widget rows of a layer-table DataFrame (cells formatted for people)."""
+    rows = []
+    for r in df.to_dict("records"):
+        prec = str(r.get("precision") or "").lower()
+        cls = f"prec-{prec}" + (" manual" if r.get("manual") else "")
+        title = f"{r['node']} reads {r.get('tensor')}" + (
+            f"; scale {r['scale']:.4g}" if r.get("scale") is not None and not _nan(r.get("scale")) else "")
+        rows.append({"key": r["node"], "cls": cls, "title": title,
+                     "cells": [_cell(r.get(key), fmt, r) for key, _, _, fmt, _, _ in columns]})
+    return rows
 
 
-def filter_and_sort(table, text: str, sort: str, descending: bool = False):
+def _nan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def filter_and_sort(table, text: str, sort: str | None, descending: bool = False):
     """Rows whose node, op type, tensor or precision match ``text`` (regex, case-insensitive),
-    sorted by the column of ``sort`` (see SORT_KEYS). Missing values sort last."""
+    sorted by column ``sort`` (None or "": graph order). Missing values sort last."""
     df = table
     if text:
         try:
@@ -41,40 +66,45 @@ def filter_and_sort(table, text: str, sort: str, descending: bool = False):
             match = lambda s: bool(pat.search(str(s)))  # noqa: E731
         except re.error:
             match = lambda s: text.lower() in str(s).lower()  # noqa: E731
-        keep = [any(match(r[c]) for c in ("node", "op_type", "tensor", "precision")) for _, r in df.iterrows()]
+        cols = [c for c in ("node", "op_type", "tensor", "precision") if c in df.columns]
+        keep = [any(match(r[c]) for c in cols) for _, r in df.iterrows()]
         df = df[keep]
-    key = SORT_KEYS.get(sort)
-    if key is not None and key in df.columns:
-        df = df.sort_values(key, ascending=not descending, na_position="last", kind="stable")
+    if sort and sort in df.columns:
+        df = df.sort_values(sort, ascending=not descending, na_position="last", kind="stable")
     return df
 
 
-class LayerTable:
-    def __init__(self, session, runner, on_select):
-        self.session, self.runner, self.on_select = session, runner, on_select
-        self.filter = w.Text(placeholder="filter: name, op type, precision (regex)", description="Filter",
-                             layout=w.Layout(width="330px"))
+class LayerTable(Panel):
+    name, title = "layers", "Layers"
+    events = frozenset({Event.MODEL, Event.RANGES, Event.PLAN, Event.BUILD, Event.SENSITIVITY, Event.SELECTION})
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.filter = w.Text(placeholder="name, op type, precision (regex)", description="Filter",
+                             tooltip="show only the rows matching this regular expression",
+                             layout=w.Layout(flex="1 1 240px", min_width="220px"),
+                             style={"description_width": "40px"})
         self.filter.add_class("wb-layer-filter")
-        self.sort = w.Dropdown(options=list(SORT_KEYS), value="graph order", description="Sort",
-                               layout=w.Layout(width="230px"))
-        self.sort.add_class("wb-layer-sort")
-        self.descending = w.Checkbox(value=False, description="descending", indent=False,
-                                     layout=w.Layout(width="110px"))
-        self.header = w.HTML(f"<pre style='margin:0 0 0 4px;font-size:11px'>{HEADER}</pre>")
-        self.rows = w.SelectMultiple(options=[], rows=14, layout=w.Layout(width="100%"))
+        self.graph_order = w.Button(description="Graph order", icon="list-ol",
+                                    tooltip="sort the rows in graph order (click a column header to sort by it)",
+                                    layout=w.Layout(width="auto"))
+        self.graph_order.add_class("wb-layer-sort")
+        self.count = w.HTML(layout=w.Layout(width="auto", margin="0 0 0 8px"))
+        self.rows = DataTable(height=300, layout=w.Layout(width="100%"))
         self.rows.add_class("wb-layer-table")
-        self.count = w.HTML()
-        for ctl in (self.filter, self.sort, self.descending):
-            ctl.observe(lambda ch: self.redraw(), names="value")
-        self.rows.observe(self._selected, names="value")
+        self.filter.observe(lambda ch: self.redraw(), names="value")
+        self.rows.observe(lambda ch: self.redraw(), names="sort")
+        self.graph_order.on_click(lambda _: setattr(self.rows, "sort", {}))
+        self.rows.observe(self._selected, names="selected")
         self._updating = False
         self.table = None
-        self.widget = w.VBox([w.HBox([self.filter, self.sort, self.descending, self.count]),
-                              self.header, self.rows])
+        self.widget = w.VBox([w.HBox([self.filter, self.graph_order, self.count],
+                                     layout=w.Layout(align_items="center", width="100%")), self.rows],
+                             layout=w.Layout(width="100%"))
 
     @property
     def selected_nodes(self) -> list:
-        return list(self.rows.value)
+        return list(self.rows.selected)
 
     def _selected(self, change) -> None:
         if self._updating or not change["new"]:
@@ -82,35 +112,45 @@ class LayerTable:
         new = [n for n in change["new"] if n not in (change["old"] or ())]
         node = new[-1] if new else change["new"][-1]
         if node != self.session.selected:
-            self.runner.guard(self.on_select)(node)
+            self.runner.guard(self.ctx.select)(node)
+
+    def columns(self) -> list:
+        present = set(self.table.columns) if self.table is not None else set()
+        return [c for c in COLUMNS if c[0] in present and (c[0] != "range_sensitivity"
+                                                            or self.table[c[0]].notna().any())]
 
     def redraw(self) -> None:
         """Rebuild the rows from the session's layer table (keeps the selection)."""
         if self.session.model_info is None:
             return
         self.table = self.session.layer_table()
-        df = filter_and_sort(self.table, self.filter.value, self.sort.value, self.descending.value)
-        options = [(format_row(r), r["node"]) for r in df.to_dict("records")]
-        keep = tuple(n for n in self.rows.value if n in set(df["node"]))
-        if not keep and self.session.selected in set(df["node"]):
-            keep = (self.session.selected,)
+        cols = self.columns()
+        sort = self.rows.sort or {}
+        df = filter_and_sort(self.table, self.filter.value, sort.get("key"), bool(sort.get("descending")))
+        spec = [{"key": k, "label": label, "tooltip": tip, "align": align, "descending_first": first}
+                for k, label, tip, _, align, first in cols]
+        shown = set(df["node"])
+        keep = [n for n in self.rows.selected if n in shown]
+        if not keep and self.session.selected in shown:
+            keep = [self.session.selected]
         self._updating = True
         try:
-            self.rows.options = options
-            self.rows.value = keep
+            if spec != self.rows.columns:
+                self.rows.columns = spec
+            self.rows.rows = table_rows(df, cols)
+            self.rows.selected = keep
         finally:
             self._updating = False
         self.count.value = f"{len(df)} of {len(self.table)} layers"
 
-    def refresh(self, what: str) -> None:
-        if what == "selection":
+    def refresh(self, event) -> None:
+        if event == Event.SELECTION:
             sel = self.session.selected
-            if sel is not None and sel not in self.rows.value and sel in {v for _, v in self.rows.options}:
+            if sel is not None and sel not in self.rows.selected:
                 self._updating = True
                 try:
-                    self.rows.value = (sel,)
+                    self.rows.selected = [sel]
                 finally:
                     self._updating = False
             return
-        if what in ("model", "ranges", "plan", "build", "sensitivity", "all"):
-            self.redraw()
+        self.redraw()

@@ -5,6 +5,9 @@ import html
 from pathlib import Path
 
 from ..._optional import require
+from ...errors import WorkbenchError
+from ...session import Event
+from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
 
@@ -18,9 +21,10 @@ class FileBrowser:
         self.target, self.suffixes, self.folders = target, suffixes, folders
         start = Path(target.value).expanduser() if target.value else Path.cwd()
         self.cwd = (start if start.is_dir() else start.parent).resolve()
-        self.listing = w.Select(options=[], rows=8, layout=w.Layout(width="420px"))
+        self.listing = w.Select(options=[], rows=8, layout=w.Layout(width="100%", max_width="640px"))
         self.listing.add_class("wb-file-list")
-        self.use = w.Button(description="Use", layout=w.Layout(width="70px"))
+        self.use = w.Button(description="Use", tooltip="use the highlighted entry (or this folder)",
+                            layout=w.Layout(width="auto"))
         self.use.on_click(lambda _: self._pick())
         self.listing.observe(self._open_dir, names="value")
         self.widget = w.VBox([self.listing, self.use], layout=w.Layout(display="none"))
@@ -58,50 +62,60 @@ class FileBrowser:
         self.toggle()
 
 
-def _path_row(label: str, value: str, css: str, browser_kw: dict):
-    text = w.Text(value=value, description=label, layout=w.Layout(width="560px"),
+def _path_row(label: str, value: str, css: str, browser_kw: dict, tip: str):
+    text = w.Text(value=value, description=label, tooltip=tip, layout=w.Layout(flex="1 1 400px", min_width="300px"),
                   style={"description_width": "110px"})
     text.add_class(css)
-    valid = w.HTML()
-    browse = w.Button(description="Browse…", layout=w.Layout(width="90px"))
+    valid = w.HTML(layout=w.Layout(width="auto"))
+    browse = w.Button(description="Browse…", tooltip="pick from a folder listing", layout=w.Layout(width="auto"))
     browser = FileBrowser(text, **browser_kw)
     browse.on_click(lambda _: browser.toggle())
-    return text, valid, w.VBox([w.HBox([text, browse, valid]), browser.widget])
+    return text, valid, w.VBox([w.HBox([text, browse, valid], layout=w.Layout(align_items="center", width="100%")),
+                                browser.widget], layout=w.Layout(width="100%"))
 
 
-class ModelPanel:
+class ModelPanel(Panel):
     """Pick the ONNX model, the calibration source (folder or loader script), preprocessing."""
 
-    def __init__(self, session, runner):
+    name, title = "model", "Model and data"
+    events = frozenset({Event.MODEL, Event.DATA})
+
+    def __init__(self, ctx):
         from ...data import PRESETS
 
-        self.session, self.runner = session, runner
+        super().__init__(ctx)
+        session, runner = self.session, self.runner
         s = session.data_settings
         model = str(session.model_info.path) if session.model_info and session.model_info.path else ""
-        self.model_path, self.model_ok, model_row = _path_row("ONNX model", model, "wb-model-path", {})
+        self.model_path, self.model_ok, model_row = _path_row("ONNX model", model, "wb-model-path", {},
+                                                              "the FP32 ONNX model to quantize")
         self.data_path, self.data_ok, data_row = _path_row(
-            "Calibration", s.source or "", "wb-data-path",
-            {"suffixes": (), "folders": True})
+            "Calibration data", s.source or "", "wb-data-path", {"suffixes": (), "folders": True},
+            "folder of images or .npy/.npz files used to find the ranges")
         self.eval_path, self.eval_ok, eval_row = _path_row(
-            "Evaluation", s.eval_source or "", "wb-eval-path", {"suffixes": (), "folders": True})
+            "Evaluation data", s.eval_source or "", "wb-eval-path", {"suffixes": (), "folders": True},
+            "held-out folder to compare the quantized model with FP32 (empty: the calibration data)")
         self.loader = w.Text(value=s.loader_script or "", description="or loader script",
-                             placeholder="loader.py:load_data", layout=w.Layout(width="560px"),
-                             style={"description_width": "110px"})
+                             placeholder="loader.py:load_data", tooltip="a Python data loader instead of a folder",
+                             layout=w.Layout(flex="1 1 400px", min_width="300px"), style={"description_width": "110px"})
         self.preset = w.Dropdown(options=[PRESET_NONE, *PRESETS], value=s.preset or PRESET_NONE,
-                                 description="Preprocessing", style={"description_width": "110px"})
+                                 description="Preprocessing", tooltip="how images are resized and normalized",
+                                 style={"description_width": "110px"}, layout=w.Layout(width="330px"))
         self.preset.add_class("wb-preset")
-        self.apply = w.Button(description="Open", button_style="primary", icon="folder-open")
+        self.apply = w.Button(description="Open", button_style="primary", icon="folder-open",
+                              tooltip="open the model and check the data", layout=w.Layout(width="auto"))
         self.apply.add_class("wb-open")
         self.apply.on_click(lambda _: runner.guard(self.open)())
+        self.busy_controls = [self.apply]
         for text, flag, kind in ((self.model_path, self.model_ok, "file"), (self.data_path, self.data_ok, "dir"),
                                  (self.eval_path, self.eval_ok, "dir")):
             text.observe(lambda ch, f=flag, k=kind: self._validate(ch["new"], f, k), names="value")
             self._validate(text.value, flag, kind)
         self.summary = w.HTML()
         self.summary.add_class("wb-model-summary")
-        self.widget = w.VBox([model_row, data_row, self.loader, eval_row, w.HBox([self.preset, self.apply]),
-                              self.summary])
-        self.refresh("model")
+        self.widget = w.VBox([model_row, data_row, w.HBox([self.loader], layout=w.Layout(width="100%")), eval_row,
+                              w.HBox([self.preset, self.apply], layout=w.Layout(align_items="center")),
+                              self.summary], layout=w.Layout(width="100%"))
 
     @staticmethod
     def _validate(value: str, flag, kind: str) -> None:
@@ -117,7 +131,7 @@ class ModelPanel:
         s = self.session
         path = self.model_path.value.strip()
         if not path:
-            raise_missing("Type the path of an ONNX model first.")
+            raise WorkbenchError("Type the path of an ONNX model first.")
         if s.model_info is None or str(s.model_info.path) != path:
             s.open_model(path)
         s.set_data(self.data_path.value.strip() or None, loader_script=self.loader.value.strip() or None,
@@ -126,9 +140,18 @@ class ModelPanel:
                    eval_limit=s.data_settings.eval_limit)
         self.runner.status.value = f"Opened {html.escape(path)}; data: {html.escape(s.data.describe())}."
 
-    def refresh(self, what: str) -> None:
-        if what not in ("model", "data", "all"):
-            return
+    def headline(self) -> str:
+        """One line for the folded section's title."""
+        s = self.session
+        if s.model_info is None:
+            return "Model and data: none open"
+        d = s.data_settings
+        name = Path(s.model_info.path).name if s.model_info.path else "model"
+        calib = Path(d.source).name if d.source else (d.loader_script or "no data")
+        ev = f", evaluation {Path(d.eval_source).name}" if d.eval_source else ""
+        return f"Model and data: {name} · calibration {calib}{ev}"
+
+    def refresh(self, event) -> None:
         if self.session.model_info is None:
             self.summary.value = "<i>No model open.</i>"
             return
@@ -136,13 +159,7 @@ class ModelPanel:
         ops = ", ".join(f"{k} {v}" for k, v in sorted(d["op_counts"].items(), key=lambda kv: -kv[1]))
         qops = ", ".join(f"{k} {v}" for k, v in d["quantizable_by_op"].items())
         self.summary.value = (
-            f"<b>{html.escape(Path(d['model']).name)}</b> (opset {d['opset']}): inputs "
+            f"<div style='font-size:12px'><b>{html.escape(Path(d['model']).name)}</b> (opset {d['opset']}): inputs "
             f"{html.escape('; '.join(d['inputs']))}; outputs {html.escape('; '.join(d['outputs']))}<br>"
             f"{d['nodes']} nodes: {html.escape(ops)}<br>"
-            f"<b>{d['quantizable_nodes']}</b> quantizable nodes: {html.escape(qops)}")
-
-
-def raise_missing(message: str):
-    from ...errors import WorkbenchError
-
-    raise WorkbenchError(message)
+            f"<b>{d['quantizable_nodes']}</b> quantizable nodes: {html.escape(qops)}</div>")

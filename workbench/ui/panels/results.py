@@ -1,106 +1,132 @@
-"""Rebuild and results: metrics before/after, per-layer error chart, build history, trade-off plot."""
+"""Rebuild and results: the Rebuild bar with the stale mark, metrics of the last two builds,
+per-layer SQNR chart."""
 from __future__ import annotations
 
 import html
 import math
 
 from ..._optional import require
+from ...session import Event
 from .. import plots
+from ..style import fmt_num, fmt_seconds
+from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
 go = require("plotly.graph_objects", "workbench app", "ui", package="plotly")
 
-METRICS = (("top1_agreement", "top-1 agreement", ".4f"), ("cosine", "cosine", ".6f"),
-           ("sqnr_db", "SQNR [dB]", ".2f"), ("max_abs_error", "max |error|", ".4g"))
+#: (summary key, label, tooltip, significant digits)
+METRICS = (
+    ("top1_agreement", "top-1 agreement", "share of samples whose top-1 class equals FP32's (0–1)", 4),
+    ("top1_in_ref_top5", "FP32 top-1 in top-5", "share of samples whose FP32 top-1 class is in the top 5", 4),
+    ("cosine", "cosine", "cosine similarity of the output with FP32's (1 = identical)", 6),
+    ("sqnr_db", "SQNR [dB]", "output signal-to-quantization-noise ratio vs FP32 (higher is better)", 4),
+    ("max_abs_error", "max |error|", "largest absolute difference from FP32's output", 3),
+    ("mean_abs_error", "mean |error|", "mean absolute difference from FP32's output", 3),
+    ("metric", "your metric", "the user metric function (higher is better)", 4),
+)
+_SKIP = {k for k, *_ in METRICS} | {"latency_ms_b1"}
 
 
-def _fmt(v, fmt: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return format(v, fmt)
+def _latency(b) -> str:
+    if b is None:
+        return "–"
+    if b.latency_ms is None or (isinstance(b.latency_ms, float) and math.isnan(b.latency_ms)):
+        return "not measured"
+    return f"{b.latency_ms:.2f}"
 
 
-def metrics_html(before, after) -> str:
-    """A small before/after table of two builds (``before`` may be None)."""
-    rows = []
-    for key, label, fmt in METRICS:
-        if key not in after.summary:
+def _extra_rows(builds) -> list:
+    """Numbers a build carries beyond the usual metrics (e.g. an engine's size or build time
+    from a build-only backend), shown as they are: nothing is made up for a missing one."""
+    keys = []
+    for b in builds:
+        if b is None:
             continue
-        b = before.summary.get(key) if before is not None else None
-        rows.append((label, _fmt(b, fmt), _fmt(after.summary.get(key), fmt)))
-    rows.append(("INT8 / FP16 nodes", f"{before.n_int8} / {before.n_fp16}" if before else "-",
-                 f"{after.n_int8} / {after.n_fp16}"))
-    rows.append(("latency [ms]", _fmt(before.latency_ms, ".2f") if before else "-", _fmt(after.latency_ms, ".2f")))
-    head = (f"<tr><th></th><th>build {before.id}</th><th>build {after.id} (new)</th></tr>" if before
-            else f"<tr><th></th><th>-</th><th>build {after.id} (new)</th></tr>")
-    body = "".join(f"<tr><td>{html.escape(a)}</td><td>{b}</td><td><b>{c}</b></td></tr>" for a, b, c in rows)
-    notes = "".join(f"<div style='font-size:11px;color:#666'>{html.escape(n)}</div>" for n in after.notes)
-    return (f"<table class='wb-metrics' data-build='{after.id}' style='border-collapse:collapse'>{head}{body}</table>"
-            f"<div style='font-size:11px;color:#666'>metrics against the FP32 model on the evaluation data; "
-            f"build + evaluation took {after.seconds:.2f} s</div>{notes}")
+        for k, v in b.summary.items():
+            if k not in _SKIP and k not in keys and isinstance(v, (int, float)) and not isinstance(v, bool):
+                keys.append(k)
+    return [(k.replace("_", " "), [fmt_num(b.summary.get(k)) if b is not None and k in b.summary else "–"
+                                   for b in builds]) for k in keys]
 
 
-def history_html(table) -> str:
-    if table is None or not len(table):
-        return "<i>No builds yet.</i>"
-    return table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", classes="wb-history-table")
+def metrics_html(before, after, stale: list | None = None) -> str:
+    """A before/after table of the last two builds (``before`` may be None), marked stale with
+    the reasons when the plan or ranges changed since ``after`` was built."""
+    builds = [before, after] if before is not None else [after]
+    rows = []
+    for key, label, tip, digits in METRICS:
+        if key in after.summary or (before is not None and key in before.summary):
+            rows.append((label, tip, [fmt_num(b.summary.get(key), digits) for b in builds]))
+    rows.append(("INT8 / FP16 nodes", "nodes in each precision in the built plan",
+                 [f"{b.n_int8} / {b.n_fp16}" for b in builds]))
+    rows.append(("latency [ms]", "batch-1 latency; tick 'measure latency' to measure it", [_latency(b) for b in builds]))
+    rows.append(("backend", "where the build was made and timed", [html.escape(str(b.backend)) for b in builds]))
+    rows += [(label, "reported by the backend", cells) for label, cells in _extra_rows(builds)]
+    head = "<tr><th>metric</th>" + "".join(
+        f"<th>build {b.id}{' (before)' if b is before else ' (latest)'}</th>" for b in builds) + "</tr>"
+    body = "".join(f"<tr><td title='{html.escape(tip)}'>{html.escape(label)}</td>"
+                   + "".join(f"<td>{'<b>' + c + '</b>' if i == len(cells) - 1 else c}</td>" for i, c in enumerate(cells))
+                   + "</tr>" for label, tip, cells in rows)
+    notes = "".join(f"<div class='wb-note'>{html.escape(str(n))}</div>" for n in after.notes)
+    files = "".join(f"<div class='wb-note'>{html.escape(k)}: <code>{html.escape(str(v))}</code></div>"
+                    for k, v in (after.paths or {}).items())
+    state = "stale" if stale else "fresh"
+    mark = ("<div class='wb-stale-note'>These numbers are out of date: " + html.escape("; ".join(stale))
+            + ". Press Rebuild.</div>") if stale else ""
+    return (f"{mark}<table class='wb-metrics {'wb-is-stale' if stale else ''}' data-build='{after.id}' "
+            f"data-state='{state}'>{head}{body}</table>"
+            f"<div class='wb-note'>against the FP32 model on the evaluation data; build + evaluation took "
+            f"{fmt_seconds(after.seconds)}</div>{notes}{files}")
 
 
-class ResultsPanel:
-    def __init__(self, session, runner, on_select):
-        from ...backends.trt import trt_available
+class ResultsPanel(Panel):
+    name, title = "results", "Results"
+    events = frozenset({Event.BUILD, Event.MODEL, Event.SELECTION, Event.PLAN, Event.RANGES})
 
-        self.session, self.runner, self.on_select = session, runner, on_select
+    def __init__(self, ctx):
+        super().__init__(ctx)
         self.rebuild = w.Button(description="Rebuild & evaluate", button_style="primary", icon="refresh",
-                                layout=w.Layout(width="190px", min_width="190px"))
+                                tooltip="export the current plan and ranges and compare with FP32",
+                                layout=w.Layout(width="auto", min_width="170px"))
         self.rebuild.add_class("wb-rebuild")
         self.rebuild.on_click(lambda _: self.run_rebuild())
+        self.busy_controls = [self.rebuild]
         self.latency = w.Checkbox(value=False, description="measure latency", indent=False,
-                                  layout=w.Layout(width="140px"))
-        ok, reason = trt_available()
-        self.backend = w.Dropdown(options=[("ONNX Runtime", "ort")] + ([("TensorRT", "trt")] if ok else []),
-                                  value="ort", description="Backend", layout=w.Layout(width="220px"))
-        short = reason.split(" (import")[0].split(". ")[0]
-        self.trt_note = w.HTML(f"<span style='font-size:11px;color:#666' title='{html.escape(reason)}'>"
-                               f"TensorRT: {html.escape(short)}</span>", layout=w.Layout(max_width="420px"))
-        self.metrics = w.HTML("<i>No builds yet.</i>")
+                                  tooltip="also time batch 1 (ONNX Runtime CPU, or the TensorRT engine)",
+                                  layout=w.Layout(width="auto"))
+        options, note = self._backends()
+        self.backend = w.Dropdown(options=options, value=options[0][1], description="Backend",
+                                  tooltip="where to build and time", layout=w.Layout(width="200px"),
+                                  style={"description_width": "56px"})
+        self.backend_note = w.HTML(note, layout=w.Layout(width="auto", max_width="380px"))
+        self.stale = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
+        self.stale.add_class("wb-stale")
+        self.toolbar = w.HBox([self.rebuild, self.latency, self.backend, self.backend_note, self.stale],
+                              layout=w.Layout(align_items="center", flex_flow="row wrap", width="100%"))
+        self.metrics = w.HTML("<i>No builds yet.</i>", layout=w.Layout(min_width="0"))
         self.metrics.add_class("wb-results")
         self.layer_errors = go.FigureWidget(plots.layer_error_figure([], []))
         self.layer_errors.add_class("wb-layer-errors")
         self.layer_errors.data[0].on_click(self._bar_clicked)
-        self.history = w.HTML()
-        self.history.add_class("wb-history")
-        self.x_axis = w.ToggleButtons(options=[("INT8 nodes", "n_int8"), ("latency", "latency_ms")],
-                                      value="n_int8", style={"button_width": "90px"})
-        self.x_axis.observe(lambda ch: self.redraw_history(), names="value")
-        self.tradeoff = go.FigureWidget(plots.tradeoff_figure(session.history_table().reindex(
-            columns=["build", "n_int8", "top1_agreement"]), x="n_int8"))
-        self.tradeoff.add_class("wb-tradeoff")
-        self.tradeoff.data[0].on_click(self._point_clicked)
-        self.restore_choice = w.Dropdown(options=[], description="Build", layout=w.Layout(width="160px"))
-        self.restore = w.Button(description="Restore plan", icon="history", layout=w.Layout(width="130px"))
-        self.restore.add_class("wb-restore")
-        self.restore.on_click(lambda _: runner.guard(self.restore_selected)())
-        self.widget = w.VBox([
-            w.HBox([self.rebuild, self.latency, self.backend, self.trt_note]),
-            w.HBox([self.metrics, self.layer_errors]),
-            w.HBox([w.VBox([self.history, w.HBox([self.restore_choice, self.restore])],
-                           layout=w.Layout(max_width="55%", overflow="auto")),
-                    w.VBox([self.x_axis, self.tradeoff])]),
-        ])
-        self.refresh("build")
+        self.widget = w.GridBox([self.metrics, self.layer_errors],
+                                layout=w.Layout(grid_template_columns="minmax(0, 2fr) minmax(0, 3fr)",
+                                                grid_gap="12px", width="100%"))
+
+    @staticmethod
+    def _backends() -> tuple:
+        """Backend choices and a note on the ones that cannot run here."""
+        from ...backends.trt import trt_available
+
+        ok, reason = trt_available()
+        options = [("ONNX Runtime", "ort")] + ([("TensorRT", "trt")] if ok else [])
+        short = reason.split(" (import")[0].split(". ")[0]
+        note = "" if ok else (f"<span style='font-size:11px;color:#666' title='{html.escape(reason)}'>"
+                              f"TensorRT: {html.escape(short)}</span>")
+        return options, note
 
     def _bar_clicked(self, trace, points, state) -> None:
         if points.point_inds:
-            self.runner.guard(self.on_select)(trace.customdata[points.point_inds[0]])
-
-    def _point_clicked(self, trace, points, state) -> None:
-        if points.point_inds:
-            self.restore_choice.value = int(trace.customdata[points.point_inds[0]])
-
-    def restore_selected(self) -> None:
-        if self.restore_choice.value is not None:
-            self.session.restore(int(self.restore_choice.value))
+            self.runner.guard(self.ctx.select)(trace.customdata[points.point_inds[0]])
 
     def run_rebuild(self) -> None:
         latency, backend = self.latency.value, self.backend.value
@@ -108,21 +134,24 @@ class ResultsPanel:
                         lambda progress, cancel: self.session.rebuild(latency=latency, backend=backend),
                         cancellable=False)
 
-    def redraw_history(self) -> None:
+    def redraw_stale(self) -> None:
         s = self.session
-        table = s.history_table()
-        self.history.value = history_html(table)
-        self.restore_choice.options = [(f"build {b.id}", b.id) for b in s.history]
-        if s.history:
-            self.restore_choice.value = s.history[-1].id
-        x = self.x_axis.value
-        if not len(table) or x not in table.columns or "top1_agreement" not in table.columns:
-            y = "cosine" if len(table) and "cosine" in table.columns else "top1_agreement"
+        reasons = s.staleness()
+        if not s.history:
+            self.stale.value = ("<span class='wb-stale-badge' data-state='none'>No build yet: press Rebuild to "
+                                "compare the quantized model with FP32.</span>")
+        elif reasons:
+            self.stale.value = ("<span class='wb-stale-badge' data-state='stale' title='"
+                                + html.escape("; ".join(reasons)) + "'>⚠ Results out of date: "
+                                + html.escape(reasons[0]) + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else "")
+                                + "</span>")
         else:
-            y = "top1_agreement"
-        if len(table) and x in table.columns and y in table.columns:
-            fig = plots.tradeoff_figure(table, x=x, y=y, highlight=s.history[-1].id)
-            plots.update_figure_in_place(self.tradeoff, fig)
+            self.stale.value = (f"<span class='wb-stale-badge' data-state='fresh'>✓ Results are for the current "
+                                f"plan (build {s.history[-1].id}).</span>")
+        self.rebuild.button_style = "danger" if reasons else "primary"
+        if s.history:
+            prev = s.history[-2] if len(s.history) > 1 else None
+            self.metrics.value = metrics_html(prev, s.history[-1], reasons)
 
     def redraw_layers(self) -> None:
         s = self.session
@@ -134,15 +163,13 @@ class ResultsPanel:
                                        selected=s.selected)
         plots.update_figure_in_place(self.layer_errors, fig)
 
-    def refresh(self, what: str) -> None:
+    def refresh(self, event) -> None:
         s = self.session
-        if what in ("build", "all", "model"):
-            if s.history:
-                prev = s.history[-2] if len(s.history) > 1 else None
-                self.metrics.value = metrics_html(prev, s.history[-1])
-            else:
+        if event in (Event.BUILD, Event.ALL, Event.MODEL):
+            if not s.history:
                 self.metrics.value = "<i>No builds yet: press Rebuild.</i>"
-            self.redraw_history()
             self.redraw_layers()
-        elif what == "selection":
+        if event == Event.SELECTION:
             self.redraw_layers()
+            return
+        self.redraw_stale()

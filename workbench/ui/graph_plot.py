@@ -1,0 +1,178 @@
+"""The model graph as a plotly figure, from a :class:`~workbench.ui.graph_layout.GraphLayout`.
+
+Traces (by ``meta``): ``"edges"`` (one line trace, gaps between edges), ``"qdq"`` (a diamond
+on each edge whose tensor gets a Q/DQ pair, next to the node that reads it), ``"nodes"``
+(one marker per visible node; ``customdata`` is the node name, so a click can select it) and
+``"selected"`` (a ring around the selected node). Layers run left to right; a range slider
+under the plot gives the overview of long graphs.
+"""
+from __future__ import annotations
+
+import html
+import math
+from typing import Mapping
+
+from .._optional import require
+from .style import PRECISION_COLORS, fmt_num
+
+go = require("plotly.graph_objects", "plots", "ui", package="plotly")
+
+WEIGHTED = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+#: colour modes of the graph view: label -> (title of the colour bar, higher is better)
+COLOR_MODES = {
+    "precision": ("precision", None),
+    "sqnr": ("per-layer SQNR of the last build [dB]", True),
+    "sensitivity": ("output SQNR with only this node INT8 [dB]", True),
+}
+
+
+def qdq_marks(layout, qdq_inputs: Mapping[str, list], producer: Mapping[str, str]) -> list:
+    """``(x, y, text)`` of a Q/DQ mark per quantized input: on the drawn edge from the tensor's
+    producer, 75 % of the way to the node that reads it (just left of the node when the
+    producer is a graph input or hidden)."""
+    last_leg = {}
+    for u, v, pts in layout.edges:
+        last_leg[(u, v)] = (pts[-2], pts[-1])
+    marks = []
+    for node, tensors in qdq_inputs.items():
+        if node not in layout.x:
+            continue
+        for t in tensors:
+            leg = last_leg.get((producer.get(t), node))
+            if leg is None:
+                (x0, y0), (x1, y1) = (layout.x[node] - 0.4, layout.y[node]), (layout.x[node], layout.y[node])
+            else:
+                (x0, y0), (x1, y1) = leg
+            marks.append((x0 + 0.75 * (x1 - x0), y0 + 0.75 * (y1 - y0), f"Q/DQ on {t} → {node}"))
+    return marks
+
+
+def graph_figure(
+    layout,
+    *,
+    op_types: Mapping[str, str],
+    precisions: Mapping[str, str] | None = None,
+    values: Mapping[str, float] | None = None,
+    color_by: str = "precision",
+    qdq: list | None = None,
+    selected: str | None = None,
+    details: Mapping[str, str] | None = None,
+    window: int = 60,
+    labels: bool | None = None,
+    height: int = 330,
+    interactive: bool = True,
+) -> "go.Figure":
+    """Draw a laid-out model graph.
+
+    Args:
+        layout: a :class:`~workbench.ui.graph_layout.GraphLayout`.
+        op_types: node -> op type (hover text, symbol: squares for weighted ops).
+        precisions: node -> "INT8" / "FP16" / "FP32" (colour in "precision" mode, hover).
+        values: node -> number for the "sqnr" / "sensitivity" modes (missing: grey).
+        color_by: a key of :data:`COLOR_MODES`.
+        qdq: ``(x, y, text)`` marks from :func:`qdq_marks` (default: none).
+        selected: node drawn with a ring, and the initial view centred on it.
+        details: node -> extra hover text (e.g. "3 hidden nodes").
+        window: layers shown at first (the range slider pans; default 60).
+        labels: print the op type above each node (default: when at most 150 nodes).
+        interactive: False for static reports (no click hint).
+    """
+    nodes = list(layout.nodes)
+    precisions = precisions or {}
+    xs = [layout.x[n] for n in nodes]
+    ys = [layout.y[n] for n in nodes]
+    ex, ey = [], []
+    for _, _, pts in layout.edges:
+        for px, py in pts:
+            ex.append(px)
+            ey.append(py)
+        ex.append(None)
+        ey.append(None)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", meta="edges", hoverinfo="skip", showlegend=False,
+                             line=dict(color="#b8b8b8", width=1)))
+    qdq = qdq or []
+    fig.add_trace(go.Scatter(x=[m[0] for m in qdq], y=[m[1] for m in qdq], text=[m[2] for m in qdq],
+                             mode="markers", meta="qdq", name="Q/DQ pair",
+                             marker=dict(symbol="diamond", size=7, color="#2c7fb8", line=dict(width=1, color="white")),
+                             hovertemplate="%{text}<extra></extra>"))
+    title, better = COLOR_MODES.get(color_by, COLOR_MODES["precision"])
+    hover = []
+    for n in nodes:
+        parts = [f"<b>{html.escape(n)}</b>", html.escape(op_types.get(n, "?"))]
+        if n in precisions:
+            parts.append(str(precisions[n]))
+        if values is not None and n in values and values[n] is not None:
+            parts.append(f"{title}: {fmt_num(values[n], 3)}")
+        if details and details.get(n):
+            parts.append(html.escape(details[n]))
+        hover.append("<br>".join(parts))
+    symbols = ["square" if op_types.get(n) in WEIGHTED else "circle" for n in nodes]
+    marker = dict(size=11, symbol=symbols, line=dict(width=1, color="#333"))
+    if color_by == "precision" or values is None:
+        marker["color"] = [PRECISION_COLORS.get(str(precisions.get(n, "FP32")).upper(), "#9a9a9a") for n in nodes]
+    else:
+        vals = [values.get(n) for n in nodes]
+        good = [v for v in vals if v is not None and math.isfinite(v)]
+        lo, hi = (min(good), max(good)) if good else (0.0, 1.0)
+        scale = "RdYlGn" if better else "RdYlGn_r"
+        marker["color"] = [_scale_color(scale, v, lo, hi) for v in vals]
+    show_labels = labels if labels is not None else len(nodes) <= 150
+    fig.add_trace(go.Scatter(
+        x=xs, y=ys, customdata=nodes, mode="markers+text" if show_labels else "markers", meta="nodes",
+        text=[_short(op_types.get(n, "")) for n in nodes] if show_labels else None,
+        textposition="top center", textfont=dict(size=9, color="#555"), marker=marker, showlegend=False,
+        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
+    sel = [n for n in nodes if n == selected]
+    fig.add_trace(go.Scatter(x=[layout.x[n] for n in sel], y=[layout.y[n] for n in sel], mode="markers",
+                             meta="selected", hoverinfo="skip", showlegend=False,
+                             marker=dict(size=22, symbol="circle-open", color="#d62728", line=dict(width=3))))
+    if color_by != "precision" and values:
+        good = [v for v in values.values() if v is not None and math.isfinite(v)]
+        if good:  # the colour bar (the nodes carry plain colours so missing values can be grey)
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", meta="colorbar", showlegend=False,
+                                     hoverinfo="skip", marker=dict(
+                                         colorscale="RdYlGn" if better else "RdYlGn_r", cmin=min(good),
+                                         cmax=max(good), color=[min(good)], showscale=True,
+                                         colorbar=dict(title=dict(text=title, side="right"), thickness=12, len=0.9))))
+    fig.update_layout(
+        title=dict(text=f"Model graph: {len(nodes)} nodes in {layout.n_layers} layers, colour = {title}"
+                        + (" (click a node to select it)" if interactive else ""), font=dict(size=13)),
+        xaxis=dict(visible=False, range=list(graph_window(layout, selected, window)), autorange=False,
+                   rangeslider=dict(visible=layout.n_layers > window, thickness=0.12)),
+        yaxis=dict(visible=False, autorange=True, fixedrange=True),
+        dragmode="pan", hovermode="closest", clickmode="event", showlegend=bool(qdq),
+        legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
+        margin=dict(l=10, r=10, t=40, b=10), height=height, autosize=True, plot_bgcolor="white",
+    )
+    return fig
+
+
+def graph_window(layout, selected: str | None, window: int) -> tuple:
+    """The x-range showing ``window`` layers, centred on ``selected`` when given."""
+    last = max(layout.n_layers - 1, 0)
+    if layout.n_layers <= window:
+        return -0.8, last + 0.8
+    centre = layout.x.get(selected, window / 2) if selected else window / 2
+    lo = min(max(centre - window / 2, -0.8), last + 0.8 - window)
+    return lo, lo + window
+
+
+#: colour of a node without a value (no build, not ranked)
+MISSING_COLOR = "#d0d0d0"
+
+
+def _scale_color(scale: str, v, lo: float, hi: float) -> str:
+    """The colour of ``v`` on ``scale`` between ``lo`` and ``hi`` (grey when missing)."""
+    if v is None or not math.isfinite(v):
+        return MISSING_COLOR
+    from plotly.colors import sample_colorscale
+
+    t = 0.5 if hi <= lo else (v - lo) / (hi - lo)
+    return sample_colorscale(scale, [min(max(t, 0.0), 1.0)])[0]
+
+
+def _short(op: str) -> str:
+    return {"Conv": "Conv", "Clip": "Clip", "GlobalAveragePool": "GAP", "ReduceMean": "Mean",
+            "BatchNormalization": "BN", "MatMul": "MM", "Softmax": "SM", "Reshape": "Rsh",
+            "Transpose": "T"}.get(op, op[:5])
