@@ -149,7 +149,7 @@ def test_compute_amax_delegates_to_the_pure_functions():
     assert c.compute_all() == alg.all_amax(c.hist, c.bin_width, c.absmax)
     amax = c.compute_amax("percentile", percentile=99.0)
     assert c.clipped_fraction(amax) <= 0.01 + 1e-9
-    with pytest.raises(WorkbenchError, match="unknown calibration method"):
+    with pytest.raises(WorkbenchError, match="(?i)unknown calibration method"):
         c.compute_amax("kl")
 
 

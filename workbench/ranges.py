@@ -2,31 +2,44 @@
 
 ``ranges.json`` schema::
 
-    {"method": "entropy", "percentile": 99.99, "num_samples": 64,
-     "model_fingerprint": "...", "data_fingerprint": "...",
+    {"method": "auto", "percentile": 99.99, "params": {"percentile": 99.99, "num_bits": 8},
+     "num_samples": 64, "model_fingerprint": "...", "data_fingerprint": "...",
+     "search": {...},            # the auto search: objective, held-out data, before/after (or null)
+     "notes": ["..."],           # collapse-guard warnings naming tensors
      "tensors": {name: {"amax": float, "scale": float, "amax_by_method": {method: float},
+                        "chosen": "percentile@99.9", "reason": "...",
+                        "candidates": {label: {"amax": float, "score": float | null}},
+                        "flags": ["clips_mass", ...],
                         "min": float, "max": float, "clipped_fraction": float,
                         "nan_count": int, "inf_count": int, "zero_fraction": float,
                         "override": bool}}}
+
+``amax_by_method`` holds every histogram method's amax (see :mod:`workbench.calib.registry`);
+``chosen`` names the candidate in use (a method name, ``percentile@P``, ``minmax*F`` or
+``manual``) and ``reason`` says why; ``candidates`` and their scores are filled by the
+``auto`` search (:mod:`workbench.autorange`).
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, field, replace
 
 from ._io import atomic_write_text
-from .calib import algorithms
+from .amax import check_amax, symmetric_scale
+from .calib import registry
+from .calib.algorithms import DEFAULT_PERCENTILE
 from .errors import WorkbenchError
 
-METHODS = algorithms.METHODS
-DEFAULT_METHOD = algorithms.DEFAULT_METHOD
+#: The histogram methods (every one's amax is kept per tensor).
+METHODS = registry.histogram_methods()
+#: What ``compute_ranges`` uses when asked for no method: the registry's base histogram method.
+DEFAULT_METHOD = registry.BASE_METHOD
 
 
 @dataclass(frozen=True)
 class TensorRange:
-    """The calibrated range of one tensor. ``scale`` is ``amax / 127`` as TensorRT uses it."""
+    """The calibrated range of one tensor. ``scale`` is TensorRT's ``amax / 127``."""
 
     name: str
     amax: float
@@ -39,35 +52,52 @@ class TensorRange:
     zero_fraction: float = 0.0
     count: int = 0
     override: bool = False
+    chosen: str = ""
+    reason: str = ""
+    candidates: dict = field(default_factory=dict)
+    flags: tuple = ()
 
     @property
     def scale(self) -> float:
-        return self.amax / 127.0
+        return float(symmetric_scale(self.amax))
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("name")
+        d["flags"] = list(self.flags)
         d["scale"] = self.scale
         return d
 
 
-def check_method(method: str) -> str:
+def check_method(method: str, *, histogram_only: bool = False) -> str:
     """Validate a calibration method name (WorkbenchError listing the valid ones)."""
-    if method not in METHODS:
-        raise WorkbenchError(f"Unknown calibration method '{method}'; choose one of: {', '.join(METHODS)}.")
+    m = registry.get_method(method)
+    if histogram_only and m.compute is None:
+        raise WorkbenchError(
+            f"The range method '{method}' needs the model and held-out data (it judges each tensor's "
+            f"amax by the network's output); use workbench.autorange.auto_ranges, or one of: "
+            f"{', '.join(METHODS)}.")
     return method
 
 
 @dataclass
 class Ranges:
-    """Ranges of every observed tensor with the chosen method (``tensors`` keeps graph order)."""
+    """Ranges of every observed tensor with the chosen method (``tensors`` keeps graph order).
+
+    ``params`` are the range-method parameters used (``percentile`` is kept as its own field for
+    older files); ``search`` is the auto search's summary (None for a single method); ``notes``
+    are collapse-guard warnings naming tensors.
+    """
 
     method: str
     tensors: dict
-    percentile: float = 99.99
+    percentile: float = DEFAULT_PERCENTILE
     num_samples: int = 0
     model_fingerprint: str = ""
     data_fingerprint: str = ""
+    params: dict = field(default_factory=dict)
+    search: dict | None = None
+    notes: list = field(default_factory=list)
 
     def amax(self) -> dict:
         """Tensor name -> amax of the chosen method (or the manual override)."""
@@ -89,12 +119,30 @@ class Ranges:
     def get(self, name: str, default=None):
         return self.tensors.get(name, default)
 
+    def flagged(self) -> dict:
+        """Tensor name -> its collapse-guard flags, for the tensors that have any."""
+        return {n: r.flags for n, r in self.tensors.items() if r.flags}
+
     def with_method(self, method: str) -> "Ranges":
-        """The same statistics read with another method (manual overrides are kept)."""
-        check_method(method)
-        tensors = {n: r if r.override else replace(r, amax=r.amax_by_method[method])
+        """The same statistics read with another histogram method (manual overrides are kept)."""
+        if not all(method in r.amax_by_method for r in self.tensors.values()):
+            check_method(method, histogram_only=True)
+        tensors = {n: r if r.override else replace(r, amax=r.amax_by_method[method], chosen=method,
+                                                  reason=f"--method {method}")
                    for n, r in self.tensors.items()}
-        return replace(self, method=method, tensors=tensors)
+        return replace(self, method=method, tensors=tensors, search=None)
+
+    def with_amax(self, amax: dict, *, method: str | None = None, chosen: dict | None = None,
+                  reasons: dict | None = None) -> "Ranges":
+        """A copy with ``amax`` (tensor -> value) as the calibrated amax (not overrides), e.g. the
+        choices of a search; ``chosen`` / ``reasons`` label them."""
+        tensors = dict(self.tensors)
+        for name, value in amax.items():
+            r = self[name]
+            tensors[name] = replace(r, amax=check_amax(name, value),
+                                    chosen=(chosen or {}).get(name, r.chosen),
+                                    reason=(reasons or {}).get(name, r.reason))
+        return replace(self, tensors=tensors, method=method or self.method)
 
     def with_overrides(self, overrides: dict) -> "Ranges":
         """A copy where ``overrides`` (tensor -> amax) replace the calibrated amax."""
@@ -103,15 +151,19 @@ class Ranges:
         tensors = dict(self.tensors)
         for name, amax in overrides.items():
             r = self[name]
-            if not (isinstance(amax, (int, float)) and math.isfinite(amax) and amax > 0):
-                raise WorkbenchError(f"Manual amax for '{name}' must be a positive finite number, got {amax!r}.")
-            tensors[name] = replace(r, amax=float(amax), override=True)
+            try:
+                value = check_amax(name, amax)
+            except WorkbenchError:
+                raise WorkbenchError(f"Manual amax for '{name}' must be a positive finite number, "
+                                     f"got {amax!r}.") from None
+            tensors[name] = replace(r, amax=value, override=True, chosen="manual", reason="manual override")
         return replace(self, tensors=tensors)
 
     def to_json(self) -> str:
         return json.dumps({
-            "method": self.method, "percentile": self.percentile, "num_samples": self.num_samples,
-            "model_fingerprint": self.model_fingerprint, "data_fingerprint": self.data_fingerprint,
+            "method": self.method, "percentile": self.percentile, "params": self.params,
+            "num_samples": self.num_samples, "model_fingerprint": self.model_fingerprint,
+            "data_fingerprint": self.data_fingerprint, "search": self.search, "notes": list(self.notes),
             "tensors": {n: r.to_dict() for n, r in self.tensors.items()},
         }, indent=1)
 
@@ -126,9 +178,13 @@ class Ranges:
             for name, t in d["tensors"].items():
                 t = dict(t)
                 t.pop("scale", None)
+                t["flags"] = tuple(t.get("flags", ()))
                 tensors[name] = TensorRange(name=name, **t)
-            return cls(d["method"], tensors, d.get("percentile", 99.99), d.get("num_samples", 0),
-                       d.get("model_fingerprint", ""), d.get("data_fingerprint", ""))
+            percentile = d.get("percentile", DEFAULT_PERCENTILE)
+            params = d.get("params") or {"percentile": percentile}
+            return cls(d["method"], tensors, percentile, d.get("num_samples", 0),
+                       d.get("model_fingerprint", ""), d.get("data_fingerprint", ""), params,
+                       d.get("search"), list(d.get("notes", [])))
         except (KeyError, TypeError, ValueError) as exc:
             raise WorkbenchError(f"'{source}' is not a workbench ranges.json file ({exc}).") from None
 
@@ -141,14 +197,16 @@ class Ranges:
             raise WorkbenchError(f"Cannot read ranges file '{path}': {exc}.") from None
 
     def to_dataframe(self):
-        """One row per tensor: amax of each method, chosen amax and scale, min/max, clipping."""
+        """One row per tensor: amax of each method, chosen amax, candidate and why, scale,
+        min/max, clipping, guard flags."""
         import pandas as pd
 
         rows = []
         for n, r in self.tensors.items():
-            row = {"tensor": n, "amax": r.amax, "scale": r.scale, "min": r.min, "max": r.max,
-                   "clipped_fraction": r.clipped_fraction, "zero_fraction": r.zero_fraction,
-                   "nan_count": r.nan_count, "inf_count": r.inf_count, "override": r.override}
+            row = {"tensor": n, "amax": r.amax, "chosen": r.chosen, "scale": r.scale, "min": r.min,
+                   "max": r.max, "clipped_fraction": r.clipped_fraction, "zero_fraction": r.zero_fraction,
+                   "nan_count": r.nan_count, "inf_count": r.inf_count, "override": r.override,
+                   "flags": ",".join(r.flags), "reason": r.reason}
             row.update({f"amax_{m}": r.amax_by_method.get(m) for m in METHODS})
             rows.append(row)
         return pd.DataFrame(rows)
@@ -157,21 +215,36 @@ class Ranges:
         atomic_write_text(path, self.to_dataframe().to_csv(index=False))
 
 
-def compute_ranges(stats, method: str = DEFAULT_METHOD, percentile: float = 99.99) -> Ranges:
-    """Amax of every method for every tensor in ``stats``; ``method`` picks the one used.
+def compute_ranges(stats, method: str = DEFAULT_METHOD, percentile: float | None = None, *,
+                   params: dict | None = None) -> Ranges:
+    """Amax of every histogram method for every tensor in ``stats``; ``method`` picks the one used.
+
+    Args:
+        stats: :class:`workbench.stats.Statistics`.
+        method: a histogram method of the registry (``auto`` needs the model: see
+            :func:`workbench.autorange.auto_ranges`).
+        percentile: shorthand for ``params={"percentile": p}``.
+        params: range-method parameters (registry names, e.g. ``percentile``, ``num_bits``).
 
     Degenerate tensors (all zeros, NaN only, constant) get the defined fallback of
     :mod:`workbench.calib.algorithms` and a warning there, never a zero or NaN scale.
     """
-    check_method(method)
-    if not (0.0 < percentile <= 100.0):
-        raise WorkbenchError(f"The percentile must be in (0, 100], got {percentile}.")
+    check_method(method, histogram_only=True)
+    params = dict(params or {})
+    if percentile is not None:
+        params["percentile"] = percentile
+    try:
+        params = registry.check_params(params)
+    except WorkbenchError as exc:
+        if "percentile" in str(exc):
+            raise WorkbenchError(f"The percentile must be in (0, 100], got {params.get('percentile')}.") from None
+        raise
     tensors = {}
     for name, c in stats.collectors.items():
         # the collector owns the special cases (degenerate, constant) and names the tensor in warnings
         if c.name is None:
             c.name = name
-        by_method = {m: float(v) for m, v in c.compute_all(percentile=percentile).items()}
+        by_method = {m: float(v) for m, v in c.compute_all(**params).items()}
         amax = by_method[method]
         total = max(int(c.count), 1)
         clipped = c.clipped_fraction(amax)
@@ -179,7 +252,7 @@ def compute_ranges(stats, method: str = DEFAULT_METHOD, percentile: float = 99.9
             name=name, amax=amax, amax_by_method=by_method,
             min=float(c.min) if c.finite_count else 0.0, max=float(c.max) if c.finite_count else 0.0,
             clipped_fraction=float(clipped), nan_count=int(c.nan_count), inf_count=int(c.inf_count),
-            zero_fraction=float(c.zero_count) / total, count=int(c.count),
+            zero_fraction=float(c.zero_count) / total, count=int(c.count), chosen=method,
         )
-    return Ranges(method, tensors, percentile, stats.num_samples, stats.model_fingerprint,
-                  stats.data_fingerprint)
+    return Ranges(method, tensors, params["percentile"], stats.num_samples, stats.model_fingerprint,
+                  stats.data_fingerprint, params)

@@ -32,7 +32,9 @@ import warnings
 import numpy as np
 
 from ..errors import WorkbenchError
-from . import algorithms as alg
+from . import _base as alg
+from . import registry
+from .basic import clipped_fraction
 from ._kernels import kernels
 
 # 2**18 bins of int64 = 2 MiB per tensor: 128 times the first batch's range.
@@ -226,46 +228,31 @@ class HistogramCollector:
         alg.warn_degenerate(self.name, reason, amax)
         return amax
 
-    def compute_amax(
-        self,
-        method: str = alg.DEFAULT_METHOD,
-        *,
-        percentile: float = alg.DEFAULT_PERCENTILE,
-        num_bits: int = 8,
-    ) -> float:
-        """amax by one of ``METHODS`` (delegates to :mod:`workbench.calib.algorithms`).
-
-        Args:
-            method: "entropy" (default), "entropy_zero_fix", "minmax", "percentile" or "mse".
-            percentile: for "percentile" (default 99.99).
-            num_bits: for "mse" (default 8).
-        """
-        if method not in alg.METHODS:
-            raise WorkbenchError(
-                f"{self._who()}: unknown calibration method '{method}'; choose one of {', '.join(alg.METHODS)}"
-            )
+    def compute_amax(self, method: str = registry.BASE_METHOD, **params) -> float:
+        """amax by one histogram method of :mod:`workbench.calib.registry` (e.g. "mse",
+        "minmax", "percentile"); ``params`` such as ``percentile=99.9`` or ``num_bits=8``
+        override the method's defaults."""
+        m = registry.get_method(method)
+        if m.compute is None:
+            raise WorkbenchError(f"{self._who()}: the range method '{method}' is not computed from a "
+                                 "histogram; choose one of " + ", ".join(registry.histogram_methods()))
         special = self._degenerate_amax()
         if special is not None:
             return special
-        return alg.compute_amax(
-            method, self.hist, self.bin_width, self.absmax,
-            percentile=percentile, num_bits=num_bits, name=self.name,
-        )
+        return m.amax(self.hist, self.bin_width, self.absmax, name=self.name, **params)
 
-    def compute_all(self, *, percentile: float = alg.DEFAULT_PERCENTILE, num_bits: int = 8) -> dict[str, float]:
-        """amax of every method in ``METHODS`` (one warning at most for a degenerate tensor)."""
+    def compute_all(self, **params) -> dict[str, float]:
+        """amax of every histogram method (one warning at most for a degenerate tensor)."""
         special = self._degenerate_amax()
         if special is not None:
-            return {m: special for m in alg.METHODS}
-        return alg.all_amax(
-            self.hist, self.bin_width, self.absmax, percentile=percentile, num_bits=num_bits, name=self.name
-        )
+            return {m: special for m in registry.histogram_methods()}
+        return registry.all_amax(self.hist, self.bin_width, self.absmax, name=self.name, **params)
 
     def clipped_fraction(self, amax: float) -> float:
         """Share of the finite values above ``amax`` (uniform within a bin)."""
         if not self.hist.size:
             return 0.0
-        return alg.clipped_fraction(self.hist, self.bin_width, amax)
+        return clipped_fraction(self.hist, self.bin_width, amax)
 
     # ------------------------------------------------------------------ save / load
 
