@@ -14,7 +14,7 @@ import warnings
 from ..errors import WorkbenchError
 
 # Command modules in the order their commands appear in ``workbench --help``.
-COMMAND_MODULES = ("info", "calibrate", "quantize", "search", "trt", "demo", "lab")
+COMMAND_MODULES = ("info", "qdq", "calibrate", "quantize", "search", "trt", "demo", "lab")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,12 +5,16 @@ import json
 
 
 def cmd_info(args) -> int:
-    from ..model import ModelInfo
     from ..plan import PrecisionPlan
+    from .qdq import read_if_quantized
 
-    model = ModelInfo.from_path(args.model)
-    summary = model.summary()
+    model, qm = read_if_quantized(args.model)  # a Q/DQ model: its recovered FP32 graph
+    summary = model.summary() if qm is None else qm.source.summary()
     summary["int8_in_default_plan"] = len(PrecisionPlan.default(model).int8_nodes())
+    if qm is not None:
+        summary["already_quantized"] = qm.summary()
+        summary["note"] = (f"already quantized (Q/DQ); `workbench inspect {args.model}` lists every "
+                           "scale and what TensorRT expects instead")
     print(json.dumps(summary, indent=1))
     return 0
 

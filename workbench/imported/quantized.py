@@ -111,6 +111,19 @@ class QuantizedModel:
                 out[name] = np.asarray(t.scale, dtype=np.float32)
         return out
 
+    def tensors_to_observe(self) -> list:
+        """Tensors of :attr:`fp32` to collect statistics for: the default selection (inputs of
+        the default plan's INT8 nodes, float outputs), every activation the model quantizes and
+        the activation inputs of the nodes its plan runs in INT8."""
+        from ..collect import tensors_to_observe
+
+        floats = set(self.fp32.float_tensors())
+        names = list(tensors_to_observe(self.fp32, "default"))
+        names += [t for t in self.activations if t in floats]
+        targets = {t.node: t for t in self.fp32.quantizable_nodes()}
+        names += [x for n in self.plan.int8_nodes() for x in targets[n].activation_inputs]
+        return list(dict.fromkeys(names))
+
     def activation_inputs(self) -> dict:
         """Node -> the activation tensors it reads through the model's Q/DQ (graph order)."""
         out: dict = {}
@@ -195,10 +208,15 @@ class QuantizedModel:
         rows = []
         for t in self.tensors:
             amax = t.amax
+            if t.dtype == "INT32":  # a bias grid (input scale x weight scale): no threshold
+                shown = ""
+            elif amax is not None:
+                shown = amax
+            else:
+                shown = f"{t.amax_array.size} values {t.amax_array.min():.6g}..{t.amax_array.max():.6g}"
             row = {"tensor": t.tensor, "kind": t.kind, "consumers": ", ".join(t.consumer_nodes)
                    + (" (model output)" if t.graph_output else ""),
-                   "dtype": t.dtype, "scale": t.scale_text(), "amax": amax if amax is not None
-                   else f"{t.amax_array.size} values {t.amax_array.min():.6g}..{t.amax_array.max():.6g}",
+                   "dtype": t.dtype, "scale": t.scale_text(), "amax": shown,
                    "zero_point": t.zero_point_text(), "axis": "" if t.axis is None else t.axis}
             if ranges is not None:
                 c = stats.collectors.get(t.tensor) if t.kind == "activation" else None
