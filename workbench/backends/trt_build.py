@@ -23,7 +23,7 @@ from typing import Any
 from .._io import atomic_write_bytes, atomic_write_text
 from ..errors import WorkbenchError
 from .gpu import RTX_DEFAULT_CCS, format_ccs, rtx_runtime_check
-from .trt_buildlog import BUILDER_LOG_SOURCE, layers_from_log, memory_from_log, weight_precisions
+from .trt_buildlog import BUILDER_LOG_SOURCE, layers_from_log, memory_from_log, not_int8, weight_precisions
 from .trt_config import BuildConfig, build_mode, default_timing_cache_path
 from .trt_errors import build_error, parse_error
 from .trt_import import TrtModule, import_trt
@@ -81,6 +81,9 @@ class BuildReport:
             lines.append(f"Builder log: {b['layers']} engine layers by input precision: {prec}; weighted "
                          f"layers by weight type: {', '.join(f'{k} {v}' for k, v in b['weights'].items())} "
                          f"(table: {b['path']})")
+            if b.get("qdq_nodes_not_int8"):
+                odd = ", ".join(f"{n} ({p or 'not in the table'})" for n, p in b["qdq_nodes_not_int8"].items())
+                lines.append(f"Q/DQ nodes TensorRT did not run in INT8: {odd}")
         if not self.runnable_here:
             lines.append(f"Build only: {self.runtime_note}")
         return "\n".join(lines)
@@ -194,7 +197,10 @@ def _build_serialized(mod: TrtModule, onnx_path: Path, config: BuildConfig, mode
         serialized = None
     seconds = time.perf_counter() - start
     if serialized is None:
-        raise build_error(mod, onnx_path, network, logger.messages)
+        error = build_error(mod, onnx_path, network, logger.messages)
+        if mod.flavor.key == "rtx":
+            _reset_after_failure(trt)
+        raise error
     if calibrator is not None and calibrator.batches_requested:
         raise WorkbenchError(
             f"{mod.describe()} did not accept the calibration cache '{config.legacy_int8_cache}' "
@@ -202,6 +208,21 @@ def _build_serialized(mod: TrtModule, onnx_path: Path, config: BuildConfig, mode
             f"algorithm or network. Re-export it for this exact FP32 model.")
     new_cache = bytes(bconfig.get_timing_cache().serialize()) if cache is not None else None
     return bytes(serialized), new_cache, seconds, [m for _, m in logger.messages], logger.messages
+
+
+def _reset_after_failure(trt) -> None:
+    """Build a one-layer network after a failed TensorRT-RTX build.
+
+    Measured with TensorRT-RTX 1.7.1: the first build after a failed one in the same process
+    ignores the Q/DQ of the network (the sample's INT8 export came out as a 46.6 MB engine
+    with FP32 convolutions instead of 19.1 MB with INT8 ones); any successful build in between
+    restores normal builds. tests/test_trt_build.py checks this."""
+    logger = trt.Logger(trt.Logger.ERROR)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    x = network.add_input("x", trt.float32, (1, 4))
+    network.mark_output(network.add_activation(x, trt.ActivationType.RELU).get_output(0))
+    builder.build_serialized_network(network, builder.create_builder_config())
 
 
 def _legacy_setup(trt, network, bconfig, config: BuildConfig):
@@ -288,7 +309,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
         df = layers_dataframe(layer_info)
         summary = {"source": BUILDER_LOG_SOURCE, "layers": int(len(df)),
                    "precisions": {k: int(v) for k, v in precision_summary(df).items()},
-                   "weights": weight_precisions(layer_info), "path": str(layers_path(engine_path))}
+                   "weights": weight_precisions(layer_info), "path": str(layers_path(engine_path)),
+                   "qdq_nodes_not_int8": not_int8(layer_info, onnx_path)}
     report = BuildReport(
         engine_path=str(engine_path), onnx_path=str(onnx_path), onnx_sha256=file_sha256(onnx_path),
         flavor=mod.flavor.key, tensorrt=mod.describe(), tensorrt_version=mod.version,

@@ -156,3 +156,23 @@ def memory_from_log(messages: Iterable[str]) -> dict[str, int]:
             if match:
                 found[key] = int(match.group(1))
     return found
+
+
+def qdq_weighted_nodes(onnx_path) -> list[str]:
+    """Conv / ConvTranspose / Gemm / MatMul nodes whose data and weight inputs both come from a
+    DequantizeLinear: the nodes the Q/DQ file asks TensorRT to run in INT8."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    dq_outputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return [n.name for n in graph.node if n.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul")
+            and len(n.input) > 1 and n.input[0] in dq_outputs and n.input[1] in dq_outputs]
+
+
+def not_int8(info: dict[str, Any], onnx_path) -> dict[str, str | None]:
+    """Q/DQ weighted nodes (see :func:`qdq_weighted_nodes`) that TensorRT's layer table shows
+    in another precision than INT8: ``{node: "FP32"}`` (None: not found in the table)."""
+    from .trt_inspect import layers_dataframe, node_precisions
+
+    actual = node_precisions(layers_dataframe(info))
+    return {n: actual.get(n) for n in qdq_weighted_nodes(onnx_path) if actual.get(n) != "INT8"}
