@@ -123,3 +123,27 @@ def test_session_rebuild_with_tensorrt(tmp_path):
         assert build.latency_ms is None
         assert any(n.startswith("build only:") and "GPU" in n for n in build.notes)
     assert onnx.load(build.paths["onnx"])  # the exported TensorRT file of this build
+
+
+@needs_builder
+def test_autoprec_result_builds_as_planned(tmp_path):
+    """A mixed INT8/FP16 plan found by the automatic search (6 dB above all-INT8), built by
+    Session.rebuild(backend="trt"): TensorRT runs each weighted node as the search decided."""
+    import realistic_models as rm
+    from test_trt_build import assert_builder_agrees_with_plan
+    from workbench.session import Session
+
+    model = tm.save(rm.classifier_relu6(), tmp_path / "m.onnx")
+    for sub, seed in (("calib", 1), ("eval", 2)):
+        (tmp_path / sub).mkdir()
+        for i, d in enumerate(rm.image_data(16, seed=seed)):
+            np.save(tmp_path / sub / f"s{i}.npy", d["image"][None])
+    s = Session(model, tmp_path / "calib", eval_data=tmp_path / "eval", batch_size=8, project=tmp_path / "proj")
+    s.calibrate()
+    int8 = s.rebuild()
+    result = s.auto(f"sqnr>={int8.summary['sqnr_db'] + 6:.1f}")
+    assert result.met and s.plan.int8_nodes() and s.plan.fp16_nodes()
+    build = s.rebuild(backend="trt")
+    record = json.loads(open(build.paths["engine_record"]).read())
+    report = type("Report", (), {"builder_layers": record["builder_layers"]})
+    assert_builder_agrees_with_plan(report, build.plan, s.model_info)
