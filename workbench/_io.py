@@ -148,7 +148,7 @@ def check_not_input(path: str | os.PathLike, inputs) -> None:
     """
     target = _resolved(path)
     for item in inputs:
-        label, src = item if isinstance(item, tuple) else ("an input", item)
+        label, src = item if isinstance(item, tuple) else (None, item)
         if src is None:
             continue
         src_path = Path(src)
@@ -159,8 +159,8 @@ def check_not_input(path: str | os.PathLike, inputs) -> None:
             if target == real or real in target.parents:
                 where = "is" if target == real else "is inside"
                 raise WorkbenchError(
-                    f"Refusing to write '{path}': it {where} {label} '{src}', which is read as input. "
-                    "Choose an output outside it.")
+                    f"Refusing to write '{path}': it {where} {label or 'the input folder'} '{src}', which "
+                    "this command reads. Choose an output outside it (--overwrite never writes into an input).")
             continue
         same = target == real
         if not same and target.exists():
@@ -169,9 +169,10 @@ def check_not_input(path: str | os.PathLike, inputs) -> None:
             except OSError:
                 same = False
         if same:
-            raise WorkbenchError(
-                f"Refusing to write '{path}': it is {label} '{src}', an input of this command. "
-                "Choose a new output path (--overwrite never replaces an input).")
+            what = f"{label} '{src}', an input file of this command" if label else \
+                f"an input file of this command ('{src}')"
+            raise WorkbenchError(f"Refusing to write '{path}': it is {what}. Choose a new output path "
+                                 "(--overwrite never replaces an input).")
 
 
 def refuse_overwrite(path: str | os.PathLike, *protected: str | os.PathLike | None) -> None:

@@ -45,10 +45,10 @@ def model_inputs(model_info, label: str = "the model") -> list:
     path = getattr(model_info, "path", None)
     if path is None:
         return []
-    return [(label, Path(path))] + [(f"{label}'s external data", p) for p in _external_files(Path(path))]
+    return [(label, Path(path))] + [(f"{label}'s external data", p) for p in external_data_files(Path(path))]
 
 
-def _external_files(path: Path) -> list:
+def external_data_files(path: Path) -> list:
     try:
         st = path.stat()
     except OSError:
@@ -110,11 +110,12 @@ def _anchor_and_head(path: Path) -> tuple:
     return parent, head
 
 
-def check_outputs(files, inputs=(), *, overwrite: bool = False) -> list:
+def check_outputs(files, inputs=(), *, overwrite: bool = False, folder=None) -> list:
     """Check every file of one result before anything is written; return them as absolute Paths.
 
     Raises WorkbenchError when a file resolves to an input (always), is a folder, lies below a
-    file, appears twice, or exists without ``overwrite`` (one message listing every such file).
+    file, appears twice, or exists without ``overwrite`` (one message listing every such file;
+    ``folder``: the output folder the user named, for that message).
     """
     out, seen, existing = [], {}, []
     for f in files:
@@ -133,9 +134,12 @@ def check_outputs(files, inputs=(), *, overwrite: bool = False) -> list:
             existing.append(str(f))
         out.append(p)
     if existing and not overwrite:
-        raise WorkbenchError(
-            f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; choose a new "
-            "output path or pass --overwrite (overwrite=True). Nothing was written.")
+        if folder is not None:
+            what = f"Output folder '{folder}' already has {', '.join(Path(e).name for e in existing)}"
+        else:
+            what = f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}"
+        raise WorkbenchError(f"{what}; choose a new output path or pass --overwrite (overwrite=True). "
+                             "Nothing was written.")
     return out
 
 
@@ -167,16 +171,21 @@ def _is_stale(holder: dict) -> bool:
     return isinstance(pid, int) and holder.get("host") == socket.gethostname() and not _pid_alive(pid)
 
 
-def _acquire_lock(lock: Path, head: Path, what: str) -> None:
+def _acquire_lock(lock: Path, head: Path, what: str, wait: float = 0.0) -> None:
     info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "what": what, "output": str(head)}
-    for attempt in range(2):
+    deadline, stale_removed = time.monotonic() + wait, False
+    while True:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             holder = _read_lock(lock)
-            if attempt == 0 and _is_stale(holder):
+            if not stale_removed and _is_stale(holder):
+                stale_removed = True
                 _remove_stale(lock, holder)
+                continue
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
                 continue
             who = (f"process {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
                    if holder else "another process")
@@ -256,13 +265,19 @@ class ResultWriter:
         inputs: what the command reads (see :func:`input_paths`); no output may resolve to one.
         overwrite: allow replacing existing files (never inputs).
         what: a few words for messages and the lock file ("calibration result").
+        folder: the output folder the user named, if the result is "the files of a folder".
+        wait: seconds to wait for another writer's lock before refusing (default 0: refuse at
+            once; the Session waits a little, since its own threads may save concurrently).
 
     Use as a context manager (commit on a clean exit, roll back on any exception, including
     KeyboardInterrupt), or call :meth:`open`, :meth:`commit` and :meth:`abort` yourself.
     """
 
-    def __init__(self, files, *, inputs=(), overwrite: bool = False, what: str = "result"):
+    def __init__(self, files, *, inputs=(), overwrite: bool = False, what: str = "result",
+                 folder=None, wait: float = 0.0):
         self.declared = [f for f in files if f is not None]
+        self.folder = folder
+        self.wait = float(wait)
         self.inputs = list(inputs)
         self.overwrite = bool(overwrite)
         self.what = what
@@ -279,16 +294,16 @@ class ResultWriter:
         """Check every output (see :func:`check_outputs`) and lock them. Nothing is written."""
         if self._state != "new":
             raise InternalError(f"ResultWriter.open() called in state {self._state}")
-        self.files = check_outputs(self.declared, self.inputs, overwrite=self.overwrite)
+        self.files = check_outputs(self.declared, self.inputs, overwrite=self.overwrite, folder=self.folder)
         for f in self.files:
             self._anchor[f], self._head[f] = _anchor_and_head(f)
         try:
             for anchor, head in sorted({(self._anchor[f], self._head[f]) for f in self.files}):
                 lock = _lock_path(anchor, head)
-                _acquire_lock(lock, head, self.what)
+                _acquire_lock(lock, head, self.what, self.wait)
                 self._locks.append(lock)
             # an output created between the check and the lock (a writer that just finished)
-            check_outputs(self.declared, self.inputs, overwrite=self.overwrite)
+            check_outputs(self.declared, self.inputs, overwrite=self.overwrite, folder=self.folder)
         except BaseException:
             self._release()
             raise
@@ -447,7 +462,7 @@ class ResultWriter:
             final = final.parent  # the writer's own temporary name: report the folder
         target = final or (Path(staged) if staged else (self.files[0] if self.files else Path(".")))
         err = exc if isinstance(exc, FileSystemError) else fs_error(exc, target)
-        return err.renamed(target, f"Nothing was written (existing files are unchanged).")
+        return err.renamed(target, "Nothing was written (existing files are unchanged).")
 
     @property
     def staged(self) -> bool:

@@ -28,6 +28,10 @@ class PreprocessArgs:
         pre.add_argument("--std", type=float, nargs="+", default=None, help="per-channel std (scaled units)")
         pre.add_argument("--layout", choices=["NCHW", "NHWC"], default=None, help="default: from the model")
 
+    def validate(self, args) -> None:
+        """Refuse bad preprocessing flags (--std 0, --crop -1, an unknown preset) before any work."""
+        self.parse(args)
+
     def parse(self, args):
         """The ImagePreprocess of --preset with the single-field flags applied."""
         from ..data import PRESETS, preset
@@ -72,11 +76,25 @@ class DataArgs:
         if self.batch:
             g.add_argument("--samples", type=int, default=None, help="use at most N samples (default: all)")
             g.add_argument("--batch-size", type=int, default=8, help="samples per inference batch (default 8)")
+            g.add_argument("--allow-nonfinite", action="store_true",
+                           help="accept samples whose inputs are all NaN/Inf (refused by default)")
             self.preprocess.add(parser)
         else:
             g.add_argument(f"--{self.prefix}samples", type=int, default=None,
                            help="use at most N of these samples (default: all)")
         return g
+
+    def validate(self, args) -> None:
+        """Refuse bad sample counts, batch sizes and preprocessing before any work."""
+        from ..validate import check_positive_int
+
+        if self.batch:
+            check_positive_int(getattr(args, "samples", None), "--samples", allow_none=True)
+            check_positive_int(getattr(args, "batch_size", None), "--batch-size")
+            self.preprocess.validate(args)
+        else:
+            check_positive_int(getattr(args, f"{self.prefix.replace('-', '_')}samples", None),
+                               f"--{self.prefix}samples", allow_none=True)
 
     def given(self, args) -> bool:
         return bool(getattr(args, f"{self._key}data", None) or getattr(args, f"{self._key}data_loader_script", None))
@@ -88,7 +106,8 @@ class DataArgs:
         if limit is None:
             limit = getattr(args, f"{self._key}samples", None)
         return open_data(getattr(args, f"{self._key}data"), model, preprocess=self.preprocess.parse(args),
-                         loader_script=getattr(args, f"{self._key}data_loader_script"), limit=limit)
+                         loader_script=getattr(args, f"{self._key}data_loader_script"), limit=limit,
+                         allow_nonfinite=getattr(args, "allow_nonfinite", False))
 
 
 class MetricArgs:
@@ -155,14 +174,31 @@ class CalibArgs:
                        help=f"range method (default {DEFAULT_METHOD}, the most accurate on the sample; "
                             "'entropy' is TensorRT's EntropyCalibration2 as published, 'entropy_zero_fix' "
                             "the pytorch-quantization/ModelOpt variant)")
-        g.add_argument("--percentile", type=float, default=99.99, help="p for --method percentile (default 99.99)")
+        g.add_argument("--percentile", type=float, default=None,
+                       help="p for --method percentile, in (0, 100] (default 99.99)")
         if self.reuse_ranges:
             g.add_argument("--ranges", metavar="ranges.json", help="reuse ranges from `workbench calibrate` "
                            "(checked against the model) instead of calibrating")
+            g.add_argument("--allow-other-model", action="store_true",
+                           help="use a --ranges or --plan file made for another model (its fingerprint "
+                                "differs; tensors and nodes are matched by name) instead of refusing it")
         g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    @staticmethod
+    def percentile(args) -> float:
+        """--percentile, or the default 99.99."""
+        return 99.99 if args.percentile is None else args.percentile
+
+    def validate(self, args) -> None:
+        """Refuse a percentile outside (0, 100] before any work (whatever the method)."""
+        from ..validate import check_percentile
+
+        check_percentile(args.percentile, "--percentile", allow_none=True)
 
     def parse(self, args, model, data_args: DataArgs):
         """Calibrate (or load --ranges) and return Ranges for ``model``."""
+        import warnings
+
         from ..collect import collect_statistics
         from ..errors import StaleError
         from ..ranges import Ranges, compute_ranges
@@ -170,11 +206,20 @@ class CalibArgs:
         if getattr(args, "ranges", None):
             ranges = Ranges.load(args.ranges)
             if ranges.model_fingerprint and ranges.model_fingerprint != model.fingerprint():
-                raise StaleError(f"'{args.ranges}' was calibrated for another model; recalibrate.")
+                what = (f"'{args.ranges}' was calibrated for another model (fingerprint "
+                        f"{ranges.model_fingerprint[:12]}, '{model.name}' is {model.fingerprint()[:12]})")
+                if not getattr(args, "allow_other_model", False):
+                    raise StaleError(f"{what}; recalibrate, or pass --allow-other-model to use it anyway.")
+                warnings.warn(f"{what}; used anyway (--allow-other-model).", stacklevel=2)
+            if args.percentile is not None and args.percentile != ranges.percentile:
+                raise StaleError(
+                    f"--percentile {args.percentile:g} cannot be applied to --ranges '{args.ranges}': it holds "
+                    f"amax values computed at percentile {ranges.percentile:g}, not the histograms. "
+                    "Recalibrate with --percentile (or `workbench calibrate --statistics statistics.npz`).")
             return ranges.with_method(args.method) if args.method != ranges.method else ranges
         data = data_args.parse(args, model)
         stats = collect_statistics(model, data, batch_size=args.batch_size, progress=not args.quiet)
-        return compute_ranges(stats, args.method, args.percentile)
+        return compute_ranges(stats, args.method, self.percentile(args))
 
 
 class PlanArgs:
@@ -196,6 +241,8 @@ class PlanArgs:
         """The default plan (or --plan) with the overrides applied and FP16 safety checked."""
         from ..plan import PrecisionPlan
 
+        if args.plan:
+            self.check_fingerprint(args, model)
         plan = PrecisionPlan.load(args.plan, model) if args.plan else PrecisionPlan.default(model, args.base)
         for prec in ("fp16", "fp32"):
             for op in getattr(args, f"op_{prec}"):
@@ -204,6 +251,30 @@ class PlanArgs:
             for pattern in getattr(args, prec):
                 plan.set_pattern(pattern, prec)
         return plan.with_fp16_safety(model, ranges)
+
+
+    @staticmethod
+    def check_fingerprint(args, model) -> None:
+        """Refuse a --plan saved for another model (its recorded fingerprint differs) unless
+        --allow-other-model; a plan without a fingerprint is matched by node names only."""
+        import json
+        import warnings
+        from pathlib import Path
+
+        from ..errors import StaleError
+
+        try:
+            saved = json.loads(Path(args.plan).read_text(encoding="utf-8")).get("model_fingerprint")
+        except (OSError, ValueError, AttributeError):
+            return  # PrecisionPlan.load reports unreadable files
+        if not saved or saved == model.fingerprint():
+            return
+        what = (f"Plan file '{args.plan}' was made for another model (fingerprint {str(saved)[:12]}, "
+                f"'{model.name}' is {model.fingerprint()[:12]})")
+        if not getattr(args, "allow_other_model", False):
+            raise StaleError(f"{what}; make a plan for this model, or pass --allow-other-model to use it "
+                             "anyway (nodes are matched by name).")
+        warnings.warn(f"{what}; used anyway (--allow-other-model).", stacklevel=2)
 
 
 class OutputArgs:

@@ -12,43 +12,39 @@ _data = DataArgs()
 _calib = CalibArgs(reuse_ranges=False)
 
 
-def _out_dir(path: str, overwrite: bool, names) -> Path:
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise WorkbenchError(f"Output path '{out}' exists and is not a folder.")
-    clash = [n for n in names if (out / n).exists()]
-    if clash and not overwrite:
-        raise WorkbenchError(
-            f"Output folder '{out}' already has {', '.join(clash)}; choose a new folder or pass --overwrite."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def cmd_calibrate(args) -> int:
     from .. import cache as trt_cache
     from ..collect import collect_statistics
     from ..model import ModelInfo
     from ..ranges import compute_ranges
     from ..stats import Statistics
+    from .common import result_for
 
-    out = _out_dir(args.output, args.overwrite, CALIB_FILES)
-    model = ModelInfo.from_path(args.model)
-    data = _data.parse(args, model)
-    if args.statistics:
-        stats = Statistics.load(args.statistics, model.fingerprint(), data.fingerprint())
-        print(f"Reusing statistics from {args.statistics} ({stats.num_samples} samples).")
-    else:
-        stats = collect_statistics(model, data, tensors=args.tensors, batch_size=args.batch_size,
-                                   progress=not args.quiet)
-    ranges = compute_ranges(stats, args.method, args.percentile)
-    stats.save(out / "statistics.npz")
-    ranges.save(out / "ranges.json")
-    ranges.write_csv(out / "ranges.csv")
-    trt_cache.write_calibration_cache(out / "calibration.cache", ranges.scales(),
-                                      algorithm=trt_cache.cache_algorithm(args.method), provenance={
-        "model": str(args.model), "model_fingerprint": model.fingerprint(),
-        "data_fingerprint": data.fingerprint(), "method": args.method, "num_samples": stats.num_samples})
+    _data.validate(args)
+    _calib.validate(args)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise WorkbenchError(f"Output path '{out}' exists and is not a folder (-o names the output folder).")
+    files = {name: out / name for name in CALIB_FILES}
+    with result_for(args, files.values(), "calibration result", folder=out) as result:
+        model = ModelInfo.from_path(args.model)
+        data = _data.parse(args, model)
+        if args.statistics:
+            stats = Statistics.load(args.statistics, model.fingerprint(), data.fingerprint())
+            print(f"Reusing statistics from {args.statistics} ({stats.num_samples} samples).")
+        else:
+            stats = collect_statistics(model, data, tensors=args.tensors, batch_size=args.batch_size,
+                                       progress=not args.quiet)
+        ranges = compute_ranges(stats, args.method, _calib.percentile(args))
+        stats.save(result.path(files["statistics.npz"]))
+        ranges.save(result.path(files["ranges.json"]))
+        ranges.write_csv(result.path(files["ranges.csv"]))
+        trt_cache.write_calibration_cache(
+            result.path(files["calibration.cache"]), ranges.scales(),
+            algorithm=trt_cache.cache_algorithm(args.method), provenance={
+                "model": str(args.model), "model_fingerprint": model.fingerprint(),
+                "data_fingerprint": data.fingerprint(), "method": args.method,
+                "num_samples": stats.num_samples})
     bad = stats.nonfinite_tensors()
     print(f"Calibrated {len(ranges.tensors)} tensors on {stats.num_samples} samples in "
           f"{stats.seconds:.1f} s ({args.method}).")
@@ -62,14 +58,21 @@ _cache_data = DataArgs(required=False)
 
 
 def cmd_check_cache(args) -> int:
-    from ..cache import check_calibration_cache
+    from ..cache import check_calibration_cache, sidecar_path
     from ..model import ModelInfo
 
+    _cache_data.validate(args)
     model = ModelInfo.from_path(args.model)
     dfp = _cache_data.parse(args, model).fingerprint() if _cache_data.given(args) else None
     cache = check_calibration_cache(args.cache, model, data_fingerprint=dfp)
-    print(f"'{args.cache}' ({cache.algorithm}, TensorRT {cache.version}): {len(cache.scales)} tensors, "
-          f"consistent with '{args.model}'" + (" and the data" if dfp else "") + ".")
+    head = f"'{args.cache}' ({cache.algorithm}, TensorRT {cache.version}): {len(cache.scales)} tensors"
+    if not sidecar_path(args.cache).exists():
+        print(f"{head}; every tensor exists in '{args.model}', but there is no provenance file "
+              f"'{sidecar_path(args.cache)}', so whether it was calibrated for this model's weights "
+              "(rather than another model of the same architecture) and this data cannot be checked. "
+              "Recalibrate with `workbench calibrate` to get a checkable cache.")
+        return 1
+    print(f"{head}, consistent with '{args.model}'" + (" and the data" if dfp else "") + ".")
     return 0
 
 
@@ -89,8 +92,10 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("check-cache", help="check that a calibration cache belongs to a model (and data)",
-                       description="Exit 2 with the reason when the cache is stale: made for another model "
-                                   "(provenance sidecar or tensor names) or other calibration data.")
+                       description="Exit 0 when the cache's provenance file (CACHE.json) shows it was made "
+                                   "for this model (and data); 2 with the reason when it is stale (another "
+                                   "model, or other calibration data); 1 when it cannot be checked (no "
+                                   "provenance file: only its tensor names could be compared).")
     p.add_argument("cache", help="calibration cache file")
     p.add_argument("model", help="the FP32 ONNX model it should belong to")
     _cache_data.add(p)

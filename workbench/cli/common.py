@@ -1,11 +1,10 @@
-"""Small helpers shared by the command modules: progress bars, tables, JSON, output checks."""
+"""Small helpers shared by the command modules: progress bars, tables, JSON, the output guard."""
 from __future__ import annotations
 
 import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import WorkbenchError
 
 
 @contextmanager
@@ -29,11 +28,50 @@ def progress_bar(desc: str, unit: str, quiet: bool = False):
         bar.close()
 
 
-def new_outputs(args, *paths) -> None:
-    """Refuse to replace existing files unless --overwrite (outputs go to new paths)."""
-    existing = [str(p) for p in paths if p is not None and Path(p).exists()]
-    if existing and not getattr(args, "overwrite", False):
-        raise WorkbenchError(f"{', '.join(existing)} already exist(s); choose a new output path or pass --overwrite.")
+#: Namespace attributes that name input files or folders, with their label for messages.
+_INPUT_ARGS = (("model", "the model"), ("fp32_model", "the FP32 model"), ("quant_model", "the quantized model"),
+               ("data", "the data folder"), ("eval_data", "the evaluation data folder"),
+               ("ranges", "the ranges file"), ("plan", "the plan file"), ("statistics", "the statistics file"),
+               ("cache", "the calibration cache"), ("legacy_int8_cache", "the calibration cache"),
+               ("timing_cache", "the timing cache"), ("engine", "the engine"))
+_SCRIPT_ARGS = (("data_loader_script", "the data loader script"),
+                ("eval_data_loader_script", "the evaluation data loader script"),
+                ("metric_script", "the metric script"))
+
+
+def cli_inputs(args) -> list:
+    """``(label, path)`` of every input named on the command line (models with their external
+    data), for the output guard: no output may resolve to one of them."""
+    from ..data import parse_script_spec
+    from ..outputs import input_paths
+
+    pairs = []
+    for attr, label in _INPUT_ARGS:
+        value = getattr(args, attr, None)
+        if value:
+            pairs.append((label, Path(value)))
+            if attr.endswith("model"):
+                pairs += [(f"{label}'s external data", p) for p in _external(Path(value))]
+    for attr, label in _SCRIPT_ARGS:
+        value = getattr(args, attr, None)
+        if value:
+            pairs.append((label, parse_script_spec(value)[0]))
+    return input_paths(*pairs)
+
+
+def _external(path: Path) -> list:
+    from ..outputs import external_data_files
+
+    return external_data_files(path) if path.is_file() else []
+
+
+def result_for(args, files, what: str, *, extra_inputs=(), folder=None):
+    """The :class:`~workbench.outputs.ResultWriter` of a command: ``files`` checked against every
+    input of ``args`` and locked, to be used as ``with result_for(...) as result:``."""
+    from ..outputs import ResultWriter
+
+    return ResultWriter(files, inputs=cli_inputs(args) + list(extra_inputs),
+                        overwrite=getattr(args, "overwrite", False), what=what, folder=folder)
 
 
 def print_table(df, title: str) -> None:

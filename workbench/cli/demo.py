@@ -6,15 +6,44 @@ from pathlib import Path
 
 
 def _new_folder(base: str) -> Path:
-    """``base`` if it does not exist yet, else ``base_2``, ``base_3``, ... (never reuse a folder)."""
+    """``base`` if it does not exist yet, else ``base_2``, ``base_3``, ... (never reuse a folder;
+    it is created only when the whole result is written)."""
     path, i = Path(base), 2
     while path.exists():
         path, i = Path(f"{base}_{i}"), i + 1
-    path.mkdir(parents=True)
     return path
 
 
 def cmd_demo(args) -> int:
+    from ..export import export_result_files
+    from ..outputs import ResultWriter, input_paths
+    from ..sample import sample_paths
+    from ..validate import check_positive_int
+    from .common import report_written_files
+
+    check_positive_int(args.samples, "--samples", allow_none=True)
+    paths = sample_paths()
+    out = _new_folder(args.output)
+    kinds = ("qdq", "ort", "cpu_uint8")
+    result = ResultWriter([out / "statistics.npz"] + export_result_files(out / "model", kinds),
+                          inputs=input_paths(("the sample model", paths["model"]),
+                                             ("the sample photos", paths["calib"]),
+                                             ("the sample photos", paths["eval"])), what="demo result")
+    with result:
+        stats, evaluator, model, ranges, res, results = _run(args, paths, out, kinds, result)
+    report_written_files(evaluator, results)
+    fp32 = evaluator.fp32_latency()
+    print("\n== ONNX Runtime CPU latency, as deployed (not a proxy for TensorRT speed)")
+    for kind in ("ort", "cpu_uint8"):
+        lat = evaluator.measure_latency(str(results[kind].onnx_path))
+        print(f"{results[kind].onnx_path.name}: " + ", ".join(
+            f"batch {b}: {v.median_ms:.1f} ms (FP32 {fp32[b].median_ms:.1f} ms)" for b, v in lat.items()))
+    print(f"\nEverything is in {out}/. Next: `workbench lab` for the interactive workbench.")
+    return 0
+
+
+def _run(args, paths, out: Path, kinds, result):
+    """Calibrate, compare methods, search and export (staged in ``result``)."""
     import pandas as pd
 
     from ..collect import collect_statistics
@@ -24,12 +53,9 @@ def cmd_demo(args) -> int:
     from ..model import ModelInfo
     from ..plan import PrecisionPlan
     from ..ranges import DEFAULT_METHOD, METHODS, compute_ranges
-    from ..sample import sample_paths
-    from .common import progress_bar, report_written_files
     from ..sensitivity import auto_mixed_precision
+    from .common import progress_bar
 
-    paths = sample_paths()
-    out = _new_folder(args.output)
     pd.set_option("display.width", 160)
     print(f"== Sample: {paths['model'].name}, calibration photos {paths['calib']}, evaluation photos {paths['eval']}")
     model = ModelInfo.from_path(paths["model"])
@@ -37,8 +63,8 @@ def cmd_demo(args) -> int:
     calib = open_data(paths["calib"], model, preprocess=pre, limit=args.samples)
     stats = collect_statistics(model, calib, progress=True)
     print(f"Collected histograms of {len(stats.collectors)} tensors on {stats.num_samples} photos "
-          f"in {stats.seconds:.1f} s; saved to {out / 'statistics.npz'}")
-    stats.save(out / "statistics.npz")
+          f"in {stats.seconds:.1f} s; saving them to {out / 'statistics.npz'}")
+    stats.save(result.path(out / "statistics.npz"))
 
     evaluator = Evaluator(model, open_data(paths["eval"], model, preprocess=pre))
     plan = PrecisionPlan.default(model)
@@ -66,17 +92,9 @@ def cmd_demo(args) -> int:
           f"{len(convs)} of {model.op_counts.get('Conv', 0)} Conv nodes stay INT8.")
 
     print("\n== Export")
-    results = export_result(model, ranges, res.plan, out / "model", kinds=("qdq", "ort", "cpu_uint8"))
+    results = export_result(model, ranges, res.plan, out / "model", kinds=kinds, result=result)
     print(results["qdq"].describe())
-    report_written_files(evaluator, results)
-    fp32 = evaluator.fp32_latency()
-    print("\n== ONNX Runtime CPU latency, as deployed (not a proxy for TensorRT speed)")
-    for kind in ("ort", "cpu_uint8"):
-        lat = evaluator.measure_latency(str(results[kind].onnx_path))
-        print(f"{results[kind].onnx_path.name}: " + ", ".join(
-            f"batch {b}: {v.median_ms:.1f} ms (FP32 {fp32[b].median_ms:.1f} ms)" for b, v in lat.items()))
-    print(f"\nEverything is in {out}/. Next: `workbench lab` for the interactive workbench.")
-    return 0
+    return stats, evaluator, model, ranges, res, results
 
 
 def register(sub) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .args import BackendArgs, CalibArgs, DataArgs, MetricArgs, OutputArgs, PlanArgs
-from .common import new_outputs, print_table, write_json
+from .common import print_table, result_for, write_json
 
 _data = DataArgs()
 _calib = CalibArgs()
@@ -12,17 +12,20 @@ _backend = BackendArgs()
 
 
 def cmd_quantize(args) -> int:
-    from ..export import export_result
-    from ..export.names import export_path, stem_of
+    from ..export import export_result, export_result_files
+    from ..export.names import stem_of
     from ..model import ModelInfo
 
+    _data.validate(args)
+    _calib.validate(args)
     stem = stem_of(args.output)
     kinds = ["qdq"] + ([] if args.no_eval_variant else ["ort"]) + (["cpu_uint8"] if args.cpu_uint8 else [])
-    new_outputs(args, *(export_path(stem, k) for k in kinds + ["plan"]))
-    model = ModelInfo.from_path(args.model)
-    ranges = _calib.parse(args, model, _data)
-    plan = _plan.parse(args, model, ranges)
-    results = export_result(model, ranges, plan, stem, kinds=kinds)
+    with result_for(args, export_result_files(stem, kinds), "quantized model") as result:
+        model = ModelInfo.from_path(args.model)
+        ranges = _calib.parse(args, model, _data)
+        plan = _plan.parse(args, model, ranges)
+        results = export_result(model, ranges, plan, stem, kinds=kinds, result=result,
+                                allow_existing_qdq=args.allow_existing_qdq)
     print(f"INT8 nodes: {len(plan.int8_nodes())}, FP16: {len(plan.fp16_nodes())}, "
           f"FP32: {len(plan.nodes_with('fp32'))}")
     print(results["qdq"].describe())
@@ -34,42 +37,58 @@ def cmd_quantize(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    import sys
+
     from ..evaluate import Evaluator
     from ..model import ModelInfo, load_model
+    from ..validate import agreement_warning, check_model_pair
 
-    new_outputs(args, args.json)
-    fp32 = ModelInfo.from_path(args.fp32_model)
-    quant = load_model(args.quant_model)
-    data = _data.parse(args, fp32)
-    evaluator = Evaluator(fp32, data, batch_size=args.batch_size, metric_fn=_metric.parse(args))
-    if _backend.parse(args) == "trt":
-        import numpy as np
+    _data.validate(args)
+    with result_for(args, [args.json] if args.json else [], "evaluation report") as out:
+        fp32 = ModelInfo.from_path(args.fp32_model)
+        quant = load_model(args.quant_model)
+        warnings_ = check_model_pair(fp32, quant, args.quant_model)
+        for w in warnings_:
+            print(f"WARNING: {w}", file=sys.stderr)
+        data = _data.parse(args, fp32)
+        evaluator = Evaluator(fp32, data, batch_size=args.batch_size, metric_fn=_metric.parse(args))
+        if _backend.parse(args) == "trt":
+            import numpy as np
 
-        from ..backends import get_runner
+            from ..backends import get_runner
 
-        runner = get_runner(args.quant_model, backend="trt")
-        chunks = [runner.infer(feed) for feed in evaluator.batches]
-        outputs = {n: np.concatenate([c[n] for c in chunks]) for n in evaluator.output_names}
-        table = evaluator.compare(outputs)
-        result = {"backend": "trt", "outputs": table.to_dict(orient="records")}
-        print_table(table, f"TensorRT outputs vs FP32 (ONNX Runtime) on {evaluator.num_samples} samples")
-    else:
-        res = evaluator.evaluate_model(quant, latency=args.latency,
-                                       optimization="all" if args.ort_fused else "disable")
-        print_table(res.outputs, f"Quantized vs FP32 on {evaluator.num_samples} samples (ONNX Runtime CPU)")
-        result = {"backend": "ort", "samples": evaluator.num_samples,
-                  "outputs": res.outputs.to_dict(orient="records")}
-        if args.latency:
-            fp = evaluator.fp32_latency()
-            result["latency"] = {}
-            for b, lat in res.latency.items():
-                ratio = fp[b].median_ms / lat.median_ms
-                speed = f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
-                print(f"batch {b}: quantized {lat.median_ms:.2f} ms, FP32 {fp[b].median_ms:.2f} ms "
-                      f"(quantized {speed} than FP32); {lat.note}")
-                result["latency"][b] = {"quantized": lat.to_dict(), "fp32": fp[b].to_dict()}
+            runner = get_runner(args.quant_model, backend="trt")
+            chunks = [runner.infer(feed) for feed in evaluator.batches]
+            outputs = {n: np.concatenate([c[n] for c in chunks]) for n in evaluator.output_names}
+            table = evaluator.compare(outputs)
+            result = {"backend": "trt", "outputs": table.to_dict(orient="records")}
+            print_table(table, f"TensorRT outputs vs FP32 (ONNX Runtime) on {evaluator.num_samples} samples")
+            first = table.iloc[0].to_dict()
+        else:
+            res = evaluator.evaluate_model(quant, latency=args.latency,
+                                           optimization="all" if args.ort_fused else "disable")
+            print_table(res.outputs, f"Quantized vs FP32 on {evaluator.num_samples} samples (ONNX Runtime CPU)")
+            result = {"backend": "ort", "samples": evaluator.num_samples,
+                      "outputs": res.outputs.to_dict(orient="records")}
+            first = res.summary()
+            if args.latency:
+                fp = evaluator.fp32_latency()
+                result["latency"] = {}
+                for b, lat in res.latency.items():
+                    ratio = fp[b].median_ms / lat.median_ms
+                    speed = f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
+                    print(f"batch {b}: quantized {lat.median_ms:.2f} ms, FP32 {fp[b].median_ms:.2f} ms "
+                          f"(quantized {speed} than FP32); {lat.note}")
+                    result["latency"][b] = {"quantized": lat.to_dict(), "fp32": fp[b].to_dict()}
+        low = agreement_warning(first, args.fp32_model, args.quant_model)
+        warnings_ += [low] if low else []
+        if low:
+            print(f"WARNING: {low}", file=sys.stderr)
+        if warnings_:
+            result["warnings"] = warnings_
+        if args.json:
+            write_json(out.path(args.json), result)
     if args.json:
-        write_json(args.json, result)
         print(f"Wrote {args.json}")
     return 0
 
@@ -87,6 +106,9 @@ def register(sub) -> None:
     _plan.add(p)
     p.add_argument("--cpu-uint8", action="store_true", help="also write the uint8 CPU deployment variant")
     p.add_argument("--no-eval-variant", action="store_true", help="do not write OUT.ort.onnx")
+    p.add_argument("--allow-existing-qdq", action="store_true",
+                   help="the model already has Q/DQ nodes: keep them and quantize only the tensors they "
+                        "do not cover (refused by default)")
     OutputArgs("OUT.onnx", "output model path (new file)").add(p)
     p.set_defaults(func=cmd_quantize)
 

@@ -2,12 +2,27 @@
 from __future__ import annotations
 
 from .args import CalibArgs, DataArgs, EvalArgs, OutputArgs, PlanArgs
-from .common import new_outputs, print_table, progress_bar, report_written_files
+from .common import print_table, progress_bar, report_written_files, result_for
 
 _data = DataArgs()
 _eval = EvalArgs()
 _calib = CalibArgs()
 _plan = PlanArgs()
+
+
+def _validate(args) -> None:
+    """Refuse bad numbers before any work (calibration would otherwise run first)."""
+    from ..metrics import Target
+    from ..validate import check_nonnegative_int, check_positive_int
+
+    _data.validate(args)
+    _eval.data.validate(args)
+    _calib.validate(args)
+    check_positive_int(args.sens_samples, "--sens-samples")
+    if hasattr(args, "latency_points"):
+        check_nonnegative_int(args.latency_points, "--latency-points")
+    if hasattr(args, "target"):
+        Target(args.target)
 
 
 def _search_inputs(args):
@@ -23,11 +38,12 @@ def cmd_sensitivity(args) -> int:
     from .._io import atomic_write_text
     from ..sensitivity import sensitivity
 
-    new_outputs(args, args.output)
-    model, ranges, plan, evaluator = _search_inputs(args)
-    with progress_bar("Sensitivity", "node", args.quiet) as progress:
-        table = sensitivity(evaluator, ranges, plan, samples=args.sens_samples, progress=progress)
-    atomic_write_text(args.output, table.to_csv(index=False))
+    _validate(args)
+    with result_for(args, [args.output], "sensitivity table") as result:
+        model, ranges, plan, evaluator = _search_inputs(args)
+        with progress_bar("Sensitivity", "node", args.quiet) as progress:
+            table = sensitivity(evaluator, ranges, plan, samples=args.sens_samples, progress=progress)
+        atomic_write_text(result.path(args.output), table.to_csv(index=False))
     print_table(table.head(15), f"Most sensitive nodes ({table.attrs['samples']} samples; "
                                 f"all-INT8 baseline SQNR {table.attrs['baseline']['sqnr_db']:.1f} dB)")
     print(f"Wrote {args.output}")
@@ -36,24 +52,26 @@ def cmd_sensitivity(args) -> int:
 
 def cmd_autoprec(args) -> int:
     from .._io import atomic_write_text
-    from ..export import export_result
-    from ..export.names import export_path, stem_of
+    from ..export import export_result, export_result_files
+    from ..export.names import stem_of
     from ..sensitivity import auto_mixed_precision
 
+    _validate(args)
     stem = stem_of(args.output)
     curve_path = stem.with_name(stem.name + ".curve.csv")
-    new_outputs(args, *(export_path(stem, k) for k in ("qdq", "ort", "plan")), curve_path)
-    model, ranges, plan, evaluator = _search_inputs(args)
-    with progress_bar("Mixed-precision search", "step", args.quiet) as progress:
-        res = auto_mixed_precision(evaluator, ranges, plan, args.target, sensitivity_samples=args.sens_samples,
-                                   latency_points=args.latency_points, progress=progress)
-    cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "sqnr_db", "cosine", "meets_target",
-                        "latency_ms_b1", "chosen") if c in res.curve]
-    print_table(res.curve[cols], f"Trade-off curve (target {res.target.text})")
-    print(("Target met" if res.met else "Target NOT met even with every node in FP16") +
-          f" with {len(res.fallback)} node(s) out of INT8: {', '.join(res.fallback) or '-'}")
-    results = export_result(model, ranges, res.plan, stem, kinds=("qdq", "ort"))
-    atomic_write_text(curve_path, res.curve.to_csv(index=False))
+    with result_for(args, export_result_files(stem, ("qdq", "ort")) + [curve_path], "mixed-precision result") as out:
+        model, ranges, plan, evaluator = _search_inputs(args)
+        with progress_bar("Mixed-precision search", "step", args.quiet) as progress:
+            res = auto_mixed_precision(evaluator, ranges, plan, args.target,
+                                       sensitivity_samples=args.sens_samples,
+                                       latency_points=args.latency_points, progress=progress)
+        cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "sqnr_db", "cosine", "meets_target",
+                            "latency_ms_b1", "chosen") if c in res.curve]
+        print_table(res.curve[cols], f"Trade-off curve (target {res.target.text})")
+        print(("Target met" if res.met else "Target NOT met even with every node in FP16") +
+              f" with {len(res.fallback)} node(s) out of INT8: {', '.join(res.fallback) or '-'}")
+        results = export_result(model, ranges, res.plan, stem, kinds=("qdq", "ort"), result=out)
+        atomic_write_text(out.path(curve_path), res.curve.to_csv(index=False))
     report_written_files(evaluator, results)
     print(f"Wrote {', '.join(str(r.onnx_path) for r in results.values())}, {results['qdq'].plan_path} "
           f"and {curve_path}")

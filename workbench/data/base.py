@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import WorkbenchError
 from ..feeds import check_feed
 from ..model import ModelInfo
+from ..validate import check_positive_int
 
 #: Share of the available memory a batch may take (inputs plus activations).
 MEMORY_SHARE = 0.8
@@ -30,15 +31,6 @@ MEMORY_SHARE = 0.8
 
 class DataWarning(UserWarning):
     """Something about the data is suspicious but not wrong (partly NaN inputs, an unbounded loader)."""
-
-
-def check_positive_int(value, what: str, *, allow_none: bool = False):
-    """``value`` as an int > 0 (None passes with ``allow_none``); WorkbenchError naming ``what``."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) <= 0:
-        raise WorkbenchError(f"{what} must be a positive whole number, got {value!r}.")
-    return int(value)
 
 
 def available_memory() -> int | None:

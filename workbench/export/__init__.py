@@ -196,7 +196,8 @@ def _record_source(model, model_info) -> None:
 
 
 def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq", "ort"),
-                  cache_algorithm: str = "EntropyCalibration2", result=None, overwrite: bool = True) -> dict:
+                  cache_algorithm: str = "EntropyCalibration2", allow_existing_qdq: bool = False,
+                  result=None, overwrite: bool = True) -> dict:
     """Write one result: the TensorRT Q/DQ model with its plan and calibration cache, plus the
     ONNX Runtime files of ``kinds`` beside it, all named by :mod:`workbench.export.names` from
     ``stem`` (``out/model`` -> ``out/model.onnx``, ``out/model.ort.onnx``, ...).
@@ -204,6 +205,7 @@ def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq"
     Args:
         kinds: ONNX kinds to write: "qdq" (always written first), "ort", "cpu_uint8".
         cache_algorithm: the algorithm named in the calibration cache header.
+        allow_existing_qdq: see :func:`build_quantized`.
 
     Returns {kind: ExportResult}. The twins get no plan or cache of their own (the plan of
     all of them is the one beside the TensorRT file). All files appear together or none
@@ -221,12 +223,14 @@ def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq"
 
         with ResultWriter(export_result_files(stem, kinds), inputs=model_inputs(model_info),
                           overwrite=overwrite, what=f"export of '{Path(stem).name}'") as own:
-            return export_result(model_info, ranges, plan, stem, kinds=kinds,
-                                 cache_algorithm=cache_algorithm, result=own)
+            return export_result(model_info, ranges, plan, stem, kinds=kinds, cache_algorithm=cache_algorithm,
+                                 allow_existing_qdq=allow_existing_qdq, result=own)
     out = {"qdq": export_model(model_info, ranges, plan, export_path(stem, "qdq"), variant="trt",
-                               cache_algorithm=cache_algorithm, result=result)}
+                               cache_algorithm=cache_algorithm, allow_existing_qdq=allow_existing_qdq,
+                               result=result)}
     for kind in kinds:
         if kind != "qdq":
             out[kind] = export_model(model_info, ranges, plan, export_path(stem, kind), variant=variant_of[kind],
-                                     calibration_cache=False, write_plan=False, result=result)
+                                     calibration_cache=False, write_plan=False,
+                                     allow_existing_qdq=allow_existing_qdq, result=result)
     return out
