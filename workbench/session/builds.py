@@ -25,7 +25,7 @@ class BuildsMixin:
         ranges = self._need_ranges()
         started = time.perf_counter()
         plan = self.plan.copy()
-        notes, paths, lat_ms = [], {}, None
+        notes, paths, lat_ms = self._reference_notes(), {}, None
         result = self.evaluator.evaluate(plan, ranges, per_layer=True, latency=latency and backend == "ort",
                                          batch_sizes=(1,))
         if latency and backend == "ort" and 1 in result.latency:

@@ -28,12 +28,13 @@ from ..calib.algorithms import DEFAULT_METHOD
 from ..errors import StaleError, WorkbenchError
 from .builds import BuildsMixin
 from .exports import ExportsMixin
+from .imported import ImportedMixin
 from .project import ProjectMixin
 from .state import MAX_UNDO, STATS_FILE, Build, CalibrationSettings, DataSettings, Event
 from .views import ViewsMixin
 
 
-class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin):
+class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin):
     """State of one quantization job; see the module docstring.
 
     Args:
@@ -88,10 +89,9 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin):
 
     # ------------------------------------------------------------------ model and data
     def open_model(self, path) -> None:
-        """Load the ONNX model at ``path``; statistics, ranges, plan and history are reset."""
-        from ..model import ModelInfo
-
-        info = ModelInfo.from_path(path)
+        """Load the ONNX model at ``path``; statistics, ranges, plan and history are reset. A Q/DQ
+        model is read back (:mod:`.imported`): the session works on its recovered FP32 graph."""
+        info = self._read_model(path)
         self.model_info = info
         self.stats = self.base_ranges = self.plan = None
         self.history, self._undo, self.sensitivity_table, self.auto_result = [], [], None, None
@@ -163,7 +163,10 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin):
 
     def model_summary(self) -> dict:
         """Inputs, outputs, node counts by op type and quantizable nodes of the model."""
-        return self._need_model().summary()
+        summary = self._need_model().summary()
+        if self.imported is not None:
+            summary["already_quantized"] = self.imported.summary()
+        return summary
 
     # ------------------------------------------------------------------ calibration
     def _stats_path(self) -> Path | None:
@@ -208,7 +211,8 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin):
                 stats = None
         started = time.perf_counter()
         if stats is None:
-            stats = collect_statistics(info, data, batch_size=bs, progress=progress or False, cancel=cancel)
+            stats = collect_statistics(info, data, tensors=self._observed_tensors(), batch_size=bs,
+                                       progress=progress or False, cancel=cancel)
             if path is not None:
                 stats.save(path)
                 atomic_write_text(path.with_suffix(".json"), json.dumps({"batch_size": bs}))
@@ -240,7 +244,6 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin):
 
     def set_method(self, method: str, percentile: float | None = None) -> None:
         """Use another calibration method (re-reads the statistics; no new inference)."""
-        from ..plan import PrecisionPlan
         from ..ranges import check_method, compute_ranges
 
         check_method(method)
@@ -249,9 +252,10 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin):
         if percentile is not None:
             self.calib_settings.percentile = float(percentile)
         self.calib_settings.method = method
-        self.base_ranges = compute_ranges(self.stats, method, self.calib_settings.percentile)
+        ranges = compute_ranges(self.stats, method, self.calib_settings.percentile)
+        self.base_ranges = self._with_model_source(ranges)  # + a Q/DQ model's own thresholds
         if self.plan is None:
-            self.plan = PrecisionPlan.default(self.model_info, self.plan_base)
+            self.plan = self._initial_plan()
         self._notify(Event.RANGES)
 
     @property
@@ -273,9 +277,7 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin):
     def _change_plan(self, change: Callable, label: str):
         """Apply ``change(plan)`` to a copy; keep the old plan on the undo stack."""
         if self.plan is None:
-            from ..plan import PrecisionPlan
-
-            self.plan = PrecisionPlan.default(self._need_model(), self.plan_base)
+            self.plan = self._initial_plan()
         new = self.plan.copy()
         result = change(new)
         self._undo.append((self.plan, label))
@@ -317,8 +319,8 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin):
         self._change_plan(lambda p: p.clear_amax(tensor), f"clear amax {tensor or 'all'}")
 
     def reset_plan(self) -> None:
-        """Back to the default plan (undoable)."""
-        self._change_plan(lambda p: p.reset(), "reset plan")
+        """Back to the default plan, or a Q/DQ model's own (undoable)."""
+        self._change_plan(self._reset_plan_in_place, "reset plan")
 
     def undo(self) -> str | None:
         """Restore the plan before the last change; returns what was undone (None: nothing)."""

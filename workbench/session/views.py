@@ -66,6 +66,8 @@ class ViewsMixin:
             row = {"node": node, "op_type": t.op_type, "tensor": tensor}
             for m in METHODS:
                 row[f"amax_{m}"] = r.amax_by_method.get(m) if r else None
+            if self.imported is not None:  # a Q/DQ model's own threshold
+                row["amax_model"] = self.model_thresholds().get(tensor)
             row.update({"amax": r.amax if r else None, "scale": r.scale if r else None,
                         "manual": bool(r.override) if r else False,
                         "clipped_pct": 100 * self._clipped(tensor, r.amax) if r else None,
