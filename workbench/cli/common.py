@@ -65,13 +65,14 @@ def _external(path: Path) -> list:
     return external_data_files(path) if path.is_file() else []
 
 
-def result_for(args, files, what: str, *, extra_inputs=(), folder=None):
+def result_for(args, files, what: str, *, extra_inputs=(), folder=None, optional=()):
     """The :class:`~workbench.outputs.ResultWriter` of a command: ``files`` checked against every
     input of ``args`` and locked, to be used as ``with result_for(...) as result:``."""
     from ..outputs import ResultWriter
 
     return ResultWriter(files, inputs=cli_inputs(args) + list(extra_inputs),
-                        overwrite=getattr(args, "overwrite", False), what=what, folder=folder)
+                        overwrite=getattr(args, "overwrite", False), what=what, folder=folder,
+                        optional=optional)
 
 
 def print_table(df, title: str) -> None:

@@ -96,8 +96,11 @@ def run_inspect(args) -> int:
     from .common import result_for
 
     source = Path(args.engine)
-    with result_for(args, [args.csv, args.save_json], "inspection output") as result:
+    # the raw inspector JSON exists only when an engine is inspected here: an optional file
+    with result_for(args, [args.csv], "inspection output", optional=[args.save_json]) as result:
         code = _inspect(args, source, result)
+        if code != 0:
+            result.abort()
     if args.csv and code == 0:
         print(f"Wrote {args.csv}")
     return code
