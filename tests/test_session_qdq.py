@@ -106,3 +106,25 @@ def test_ort_uint8_model_exports_tensorrt_ready(tmp_path):
     onnx.save(fp32, str(fp))
     s.open_model(fp)
     assert s.imported is None and s.model_thresholds() == {}
+
+
+def test_the_app_runs_unchanged_on_a_qdq_model(qat_project):
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("plotly")
+    pytest.importorskip("anywidget")
+    from workbench.ui.app import Workbench
+
+    p = qat_project
+    app = Workbench(str(p["path"]), str(p["data"]), blocking=True, project=p["project"], batch_size=4)
+    app.widget
+    app.panels["calibration"].run.click()
+    assert app.error is None
+    s = app.session
+    s.select("conv2")
+    names = [t.name or "" for t in app.panels["histogram"].figure.data]
+    model = s.model_thresholds()["r1"]
+    assert any("model" in n and f"{model:.4g}" in n for n in names), names  # the "model" line
+    app.panels["histogram"].clear_threshold()  # the app's "Use calibrated" button
+    assert s.range_source("r1") == s.calib_settings.method
+    app.panels["results"].rebuild.click()
+    assert app.error is None and any("recovered" in n for n in s.history[-1].notes)
