@@ -280,3 +280,23 @@ def test_sample_int8_vs_fp32(tmp_path, sample_model_path):
     if report.builder_layers:
         assert report.builder_layers["weights"].get("INT8", 0) == sum(
             1 for n in plan.int8_nodes() if _op(info, n) in WEIGHTED)
+
+
+@needs_rtx
+def test_on_hopper_tensorrt_rtx_builds_but_refuses_to_run(tmp_path, monkeypatch):
+    """An H200 (compute capability 9.0) is described to the probe: the build works (build-only),
+    the record and every attempt to run name 9.0 and the supported list."""
+    import workbench.backends.trt_status as status_module
+    from workbench.backends import get_runner
+    from workbench.backends.gpu import GpuInfo
+
+    monkeypatch.setattr(status_module, "probe_gpu", lambda device=0: (GpuInfo("NVIDIA H200", (9, 0)), ""))
+    path, _, _ = export(tmp_path, tm.small_cnn(), feed_cnn())
+    report, engine = build(path)
+    assert not report.runnable_here and report.gpu == "NVIDIA H200 (compute capability 9.0)"
+    for text in (report.runtime_note, report.describe()):
+        assert "9.0" in text and "8.0, 8.6, 8.9, 12.0" in text and "Hopper" in text
+    for run in (lambda: get_runner(str(engine), backend="trt").activate(),
+                lambda: get_runner(str(path), backend="trt")):
+        with pytest.raises(WorkbenchError, match=r"Cannot run .*compute capability 9\.0"):
+            run()

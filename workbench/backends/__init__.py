@@ -17,7 +17,7 @@ BACKENDS = tuple(backend_names())
 _LAZY = {
     "OrtRunner": ".ort", "OrtSessionLoader": ".ort",
     "BuildConfig": ".trt_config", "build_engine": ".trt_build", "BuildReport": ".trt_build",
-    "parse_shapes": ".trt_shapes", "trt_available": ".trt_status", "trt_status": ".trt_status",
+    "parse_shapes": ".trt_shapes", "trt_available": ".trt_status",
     "trt_build_command": ".trt", "TrtRunner": ".trt_runner",
 }
 
