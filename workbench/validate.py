@@ -95,3 +95,19 @@ def agreement_warning(summary: dict, fp32_name: str, quant_name: str) -> str | N
         return None
     return (f"'{quant_name}' agrees very little with the FP32 model '{fp32_name}' (cosine {cosine:.2f}): "
             "was it made from this FP32 model (or with very wrong ranges)?")
+
+
+def check_path(value, what: str):
+    """``value`` if it is a path (str or os.PathLike); WorkbenchError naming ``what`` otherwise."""
+    import os
+
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise WorkbenchError(f"{what} must be a file or folder path (a str or pathlib.Path), got {value!r}.")
+    return value
+
+
+def check_calibration_settings(method, percentile, batch_size) -> None:
+    """The Session's calibration settings: a known method, p in (0, 100], a positive batch size."""
+    check_method(method, "The calibration method (method)")
+    check_percentile(percentile, "The percentile (percentile)")
+    check_positive_int(batch_size, "The batch size (batch_size)")

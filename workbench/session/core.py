@@ -54,6 +54,16 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin
                  loader_script: str | None = None, calib_samples: int | None = None,
                  eval_samples: int | None = None, method: str = DEFAULT_METHOD, percentile: float = 99.99,
                  batch_size: int = 8, project=None, plan_base: str = "fp32"):
+        from ..validate import check_calibration_settings, check_choice, check_path, check_positive_int
+
+        for value, what in ((model, "Session(model=...)"), (data, "Session(data=...)"),
+                            (eval_data, "Session(eval_data=...)"), (project, "Session(project=...)")):
+            if value is not None:
+                check_path(value, what)
+        check_calibration_settings(method, percentile, batch_size)
+        check_positive_int(calib_samples, "calib_samples", allow_none=True)
+        check_positive_int(eval_samples, "eval_samples", allow_none=True)
+        check_choice(plan_base, ("fp32", "fp16"), "plan_base")
         self.project: Path | None = Path(project) if project is not None else None
         self.data_settings = DataSettings(str(data) if data is not None else None, loader_script, preset,
                                           None, calib_samples,
@@ -91,7 +101,9 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin
     def open_model(self, path) -> None:
         """Load the ONNX model at ``path``; statistics, ranges, plan and history are reset. A Q/DQ
         model is read back (:mod:`.imported`): the session works on its recovered FP32 graph."""
-        info = self._read_model(path)
+        from ..validate import check_path
+
+        info = self._read_model(check_path(path, "The model"))
         self.model_info = info
         self.stats = self.base_ranges = self.plan = None
         self.history, self._undo, self.sensitivity_table, self.auto_result = [], [], None, None
@@ -111,6 +123,13 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin
         """Change the data settings (see :class:`DataSettings`); the data is checked right away
         when a model is open. Statistics stay until the next :meth:`calibrate`, which reuses
         them only if the data fingerprint is unchanged."""
+        from ..validate import check_path, check_positive_int
+
+        for value, what in ((source, "The data folder"), (eval_source, "The evaluation data folder")):
+            if value is not None:
+                check_path(value, what)
+        check_positive_int(limit, "The sample limit (limit)", allow_none=True)
+        check_positive_int(eval_limit, "The evaluation sample limit (eval_limit)", allow_none=True)
         new = DataSettings(str(source) if source is not None else None, loader_script, preset, preprocess,
                            limit, str(eval_source) if eval_source is not None else None, eval_limit)
         old, self.data_settings = self.data_settings, new
@@ -186,15 +205,29 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin
 
         Returns the ranges in use. ``last_calibration`` says whether statistics were reused.
         """
-        from ..collect import collect_statistics
-        from ..stats import Statistics
+        from ..validate import check_calibration_settings, check_positive_int
 
+        c = self.calib_settings
+        check_calibration_settings(method or c.method, c.percentile if percentile is None else percentile,
+                                   c.batch_size if batch_size is None else batch_size)
+        check_positive_int(num_samples, "num_samples", allow_none=True)
         info = self._need_model()
+        old = (self.data_settings.limit, c.batch_size, self._data)
         if num_samples is not None and num_samples != self.data_settings.limit:
             self.data_settings.limit = num_samples
             self._data = None
         if batch_size is not None:
-            self.calib_settings.batch_size = int(batch_size)
+            c.batch_size = int(batch_size)
+        try:
+            return self._calibrate(info, method, percentile, reuse, progress, cancel)
+        except BaseException:  # a failed or cancelled run leaves the settings as they were
+            self.data_settings.limit, c.batch_size, self._data = old
+            raise
+
+    def _calibrate(self, info, method, percentile, reuse, progress, cancel):
+        from ..collect import collect_statistics
+        from ..stats import Statistics
+
         data = self.data
         mfp, dfp = info.fingerprint(), data.fingerprint()
         bs = self.calib_settings.batch_size
@@ -213,9 +246,11 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin
         if stats is None:
             stats = collect_statistics(info, data, tensors=self._observed_tensors(), batch_size=bs,
                                        progress=progress or False, cancel=cancel)
-            if path is not None:
-                stats.save(path)
-                atomic_write_text(path.with_suffix(".json"), json.dumps({"batch_size": bs}))
+            if path is not None:  # statistics and their record: one result of the project
+                meta = path.with_suffix(".json")
+                with self._writer([path, meta], "statistics", True, path) as result:
+                    stats.save(result.path(path))
+                    atomic_write_text(result.path(meta), json.dumps({"batch_size": bs}))
         self.stats = stats
         self.last_calibration = {"how": how, "batch_size": bs, "samples": stats.num_samples,
                                  "seconds": time.perf_counter() - started}
@@ -244,16 +279,17 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin
 
     def set_method(self, method: str, percentile: float | None = None) -> None:
         """Use another calibration method (re-reads the statistics; no new inference)."""
-        from ..ranges import check_method, compute_ranges
+        from ..ranges import compute_ranges
+        from ..validate import check_method, check_percentile
 
-        check_method(method)
+        check_method(method, "The calibration method")
+        percentile = check_percentile(percentile, "The percentile", allow_none=True)
         if self.stats is None:
             raise WorkbenchError("Calibrate first: there are no statistics to compute ranges from.")
-        if percentile is not None:
-            self.calib_settings.percentile = float(percentile)
-        self.calib_settings.method = method
-        ranges = compute_ranges(self.stats, method, self.calib_settings.percentile)
-        self.base_ranges = self._with_model_source(ranges)  # + a Q/DQ model's own thresholds
+        p = self.calib_settings.percentile if percentile is None else percentile
+        ranges = self._with_model_source(compute_ranges(self.stats, method, p))  # + a Q/DQ model's thresholds
+        self.calib_settings.percentile, self.calib_settings.method = p, method  # only once this worked
+        self.base_ranges = ranges
         if self.plan is None:
             self.plan = self._initial_plan()
         self._notify(Event.RANGES)

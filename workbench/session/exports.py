@@ -1,4 +1,10 @@
-"""Writing a session's artefacts (one naming scheme: :mod:`workbench.export.names`)."""
+"""Writing a session's artefacts (one naming scheme: :mod:`workbench.export.names`).
+
+Every export is one result (:class:`workbench.outputs.ResultWriter`): its files (a model with
+its plan, cache and provenance) appear together or not at all, never at the path of an input
+(the model, a data folder or file in it, the loader script), and an existing file is replaced
+only inside the project folder unless ``overwrite=True``.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,14 +21,38 @@ class ExportsMixin:
             raise WorkbenchError("No project folder: give Session(project=...) or an explicit output path.")
         return self.project / "exports"
 
-    def _export_model(self, plan, ranges, path: Path, variant: str) -> Path:
-        from .._io import refuse_overwrite
-        from ..export import export_model
+    def input_paths(self) -> list:
+        """``(label, path)`` of everything this session reads (model and its external data, data
+        folders, loader script), for the output guard: no export or save may resolve to one."""
+        from ..data import parse_script_spec
+        from ..outputs import model_inputs
 
-        refuse_overwrite(path, self.model_info.path)
+        pairs = model_inputs(self.model_info) if self.model_info is not None else []
+        s = self.data_settings
+        for label, value in (("the data folder", s.source), ("the evaluation data folder", s.eval_source)):
+            if value:
+                pairs.append((label, Path(value)))
+        if s.loader_script:
+            pairs.append(("the data loader script", parse_script_spec(s.loader_script)[0]))
+        return pairs
+
+    def _writer(self, files, what: str, overwrite: bool | None, path: Path):
+        """A ResultWriter for ``files``; ``overwrite=None`` replaces files only inside the project."""
+        from ..outputs import ResultWriter
+
+        if overwrite is None:
+            inside = self.project is not None and Path(self.project).resolve() in Path(path).resolve().parents
+            overwrite = inside
+        return ResultWriter(files, inputs=self.input_paths(), overwrite=overwrite, what=what, wait=10.0)
+
+    def _export_model(self, plan, ranges, path: Path, variant: str, overwrite: bool | None = True) -> Path:
+        from ..export import export_files, export_model
+
         twin = variant != "trt"  # the plan and cache belong to the TensorRT file
-        export_model(self.model_info, ranges, plan, path, variant=variant, calibration_cache=not twin,
-                     write_plan=not twin)
+        files = export_files(path, calibration_cache=not twin, write_plan=not twin)
+        with self._writer(files, f"export of '{Path(path).name}'", overwrite, path) as result:
+            export_model(self.model_info, ranges, plan, path, variant=variant, calibration_cache=not twin,
+                         write_plan=not twin, result=result)
         return Path(path)
 
     def export_stem(self) -> Path:
@@ -30,15 +60,18 @@ class ExportsMixin:
         info = self._need_model()
         return self._export_dir() / f"{info.path.stem if info.path else 'model'}.quant"
 
-    def export(self, kind: str, path=None) -> Path:
+    def export(self, kind: str, path=None, *, overwrite: bool | None = None) -> Path:
         """Write one artefact and return its path.
 
         Args:
             kind: one of :data:`workbench.export.names.EXPORT_KINDS`: "qdq" (Q/DQ ONNX for
                 TensorRT, with its plan and calibration cache beside it), "ort" (ONNX Runtime
                 evaluation twin), "cpu_uint8" (ONNX Runtime CPU deployment), "plan", "cache"
-                (TensorRT <= 10 calibration cache), "ranges" or "report" (HTML).
+                (TensorRT <= 10 calibration cache, with its provenance file), "ranges" or
+                "report" (HTML).
             path: output file (default: :meth:`export_stem` + the kind's suffix).
+            overwrite: replace existing files (None, the default: only inside the project
+                folder, the session's own files). An input is never replaced.
         """
         if kind not in EXPORT_KINDS:
             raise WorkbenchError(f"Unknown export kind '{kind}'; choose one of: {', '.join(EXPORT_KINDS)}.")
@@ -47,19 +80,30 @@ class ExportsMixin:
         if kind == "report":
             from ..ui.report import write_report  # needs plotly (ui extra)
 
-            return Path(write_report(self, path))
+            with self._writer([path], "report", overwrite, path) as result:
+                write_report(self, result.path(path))
+            return path
         if kind == "plan":
             if self.plan is None:
                 raise WorkbenchError("There is no plan yet: calibrate first.")
-            return Path(self.plan.save(path))
+            with self._writer([path], "plan", overwrite, path) as result:
+                self.plan.save(result.path(path))
+            return path
         ranges = self._need_ranges()
         variant = {v: k for k, v in VARIANT_KIND.items()}.get(kind)
         if variant is not None:
-            return self._export_model(self.plan, ranges, path, variant)
+            return self._export_model(self.plan, ranges, path, variant, overwrite)
         if kind == "ranges":
-            ranges.save(path)
+            with self._writer([path], "ranges", overwrite, path) as result:
+                ranges.save(result.path(path))
             return path
-        from ..cache import cache_algorithm, write_calibration_cache
+        from ..cache import cache_algorithm, sidecar_path, write_calibration_cache
 
-        write_calibration_cache(path, ranges.scales(), algorithm=cache_algorithm(self.calib_settings.method))
+        info = self._need_model()
+        with self._writer([path, sidecar_path(path)], "calibration cache", overwrite, path) as result:
+            write_calibration_cache(result.path(path), ranges.scales(),
+                                    algorithm=cache_algorithm(self.calib_settings.method), provenance={
+                "model": str(info.path) if info.path else info.name, "model_fingerprint": info.fingerprint(),
+                "data_fingerprint": getattr(ranges, "data_fingerprint", None) or None,
+                "method": self.calib_settings.method, "num_samples": getattr(ranges, "num_samples", None)})
         return path

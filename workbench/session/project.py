@@ -36,39 +36,64 @@ class ProjectMixin:
         })
 
     def save(self, project=None) -> Path:
-        """Write ``session.json`` (and the statistics, if not there yet) to the project folder."""
-        if project is not None:
-            self.project = Path(project)
-        if self.project is None:
+        """Write ``session.json`` (and the statistics, if not there yet) to the project folder,
+        as one result (see :class:`workbench.outputs.ResultWriter`): the project folder may not
+        be or lie inside an input (the data folder...), and a failure leaves the old files."""
+        from ..validate import check_path
+
+        target = Path(check_path(project, "The project folder")) if project is not None else self.project
+        if target is None:
             raise WorkbenchError("Give a project folder to save the session to.")
-        self.project.mkdir(parents=True, exist_ok=True)
-        path = self._stats_path()
-        if self.stats is not None and not path.exists():
-            self.stats.save(path)
-            atomic_write_text(path.with_suffix(".json"),
-                              json.dumps({"batch_size": self.last_calibration.get("batch_size")}))
-        return atomic_write_text(self.project / SESSION_FILE, json.dumps(self.to_dict(), indent=1))
+        stats_path = target / STATS_FILE
+        files = [target / SESSION_FILE]
+        if self.stats is not None and not stats_path.exists():
+            files += [stats_path, stats_path.with_suffix(".json")]
+        previous, self.project = self.project, target
+        try:
+            with self._writer(files, "project", True, target) as result:
+                if len(files) > 1:
+                    self.stats.save(result.path(stats_path))
+                    atomic_write_text(result.path(stats_path.with_suffix(".json")),
+                                      json.dumps({"batch_size": self.last_calibration.get("batch_size")}))
+                atomic_write_text(result.path(target / SESSION_FILE), json.dumps(self.to_dict(), indent=1))
+        except BaseException:
+            self.project = previous
+            raise
+        return target / SESSION_FILE
 
     @classmethod
     def load(cls, project):
         """Open a saved project folder: model, data settings, statistics (when still valid),
         current plan and build history. Raises WorkbenchError when the model file changed."""
         import pandas as pd
-        from ..plan import PrecisionPlan
 
-        project = Path(project)
+        from ..plan import PrecisionPlan
+        from ..validate import check_calibration_settings, check_path
+
+        project = Path(check_path(project, "The project folder"))
+        where = project / SESSION_FILE
         try:
-            d = json.loads((project / SESSION_FILE).read_text(encoding="utf-8"))
+            d = json.loads(where.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise WorkbenchError(f"'{project}' is not a workbench project (no {SESSION_FILE}).") from None
-        except ValueError as exc:
-            raise WorkbenchError(f"'{project / SESSION_FILE}' is not valid JSON ({exc}).") from None
+        except NotADirectoryError:
+            raise WorkbenchError(f"'{project}' is a file, not a project folder.") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise WorkbenchError(f"'{where}' is not valid JSON ({exc}).") from None
+        except OSError as exc:
+            raise WorkbenchError(f"Cannot read '{where}': {exc.strerror or exc}.") from None
+        if not isinstance(d, dict):
+            raise WorkbenchError(f"'{where}' holds a JSON {type(d).__name__}, not a workbench session (an object).")
         if d.get("format") != SESSION_FORMAT:
-            raise WorkbenchError(f"'{project / SESSION_FILE}' has format {d.get('format')}; "
+            raise WorkbenchError(f"'{where}' has format {d.get('format')}; "
                                  f"this workbench reads format {SESSION_FORMAT}.")
+        data, calib = _settings(d, "data", DataSettings, where), _settings(d, "calibration", CalibrationSettings, where)
+        try:
+            check_calibration_settings(calib.method, calib.percentile, calib.batch_size)
+        except WorkbenchError as exc:
+            raise WorkbenchError(f"'{where}': {exc}") from None
         s = cls(project=project, plan_base=d.get("plan_base", "fp32"))
-        s.data_settings = DataSettings(**d["data"])
-        s.calib_settings = CalibrationSettings(**d["calibration"])
+        s.data_settings, s.calib_settings = data, calib
         if d.get("model"):
             s.open_model(d["model"])
             if d.get("model_fingerprint") and s.model_info.fingerprint() != d["model_fingerprint"]:
@@ -76,17 +101,34 @@ class ProjectMixin:
                                  "start a new project for it.")
         if d.get("plan") and s.model_info is not None:
             s.plan = PrecisionPlan.from_dict(d["plan"], s.model_info, source=str(project / SESSION_FILE))
-        for h in d.get("history", []):
-            plan = PrecisionPlan.from_dict(h["plan"], s.model_info, source=str(project / SESSION_FILE))
-            s.history.append(Build(
-                h["build"], plan, h["method"], h.get("summary", {}),
-                pd.DataFrame(h["outputs"]) if h.get("outputs") else None,
-                pd.DataFrame(h["per_layer"]) if h.get("per_layer") else None,
-                h.get("latency_ms"), h.get("backend", "ort"), h.get("n_int8", 0), h.get("n_fp16", 0),
-                h.get("seconds", 0.0), h.get("notes", []), h.get("paths", {}), h.get("label", ""),
-                h.get("semantics", "")))
+        try:
+            for h in d.get("history", []):
+                plan = PrecisionPlan.from_dict(h["plan"], s.model_info, source=str(project / SESSION_FILE))
+                s.history.append(Build(
+                    h["build"], plan, h["method"], h.get("summary", {}),
+                    pd.DataFrame(h["outputs"]) if h.get("outputs") else None,
+                    pd.DataFrame(h["per_layer"]) if h.get("per_layer") else None,
+                    h.get("latency_ms"), h.get("backend", "ort"), h.get("n_int8", 0), h.get("n_fp16", 0),
+                    h.get("seconds", 0.0), h.get("notes", []), h.get("paths", {}), h.get("label", ""),
+                    h.get("semantics", "")))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise WorkbenchError(f"'{where}': the build history is malformed ({type(exc).__name__}: {exc}).") from None
         if (project / STATS_FILE).exists() and s.model_info is not None:
             s._load_saved_statistics()
         if d.get("selected"):
             s.selected = d["selected"]
         return s
+
+
+def _settings(d: dict, key: str, cls, where: Path):
+    """``cls(**d[key])`` with a WorkbenchError naming the file for a missing or malformed entry."""
+    from dataclasses import fields
+
+    value = d.get(key)
+    if not isinstance(value, dict):
+        raise WorkbenchError(f"'{where}' has no '{key}' settings (an object); is it a workbench session?")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise WorkbenchError(f"'{where}': unknown '{key}' setting(s) {unknown}; known: {', '.join(sorted(known))}.")
+    return cls(**value)
