@@ -249,5 +249,10 @@ def write_json(path, data: dict) -> None:
             return o.tolist()
         return str(o)
 
-    Path(path).write_text(json.dumps(data, indent=1, default=default))
+    from workbench.outputs import write_text_result
+
+    # through the output guard: never over the sample model or photos, atomic, locked
+    write_text_result(path, json.dumps(data, indent=1, default=default), overwrite=True, what="benchmark JSON",
+                      inputs=[("the sample model", SAMPLE_MODEL), ("the sample photos", CALIB_DIR),
+                              ("the sample photos", EVAL_DIR)])
     print(f"\nwrote {path}")
