@@ -67,3 +67,35 @@ def test_inspect_refuses_a_float_model_and_info_notes_a_quantized_one(ort_uint8,
     assert info["already_quantized"]["plan"]["int8"] == 6 and "workbench inspect" in info["note"]
     assert main(["info", str(fp32)]) == 0
     assert "already_quantized" not in json.loads(capsys.readouterr().out)
+
+
+def test_calibrate_and_quantize_work_on_the_recovered_graph_of_a_qdq_model(tmp_path, capsys):
+    from workbench.imported import read_qdq_model
+
+    _, qat, acts, weights = qat_small_cnn(seed=4)
+    path = tmp_path / "qat.onnx"
+    onnx.save(qat, str(path))
+    data = npy_folder(tmp_path / "data")
+    assert main(["calibrate", str(path), "--data", str(data), "-o", str(tmp_path / "cal"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "already quantized" in out and "recovered FP32 graph" in out
+    ranges = json.loads((tmp_path / "cal" / "ranges.json").read_text())["tensors"]
+    for t, (scale, _) in acts.items():
+        assert ranges[t]["amax_by_method"]["model"] == float(scale) * 127
+    # quantize keeps the model's plan and scales by default ...
+    assert main(["quantize", str(path), "--data", str(data), "-o", str(tmp_path / "keep.onnx"), "-q"]) == 0
+    keep = read_qdq_model(tmp_path / "keep.onnx")
+    src = read_qdq_model(path)
+    assert keep.plan.int8_nodes() == src.plan.int8_nodes()
+    assert {t: r.scale.tobytes() for t, r in keep.activations.items()} == \
+        {t: src.activations[t].scale.tobytes() for t in keep.activations}
+    # ... or replaces the activation thresholds with calibrated ones (weights keep theirs)
+    assert main(["quantize", str(path), "--data", str(data), "-o", str(tmp_path / "cal.onnx"), "-q",
+                 "--model-scales", "calibrate", "--fp32", "^fc$"]) == 0
+    cal = read_qdq_model(tmp_path / "cal.onnx")
+    assert "fc" not in cal.plan.int8_nodes()
+    assert any(r.scale.tobytes() != src.activations[t].scale.tobytes() for t, r in cal.activations.items())
+    by_node = {n: w.scale.tobytes() for w in cal.weights.values() for n, _ in w.consumers}
+    assert all(by_node[n] == w.scale.tobytes() for w in src.weights.values() for n, _ in w.consumers
+               if n in by_node)
+    assert not [f for f in keep.findings + cal.findings if f.severity == "error"]

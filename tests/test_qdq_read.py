@@ -287,3 +287,27 @@ def test_clipping_of_a_too_small_model_scale_is_reported_with_data():
     table = qm.table(stats).set_index("tensor")
     assert table.loc["r1", "clipped_pct"] > 1.0 and table.loc["input", "clipped_pct"] == 0.0
     assert table.loc["r1", "amax"] == pytest.approx(0.2 * peak["r1"], rel=1e-6)
+
+
+def test_two_pairs_with_different_scales_on_one_tensor_are_reported():
+    from onnx import helper
+
+    fp32 = tiny_models.small_cnn(opset=13)
+    acts = {"input": (np.float32(0.03), 0), "r1": (np.float32(0.02), 0)}
+    qat = qdq_models.fake_quant(fp32, acts, {}, readers={"r1": ["conv2"]})
+    # a dedicated second pair for the Add's read of r1, with another scale (ModelOpt style)
+    qat.graph.initializer.extend([numpy_helper.from_array(np.array(0.05, np.float32), "r1_s2"),
+                                  numpy_helper.from_array(np.array(0, np.int8), "r1_z2")])
+    nodes = list(qat.graph.node)
+    add = next(i for i, n in enumerate(nodes) if n.name == "add")
+    nodes[add].input[1] = "r1_dq2"
+    nodes[add:add] = [helper.make_node("QuantizeLinear", ["r1", "r1_s2", "r1_z2"], ["r1_q2"], name="r1_q2"),
+                      helper.make_node("DequantizeLinear", ["r1_q2", "r1_s2", "r1_z2"], ["r1_dq2"], name="r1_dq2")]
+    del qat.graph.node[:]
+    qat.graph.node.extend(nodes)
+    qm = read_qdq_model(qat)
+    (f,) = [f for f in qm.findings if f.code == "conflicting_qdq"]
+    assert f.tensor == "r1" and "r1_q2" in f.message
+    assert float(qm.activations["r1"].scale) == np.float32(0.02)
+    feed = cnn_feed()
+    assert np.array_equal(run_exact(fp32, feed)["logits"], run_exact(qm.fp32.model, feed)["logits"])

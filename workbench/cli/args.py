@@ -195,8 +195,9 @@ class CalibArgs:
 
         check_percentile(args.percentile, "--percentile", allow_none=True)
 
-    def parse(self, args, model, data_args: DataArgs):
-        """Calibrate (or load --ranges) and return Ranges for ``model``."""
+    def parse(self, args, model, data_args: DataArgs, tensors="default"):
+        """Calibrate (or load --ranges) and return Ranges for ``model``; ``tensors``: what to
+        observe (see :func:`workbench.collect.tensors_to_observe`)."""
         import warnings
 
         from ..collect import collect_statistics
@@ -218,7 +219,8 @@ class CalibArgs:
                     "Recalibrate with --percentile (or `workbench calibrate --statistics statistics.npz`).")
             return ranges.with_method(args.method) if args.method != ranges.method else ranges
         data = data_args.parse(args, model)
-        stats = collect_statistics(model, data, batch_size=args.batch_size, progress=not args.quiet)
+        stats = collect_statistics(model, data, tensors=tensors, batch_size=args.batch_size,
+                                   progress=not args.quiet)
         return compute_ranges(stats, args.method, self.percentile(args))
 
 
@@ -237,13 +239,17 @@ class PlanArgs:
             g.add_argument(f"--op-{prec}", action="append", default=[], metavar="OP",
                            help=f"op type to keep in {prec.upper()} (repeatable)")
 
-    def parse(self, args, model, ranges):
-        """The default plan (or --plan) with the overrides applied and FP16 safety checked."""
+    def parse(self, args, model, ranges, start=None):
+        """The default plan (or ``start``, e.g. a Q/DQ model's own, or --plan) with the
+        overrides applied and FP16 safety checked."""
         from ..plan import PrecisionPlan
 
         if args.plan:
             self.check_fingerprint(args, model)
-        plan = PrecisionPlan.load(args.plan, model) if args.plan else PrecisionPlan.default(model, args.base)
+        if args.plan:
+            plan = PrecisionPlan.load(args.plan, model)
+        else:
+            plan = start.copy() if start is not None else PrecisionPlan.default(model, args.base)
         for prec in ("fp16", "fp32"):
             for op in getattr(args, f"op_{prec}"):
                 plan.set_op_type(op, prec)

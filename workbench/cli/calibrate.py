@@ -15,10 +15,10 @@ _calib = CalibArgs(reuse_ranges=False)
 def cmd_calibrate(args) -> int:
     from .. import cache as trt_cache
     from ..collect import collect_statistics
-    from ..model import ModelInfo
     from ..ranges import compute_ranges
     from ..stats import Statistics
     from .common import result_for
+    from .qdq import ModelScaleArgs, clipping_summary
 
     _data.validate(args)
     _calib.validate(args)
@@ -27,15 +27,16 @@ def cmd_calibrate(args) -> int:
         raise WorkbenchError(f"Output path '{out}' exists and is not a folder (-o names the output folder).")
     files = {name: out / name for name in CALIB_FILES}
     with result_for(args, files.values(), "calibration result", folder=out) as result:
-        model = ModelInfo.from_path(args.model)
+        model, qm = ModelScaleArgs().open(args)  # a Q/DQ model: its recovered FP32 graph
         data = _data.parse(args, model)
         if args.statistics:
             stats = Statistics.load(args.statistics, model.fingerprint(), data.fingerprint())
             print(f"Reusing statistics from {args.statistics} ({stats.num_samples} samples).")
         else:
-            stats = collect_statistics(model, data, tensors=args.tensors, batch_size=args.batch_size,
+            tensors = ModelScaleArgs.tensors(qm) if args.tensors == "default" else args.tensors
+            stats = collect_statistics(model, data, tensors=tensors, batch_size=args.batch_size,
                                        progress=not args.quiet)
-        ranges = compute_ranges(stats, args.method, _calib.percentile(args))
+        ranges = ModelScaleArgs.ranges(qm, compute_ranges(stats, args.method, _calib.percentile(args)))
         stats.save(result.path(files["statistics.npz"]))
         ranges.save(result.path(files["ranges.json"]))
         ranges.write_csv(result.path(files["ranges.csv"]))
@@ -50,6 +51,8 @@ def cmd_calibrate(args) -> int:
           f"{stats.seconds:.1f} s ({args.method}).")
     if bad:
         print(f"WARNING: {len(bad)} tensors had NaN/Inf values: " + ", ".join(list(bad)[:10]))
+    if qm is not None:  # the model's own scales against this calibration
+        print("\n".join(clipping_summary(qm, stats)))
     print(f"Wrote {out}/: " + ", ".join(CALIB_FILES))
     return 0
 
@@ -59,10 +62,10 @@ _cache_data = DataArgs(required=False)
 
 def cmd_check_cache(args) -> int:
     from ..cache import check_calibration_cache, sidecar_path
-    from ..model import ModelInfo
+    from .qdq import read_if_quantized
 
     _cache_data.validate(args)
-    model = ModelInfo.from_path(args.model)
+    model, _ = read_if_quantized(args.model)  # a Q/DQ model was calibrated as its recovered graph
     dfp = _cache_data.parse(args, model).fingerprint() if _cache_data.given(args) else None
     cache = check_calibration_cache(args.cache, model, data_fingerprint=dfp)
     head = f"'{args.cache}' ({cache.algorithm}, TensorRT {cache.version}): {len(cache.scales)} tensors"

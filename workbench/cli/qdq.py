@@ -30,6 +30,63 @@ def quantized_note(qm) -> str:
             f"{errors} TensorRT error(s) found; details: workbench inspect {qm.source.path or qm.name}")
 
 
+class ModelScaleArgs:
+    """``--model-scales``: what ``quantize`` does with a Q/DQ input model's own thresholds."""
+
+    def add(self, parser) -> None:
+        g = parser.add_argument_group("already-quantized (Q/DQ) input models")
+        g.add_argument("--model-scales", choices=("keep", "calibrate"), default="keep",
+                       help="for a Q/DQ input (PyTorch QAT, ModelOpt, ONNX Runtime quantize_static): keep "
+                            "its own activation thresholds (default; uint8/asymmetric ones become symmetric "
+                            "INT8 covering the same range) or replace them with calibrated ones. Either way "
+                            "the plan starts from its precisions, its weight scales are kept and the output "
+                            "is TensorRT-ready; --allow-existing-qdq passes its Q/DQ through instead")
+
+    def open(self, args):
+        """(ModelInfo to quantize, QuantizedModel or None); prints the note for a Q/DQ model."""
+        if getattr(args, "allow_existing_qdq", False):
+            from ..model import ModelInfo
+
+            return ModelInfo.from_path(args.model), None
+        model, qm = read_if_quantized(args.model)
+        if qm is not None:
+            print(quantized_note(qm))
+        return model, qm
+
+    @staticmethod
+    def tensors(qm):
+        """What calibration observes (the model's quantized tensors too)."""
+        return "default" if qm is None else qm.tensors_to_observe()
+
+    @staticmethod
+    def start_plan(args, qm):
+        """The plan to start from: the model's (with its thresholds when kept), None for FP32 models."""
+        if qm is None:
+            return None
+        from ..imported.reexport import model_plan
+
+        return model_plan(qm) if args.model_scales == "keep" else qm.plan.copy()
+
+    @staticmethod
+    def ranges(qm, ranges):
+        """``ranges`` with the model's thresholds as method "model" and its weight scales."""
+        if qm is None:
+            return ranges
+        from ..imported.reexport import with_model_thresholds
+
+        return with_model_thresholds(qm, ranges)
+
+
+def clipping_summary(qm, stats, max_clipped: float | None = None) -> list:
+    """Lines about the model's scales that clip calibration values (for ``calibrate``)."""
+    from ..imported import MAX_CLIPPED
+
+    share = MAX_CLIPPED if max_clipped is None else max_clipped
+    found = qm.clipping_findings(stats, share)
+    return [f"WARNING: {f.message}" for f in found] or [
+        f"The model's own scales clip no more than {100 * share:g} % of any tensor's calibration values."]
+
+
 def _print_findings(findings: list, limit: int | None) -> None:
     by_code: dict = {}
     for f in findings:

@@ -3,27 +3,29 @@ from __future__ import annotations
 
 from .args import BackendArgs, CalibArgs, DataArgs, MetricArgs, OutputArgs, PlanArgs
 from .common import print_table, result_for, write_json
+from .qdq import ModelScaleArgs
 
 _data = DataArgs()
 _calib = CalibArgs()
 _plan = PlanArgs()
 _metric = MetricArgs()
 _backend = BackendArgs()
+_model_scales = ModelScaleArgs()
 
 
 def cmd_quantize(args) -> int:
     from ..export import export_result, export_result_files
     from ..export.names import stem_of
-    from ..model import ModelInfo
 
     _data.validate(args)
     _calib.validate(args)
     stem = stem_of(args.output)
     kinds = ["qdq"] + ([] if args.no_eval_variant else ["ort"]) + (["cpu_uint8"] if args.cpu_uint8 else [])
     with result_for(args, export_result_files(stem, kinds), "quantized model") as result:
-        model = ModelInfo.from_path(args.model)
-        ranges = _calib.parse(args, model, _data)
-        plan = _plan.parse(args, model, ranges)
+        model, qm = _model_scales.open(args)  # a Q/DQ model: its recovered FP32 graph
+        ranges = _calib.parse(args, model, _data, tensors=_model_scales.tensors(qm))
+        plan = _plan.parse(args, model, ranges, start=_model_scales.start_plan(args, qm))
+        ranges = _model_scales.ranges(qm, ranges)
         results = export_result(model, ranges, plan, stem, kinds=kinds, result=result,
                                 allow_existing_qdq=args.allow_existing_qdq)
     print(f"INT8 nodes: {len(plan.int8_nodes())}, FP16: {len(plan.fp16_nodes())}, "
@@ -109,6 +111,7 @@ def register(sub) -> None:
     p.add_argument("--allow-existing-qdq", action="store_true",
                    help="the model already has Q/DQ nodes: keep them and quantize only the tensors they "
                         "do not cover (refused by default)")
+    _model_scales.add(p)
     OutputArgs("OUT.onnx", "output model path (new file)").add(p)
     p.set_defaults(func=cmd_quantize)
 

@@ -89,6 +89,16 @@ def tensor_findings(qm) -> list:
                             f"Weight '{name}' of {target.op_type} '{node}' has per-channel scales "
                             f"along axis {axis}; TensorRT expects the output-channel axis "
                             f"{target.weight_axis}."), tensor=name, node=node))
+    seen: dict = {}
+    for t in qm.tensors:
+        if t.kind == "activation":
+            seen.setdefault(t.tensor, []).append(t)
+    for name, recs in seen.items():
+        if len({(r.scale.tobytes(), r.zero_point.tobytes()) for r in recs}) > 1:
+            out.append(Finding("conflicting_qdq", "warning", (
+                f"'{name}' has {len(recs)} Q/DQ pairs with different scales ({', '.join(r.q_node for r in recs)}); "
+                "TensorRT needs one scale per tensor where its readers fuse. The workbench uses the "
+                f"first ({recs[0].q_node}, scale {recs[0].scale_text()})."), tensor=name))
     if int32_bias:
         out.append(Finding("int32_bias", "info", (
             f"{len(int32_bias)} bias(es) are stored as INT32 codes ({', '.join(int32_bias[:3])}"
