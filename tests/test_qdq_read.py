@@ -43,7 +43,7 @@ def with_constants_of(original: onnx.ModelProto, recovered: onnx.ModelProto) -> 
     inits = {t.name: t for t in out.graph.initializer}
     for n in original.graph.node:
         for i, t in enumerate(n.input):
-            if t in inits and n.name in rec_nodes:
+            if t in inits and inits[t].data_type == TensorProto.FLOAT and n.name in rec_nodes:
                 value = rec_consts[rec_nodes[n.name].input[i]]
                 inits[t].CopyFrom(numpy_helper.from_array(value.astype(np.float32), t))
     return out

@@ -176,6 +176,16 @@ def placement_findings(qm) -> list:
                 "input: weight-only quantization, which TensorRT runs in float. It is planned "
                 "FP32."), tensor=w.tensor, node=node))
     int8 = set(plan.int8_nodes())
+    extra = [n for n in plan.int8_nodes() if n not in info.facts.default_int8]
+    if extra:
+        ops = sorted({targets[n].op_type for n in extra})
+        out.append(Finding("non_default_int8", "info", (
+            f"The model runs {len(extra)} {'/'.join(ops)} node(s) in INT8 ({', '.join(extra[:4])}"
+            f"{' ...' if len(extra) > 4 else ''}) that the workbench's default plan keeps float: TensorRT "
+            "fuses a Clip/Relu after a conv into its epilogue and folds BatchNormalization, so Q/DQ on "
+            "their inputs requantizes the conv output (and a calibrated range there is the raw conv "
+            "output's); Mul and bias Adds gain little from INT8. Set them to FP32 to compare."),
+            node=extra[0]))
     for t in qm.activations.values():
         readers = [(n, i) for n, i in t.consumers if n in int8 and n in targets
                    and nodes[n].input[i] in targets[n].activation_inputs]
