@@ -311,3 +311,23 @@ def test_two_pairs_with_different_scales_on_one_tensor_are_reported():
     assert float(qm.activations["r1"].scale) == np.float32(0.02)
     feed = cnn_feed()
     assert np.array_equal(run_exact(fp32, feed)["logits"], run_exact(qm.fp32.model, feed)["logits"])
+
+
+REALISTIC = ("classifier", "detector", "recognizer", "transformer", "orientation")
+
+
+@pytest.mark.parametrize("name", REALISTIC)
+def test_ort_quantized_realistic_models_recover_exactly(tmp_path, name):
+    realistic = pytest.importorskip("realistic_models")
+    spec = realistic.MODELS[name]
+    fp32 = spec.build()
+    q = qdq_models.ort_quantized(fp32, spec.data(8, seed=1), tmp_path, activation_type="QUInt8")
+    qm = read_qdq_model(q)
+    assert not qm.fp32.has_qdq() and not qm.kept_nodes
+    test = spec.data(4, seed=9)
+    feed = {k: np.stack([s[k] for s in test]) for k in test[0]}
+    got = run_exact(qm.fp32.model, feed)
+    want = run_exact(with_constants_of(fp32, qm.fp32.model), feed)
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+    codes = {f.code for f in qm.findings}
+    assert "unsigned" in codes and "quant_type" not in codes  # INT32 biases (also BN's) are biases

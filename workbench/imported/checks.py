@@ -37,8 +37,8 @@ def tensor_findings(qm) -> list:
     int32_bias, per_tensor_w = [], []
     for t in qm.tensors:
         name, qt = t.tensor, t.qtype
-        what = "weight" if t.kind in ("weight", "constant") else t.kind
-        if t.kind == "bias" and t.dtype == "INT32":
+        what = t.kind
+        if t.kind != "activation" and t.dtype == "INT32":  # ORT's bias convention (also BN's bias)
             int32_bias.append(name)
             continue
         if qt.is_float:

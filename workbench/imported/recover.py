@@ -256,7 +256,7 @@ class _Rewrite:
             n = self.by_name[node]
             if n.op_type in WEIGHTED_OPS and i == 1:
                 return "weight"
-            if n.op_type in ("Conv", "ConvTranspose", "Gemm") and i == 2:
+            if n.op_type in ("Conv", "ConvTranspose", "Gemm", "BatchNormalization") and i == 2:
                 kind = "bias"
             elif n.op_type in _PASS_THROUGH and i == 0 and len(seen) < 16:
                 todo += self.slots.get(n.output[0], [])
