@@ -167,7 +167,7 @@ class CalibrationData:
         """Refuse a batch size whose inputs and activations cannot fit in the memory available."""
         avail = available_memory()
         known = self.num_samples()
-        batch_size = min(batch_size, known) if known else batch_size
+        asked, batch_size = batch_size, min(batch_size, known) if known else batch_size
         if not avail or batch_size <= 1:
             return
         per_sample = sum(int(np.prod(np.shape(a), dtype=np.int64)) * max(np.asarray(a).dtype.itemsize, 4)
@@ -181,8 +181,10 @@ class CalibrationData:
             return
         fits = max(1, int(avail * MEMORY_SHARE // max(per_sample, 1)))
         hint = 1 << (fits.bit_length() - 1)
+        what = f"Batch size {batch_size}" if asked == batch_size else \
+            f"A batch of {batch_size} samples (--batch-size {asked})"
         raise WorkbenchError(
-            f"Batch size {batch_size} needs about {format_bytes(need)} (inputs"
+            f"{what} needs about {format_bytes(need)} (inputs"
             f"{' and activations' if self._activation_bytes else ''} of {format_bytes(per_sample)} per sample, "
             f"first sample {where}), more than the {format_bytes(avail)} of memory available. "
             f"Use --batch-size {hint} or less (batch_size={hint}).")

@@ -8,6 +8,7 @@ everything it yields.
 from __future__ import annotations
 
 import importlib.util
+import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -49,7 +50,11 @@ def load_function(spec: str, *, default: str = "load_data", what: str = "script"
         if module_spec is None or module_spec.loader is None:
             raise WorkbenchError(f"{what} '{path}' is not a Python file (give FILE.py[:FUNC]).")
         module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
+        keep, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in the user's folder
+        try:
+            module_spec.loader.exec_module(module)
+        finally:
+            sys.dont_write_bytecode = keep
     except WorkbenchError:
         raise
     except (Exception, SystemExit) as exc:
