@@ -331,3 +331,19 @@ def test_ort_quantized_realistic_models_recover_exactly(tmp_path, name):
     assert all(np.array_equal(got[k], want[k]) for k in want)
     codes = {f.code for f in qm.findings}
     assert "unsigned" in codes and "quant_type" not in codes  # INT32 biases (also BN's) are biases
+
+
+def test_own_export_model_file_read_back(tmp_path):
+    from workbench.export import export_model
+
+    info = ModelInfo(tiny_models.residual_cnn(opset=13))
+    rng = np.random.default_rng(4)
+    ranges = {t: TensorRange(t, float(rng.uniform(1, 5)), {}, -2.0, 2.0) for t in info.float_tensors()}
+    plan = PrecisionPlan.default(info)
+    res = export_model(info, ranges, plan, tmp_path / "res.onnx", calibration_cache=False)
+    qm = read_qdq_model(tmp_path / "res.onnx")
+    assert {t: float(r.scale) for t, r in qm.activations.items()} == res.build.activation_scales
+    assert qm.plan.int8_nodes() == plan.int8_nodes()
+    # the residual Add reads Q/DQ on 'input' only (a2 comes straight from conv2): TensorRT's placement
+    assert qm.activation_inputs()["residual"] == ["input"]
+    assert not [f for f in qm.findings if f.severity != "info"]
