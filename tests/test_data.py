@@ -172,3 +172,119 @@ def test_array_limit_reads_and_fingerprints_only_the_files_it_needs(tmp_path, cn
     assert open_data(folder, cnn, limit=3).fingerprint() == fp
     np.save(folder / "1.npy", np.zeros((2, 3, 16, 16), np.float32))  # a file within it
     assert open_data(folder, cnn, limit=3).fingerprint() != fp
+
+
+# -- reliability of the inputs (issue 13) -------------------------------------------
+def test_sixteen_bit_grey_png_matches_its_eight_bit_twin(tmp_path, cnn):
+    g = np.random.default_rng(1).integers(0, 256, (20, 24), dtype=np.uint8)
+    d8, d16 = tmp_path / "g8", tmp_path / "g16"
+    d8.mkdir()
+    d16.mkdir()
+    Image.fromarray(g).save(d8 / "a.png")
+    Image.fromarray(g.astype(np.uint16) * 257).save(d16 / "a.png")
+    pre = ImagePreprocess(resize=18, crop=16, scale=1.0, mean=(0.0,), std=(1.0,))
+    x8 = next(open_data(d8, cnn, preprocess=pre).iter_batches())["input"]
+    x16 = next(open_data(d16, cnn, preprocess=pre).iter_batches())["input"]
+    assert x16.max() <= 255.0 and (x16 > 254.0).mean() < 0.05  # not saturated
+    np.testing.assert_allclose(x16, x8, atol=1.0)  # resized in float vs in 8 bits: within one level
+
+
+def test_32_bit_integer_image_beyond_16_bits_is_refused():
+    """Older Pillow opens 16-bit PNGs as mode "I": 0..65535 is taken as 16 bits, more is refused."""
+    from workbench.data.images import ImageFolderData
+
+    ok = ImageFolderData._high_to_float(Image.fromarray(np.full((4, 4), 65535, np.int32)), "ok.png")
+    assert ok.mode == "F" and np.asarray(ok).max() == 65535
+    with pytest.raises(WorkbenchError, match="big.png.*32-bit integer image with values 70000..70000"):
+        ImageFolderData._high_to_float(Image.fromarray(np.full((4, 4), 70000, np.int32)), "big.png")
+
+
+def test_preprocessing_values_are_checked(tmp_path, cnn):
+    with pytest.raises(WorkbenchError, match="std .* must not be 0"):
+        ImagePreprocess(std=(1.0, 0.0, 1.0))
+    with pytest.raises(WorkbenchError, match="must be finite"):
+        ImagePreprocess(mean=(float("inf"),))
+    with pytest.raises(WorkbenchError, match="crop .* positive whole number"):
+        ImagePreprocess(crop=0)
+    with pytest.raises(WorkbenchError, match="Unknown preprocessing setting"):
+        ImagePreprocess.from_dict({"resise": 10})
+    folder = _photos(tmp_path / "img", n=1)
+    with pytest.raises(WorkbenchError, match="has 2 values .* 3 channel"):
+        open_data(folder, cnn, preprocess=ImagePreprocess(resize=20, crop=16, mean=(1.0, 2.0)))
+
+
+def test_hidden_files_and_folders_are_skipped(tmp_path, cnn):
+    folder = _photos(tmp_path / "img", n=2)
+    (folder / "._p0.png").write_bytes(b"macOS resource fork")
+    (folder / ".ipynb_checkpoints").mkdir()
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(folder / ".ipynb_checkpoints" / "p9.png")
+    assert len(open_data(folder, cnn, preprocess=ImagePreprocess(resize=20, crop=16))) == 2
+
+
+def test_nonfinite_samples(tmp_path, cnn):
+    from workbench.data import DataWarning
+
+    folder = tmp_path / "arr"
+    folder.mkdir()
+    x = np.ones((2, 3, 16, 16), np.float32)
+    x[1, 0, 0, 0] = np.nan
+    np.save(folder / "part.npy", x)
+    with pytest.warns(DataWarning, match=r"part.npy\[1\]: input 'input' has 1 NaN/Inf value"):
+        assert len(list(open_data(folder, cnn).iter_batches(2))) == 1
+    x[0] = np.inf
+    np.save(folder / "part.npy", x)
+    with pytest.raises(WorkbenchError, match=r"part.npy\[0\]: input 'input' is all NaN/Inf"):
+        list(open_data(folder, cnn).iter_batches(2))
+    with pytest.warns(DataWarning):
+        list(open_data(folder, cnn, allow_nonfinite=True).iter_batches(2))
+
+
+def test_batched_loader_names_the_all_nan_row(tmp_path):
+    script = tmp_path / "nan.py"
+    script.write_text("import numpy as np\ndef load_data():\n"
+                      "    x = np.ones((3, 4), np.float32)\n    x[2] = np.nan\n"
+                      "    yield {'input_ids': np.zeros((3, 4), np.int64), 'attention_mask': x}\n")
+    two = ModelInfo(tiny_models.two_input_matmul())
+    with pytest.raises(WorkbenchError, match=r"item 0: input 'attention_mask' \(sample 2 of the batch\) is all NaN"):
+        list(open_data(None, two, loader_script=str(script)).iter_batches())
+
+
+def test_batch_memory_estimate_counts_activations(tmp_path, cnn, monkeypatch):
+    from workbench.data import activation_bytes_per_sample, base
+
+    per_sample = activation_bytes_per_sample(cnn)
+    # conv1, relu1, conv2, relu2, add: 8x16x16 floats each; maxpool 8x8x8; gap 8; flatten 8; logits 10
+    assert per_sample == (5 * 8 * 16 * 16 + 8 * 8 * 8 + 8 + 8 + 10) * 4
+    folder = tmp_path / "arr"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.ones((64, 3, 16, 16), np.float32))
+    monkeypatch.setattr(base, "available_memory", lambda: 40 * per_sample)
+    with pytest.raises(WorkbenchError, match=r"Batch size 64 needs about .* \(inputs and activations .*"
+                                             r"Use --batch-size 16 or less"):
+        next(open_data(folder, cnn).iter_batches(64))
+    assert next(open_data(folder, cnn).iter_batches(16))["input"].shape[0] == 16
+
+
+def test_loader_exit_while_loading_and_no_bytecode_left(tmp_path, cnn):
+    script = tmp_path / "exits.py"
+    script.write_text("import sys\nsys.exit('no GPU here')\n")
+    with pytest.raises(WorkbenchError, match=r"called sys.exit\('no GPU here'\) while loading"):
+        list(open_data(None, cnn, loader_script=str(script)).iter_batches())
+    assert not (tmp_path / "__pycache__").exists()
+
+
+def test_loader_returning_a_non_iterable(tmp_path, cnn):
+    script = tmp_path / "bad.py"
+    script.write_text("def load_data():\n    return 42\n")
+    with pytest.raises(WorkbenchError, match="returned int, not an iterable"):
+        list(open_data(None, cnn, loader_script=str(script)).iter_batches())
+
+
+def test_sample_limit_and_batch_size_must_be_positive(tmp_path, cnn):
+    folder = _photos(tmp_path / "img", n=1)
+    with pytest.raises(WorkbenchError, match="sample limit .* positive whole number, got 0"):
+        open_data(folder, cnn, preprocess=ImagePreprocess(resize=20, crop=16), limit=0)
+    data = open_data(folder, cnn, preprocess=ImagePreprocess(resize=20, crop=16))
+    for bad in (0, -2, 2.5):
+        with pytest.raises(WorkbenchError, match="batch size"):
+            list(data.iter_batches(bad))
