@@ -701,3 +701,20 @@ def test_result_writer_commit_rollback_and_declarations(tmp_path):
         atomic_write_text(r.path(files[0]), "only x")
     assert files[0].read_text() == "only x" and not files[1].exists()  # the older y is no part of it
     assert leftovers(tmp_path) == []
+
+
+def test_metric_script_exit_and_unhandled_os_errors_are_one_line(ws, capsys, monkeypatch):
+    script = ws.root / "metric.py"
+    script.write_text("import sys\ndef metric(outputs, labels=None):\n    sys.exit(5)\n")
+    ws.snap()
+    code = main(["evaluate", str(ws.model), str(ws.model), "--data", str(ws.data), "--metric-script", str(script)])
+    assert code == 2 and "metric.py' called sys.exit(5)" in err_of(capsys)
+    from workbench.cli import qdq
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(qdq, "read_if_quantized", denied)
+    assert main(["info", str(ws.model)]) == 2
+    assert f"Cannot access '{ws.model}': permission denied." in err_of(capsys)
+    ws.unchanged()

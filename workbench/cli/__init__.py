@@ -42,3 +42,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file-system failure no writer turned into a message: still one line
+        if exc.filename is None:
+            raise
+        from .._io import fs_error
+
+        print(f"workbench {args.command}: error: {fs_error(exc, exc.filename, 'access')}", file=sys.stderr)
+        return 2

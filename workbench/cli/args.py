@@ -124,9 +124,13 @@ class MetricArgs:
         spec = getattr(args, "metric_script", None)
         if not spec:
             return None
-        from ..data import load_function
+        import functools
 
-        return load_function(spec, default="metric", what="metric script")
+        from ..data import call_user_function, load_function
+
+        func = load_function(spec, default="metric", what="metric script")
+        # sys.exit in the user's metric is reported naming the script, not a silent exit status
+        return functools.wraps(func)(lambda *a, **k: call_user_function(func, f"metric script '{spec}'", *a, **k))
 
 
 class EvalArgs:
