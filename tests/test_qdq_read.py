@@ -347,3 +347,36 @@ def test_own_export_model_file_read_back(tmp_path):
     # the residual Add reads Q/DQ on 'input' only (a2 comes straight from conv2): TensorRT's placement
     assert qm.activation_inputs()["residual"] == ["input"]
     assert not [f for f in qm.findings if f.severity != "info"]
+
+
+def test_qat_matmul_weight_through_transpose_is_folded(tmp_path):
+    """PyTorch's QAT export of a Linear on 3-D input: W -> Q -> DQ -> Transpose -> MatMul."""
+    from onnx import helper
+
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((4, 8)).astype(np.float32)  # [out, in], as nn.Linear stores it
+    nodes = [helper.make_node("Transpose", ["w"], ["wt"], name="t", perm=[1, 0]),
+             helper.make_node("MatMul", ["x", "wt"], ["y"], name="mm")]
+    g = helper.make_graph(nodes, "lin", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 4])],
+                          initializer=[numpy_helper.from_array(w, "w")])
+    fp32 = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    fp32.ir_version = 8
+    w_scales = (np.abs(w).max(axis=1) / 127 * 1.1).astype(np.float32)
+    qat = qdq_models.fake_quant(fp32, {"x": (np.float32(0.02), 0)}, {"w": (w_scales, 0)})
+    qm = read_qdq_model(qat)
+    assert not [n for n in qm.fp32.nodes if n.op_type == "Transpose"]
+    rec = qm.weights["wt"]
+    assert rec.axis == 1 and np.array_equal(rec.scale, w_scales) and rec.consumers == (("mm", 1),)
+    assert np.array_equal(qm.fp32.constants["wt"], w.T)
+    assert qm.plan.precision("mm").value == "int8"
+    assert not [f for f in qm.findings if f.severity != "info"], qm.findings
+    x = {"x": rng.standard_normal((2, 3, 8)).astype(np.float32)}
+    assert np.array_equal(run_exact(fp32, x)["y"], run_exact(qm.fp32.model, x)["y"])
+    from workbench.imported.reexport import export_tensorrt_ready
+
+    export_tensorrt_ready(qm, tmp_path / "re.onnx", calibration_cache=False)
+    again = read_qdq_model(tmp_path / "re.onnx")
+    (w2,) = again.weights.values()
+    assert w2.scale.tobytes() == w_scales.tobytes() and w2.axis == 1
+    assert np.array_equal(run_exact(qat, x)["y"], run_exact(again.source.model, x)["y"])

@@ -10,6 +10,8 @@ order, so the result stays topologically sorted, and it only removes, renames an
   codes) becomes a float32 initializer holding ``(codes - zero_point) * scale`` under the DQ
   output's name: the FP32 values are the dequantized ones (the originals are not in the file).
 * A model output written by a removed DQ keeps its name (the float tensor is renamed to it).
+* A Transpose of a quantized constant (PyTorch's QAT export of a MatMul weight:
+  Q -> DQ -> Transpose -> MatMul) becomes a constant, as in the FP32 model.
 * ONNX Runtime's ``quantize_static`` removes a Relu (or Clip) in front of an asymmetric Q
   whose range starts at 0, because the Q clamps there. Where a pair's range starts exactly
   at 0 (zero point = lowest code), its input is not known to be >= 0 and the Q was its only
@@ -21,6 +23,7 @@ order, so the result stays topologically sorted, and it only removes, renames an
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -79,6 +82,7 @@ class _Rewrite:
         self.after: dict = {}      # node -> nodes inserted right after it
         self.tail: list = []       # nodes appended at the end (Identity for outputs)
         self.new_inits: dict = {}  # name -> float32 array
+        self.folded: dict = {}     # quantized constant -> [(folded Transpose output, perm)]
         self.findings: list = list(structure.findings)
         self.half = any(t in _HALF for t in self.types.values())
 
@@ -112,6 +116,21 @@ class _Rewrite:
             self.new_inits[d.output[0]] = dequantize(
                 self.consts[d.input[0]], prm.scale, prm.zero_point, prm.axis, prm.block_size,
                 prm.qtype, f"DequantizeLinear '{d.name}'")
+
+    def fold_weight_transposes(self) -> None:
+        """A Transpose of a quantized constant becomes a constant: PyTorch exports the weight of a
+        fake-quantized MatMul as Q -> DQ -> Transpose -> MatMul, and the FP32 model had it folded."""
+        quantized = {p.q.input[0] for p in self.s.pairs if p.q.input[0] in self.consts} | set(self.new_inits)
+        for n in self.info.nodes:
+            src = self.resolve(n.input[0]) if n.op_type == "Transpose" and n.input else None
+            if src not in quantized or n.name in self.removed or n.output[0] in self.graph_outputs:
+                continue
+            value = self.new_inits[src] if src in self.new_inits else np.asarray(self.consts[src])
+            perm = next((list(a.ints) for a in n.attribute if a.name == "perm"), None)
+            perm = perm or list(range(value.ndim))[::-1]
+            self.removed.add(n.name)
+            self.new_inits[n.output[0]] = np.ascontiguousarray(np.transpose(value, perm))
+            self.folded.setdefault(src, []).append((n.output[0], perm))
 
     def remove_half_casts(self) -> None:
         """Drop Cast nodes between float types; prefer the float32 side's name."""
@@ -228,19 +247,34 @@ class _Rewrite:
             outs = [d.output[0] for d in p.dqs]
             cons = tuple(dict.fromkeys(s for o in outs for s in readers.get(o, ())))
             const = x in self.consts
-            recs.append(QuantizedTensor(
+            recs += self._with_folded(x, QuantizedTensor(
                 self.final(x), self._kind(cons) if const else "activation", p.params.qtype,
                 p.params.scale, p.params.zero_point, p.params.axis, p.params.block_size, cons,
                 any(self._reaches_output(o, out_set) for o in outs), p.q.name,
-                tuple(d.name for d in p.dqs), x, exact_fp32=const))
+                tuple(d.name for d in p.dqs), x, exact_fp32=const), readers)
         for sd in self.s.stored:
             o = sd.dq.output[0]
             cons = tuple(readers.get(o, ()))
             prm = sd.params
-            recs.append(QuantizedTensor(
+            recs += self._with_folded(o, QuantizedTensor(
                 self.final(o), self._kind(cons), prm.qtype, prm.scale, prm.zero_point, prm.axis,
-                prm.block_size, cons, o in out_set, None, (sd.dq.name,), sd.dq.input[0]))
+                prm.block_size, cons, o in out_set, None, (sd.dq.name,), sd.dq.input[0]), readers)
         return recs
+
+    def _with_folded(self, src: str, rec: QuantizedTensor, readers: dict) -> list:
+        """``rec`` (when something still reads it) and one record per folded Transpose of it,
+        with the axis (and blocked scales) transposed."""
+        out = [rec] if rec.consumers or not self.folded.get(src) else []
+        for t, perm in self.folded.get(src, ()):
+            cons = tuple(readers.get(t, ()))
+            rank = len(perm)
+            axis = None if rec.axis is None else perm.index(rec.axis % rank)
+            scale, zp = rec.scale, rec.zero_point
+            if rec.block_size is not None:
+                scale, zp = np.transpose(scale, perm), np.transpose(zp, perm)
+            out.append(replace(rec, tensor=self.final(t), kind=self._kind(cons), scale=scale,
+                               zero_point=zp, axis=axis, consumers=cons))
+        return out
 
     def _reaches_output(self, t: str, outs: set) -> bool:
         return t in outs or any(self.resolve(o) == self.resolve(t) for o in outs if o in self.alias)
@@ -328,6 +362,7 @@ def recover(info, structure: Structure) -> Recovered:
     """The FP32 graph of ``info`` (a ModelInfo of a Q/DQ model) and what was read from it."""
     rw = _Rewrite(info, structure)
     rw.remove_qdq()
+    rw.fold_weight_transposes()
     rw.remove_half_casts()
     restored = rw.restore_relus()
     rw.keep_output_names()
