@@ -122,20 +122,22 @@ def ort_quantized(model: onnx.ModelProto, samples: list, tmp_path, *, activation
     return onnx.load(str(dst))
 
 
-def fp8_model(seed: int = 0) -> tuple:
-    """input -> Q/DQ (FLOAT8E4M3FN) -> MatMul with a stored FP8 weight (DQ) -> output, opset 19.
-    Returns (model, float32 weight the FP8 codes dequantize to, activation scale)."""
+def fp8_model(seed: int = 0, kind: str = "FLOAT8E4M3FN") -> tuple:
+    """input -> Q/DQ (``kind``: FLOAT8E4M3FN or FLOAT8E5M2) -> MatMul with a stored FP8 weight
+    (DQ) -> output, opset 19. Returns (model, float32 weight the codes dequantize to, activation scale)."""
     rng = np.random.default_rng(seed)
     import ml_dtypes
 
+    np_type, peak = {"FLOAT8E4M3FN": (ml_dtypes.float8_e4m3fn, 448.0),
+                     "FLOAT8E5M2": (ml_dtypes.float8_e5m2, 57344.0)}[kind]
     w = rng.standard_normal((8, 4)).astype(np.float32)
-    w_scale = np.float32(np.abs(w).max() / 448.0)
-    codes = (w / w_scale).astype(ml_dtypes.float8_e4m3fn)
+    w_scale = np.float32(np.abs(w).max() / peak)
+    codes = (w / w_scale).astype(np_type)
     deq = codes.astype(np.float32) * w_scale
-    a_scale = np.float32(3.0 / 448.0)
+    a_scale = np.float32(3.0 / peak)
     inits = [numpy_helper.from_array(codes, "w_fp8"), numpy_helper.from_array(np.array(w_scale), "w_scale"),
              numpy_helper.from_array(np.array(a_scale), "x_scale"),
-             helper.make_tensor("x_zero", TensorProto.FLOAT8E4M3FN, [], [0.0])]
+             helper.make_tensor("x_zero", getattr(TensorProto, kind), [], [0.0])]
     nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"], name="x_q"),
              helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xdq"], name="x_dq"),
              helper.make_node("DequantizeLinear", ["w_fp8", "w_scale"], ["w"], name="w_dq"),

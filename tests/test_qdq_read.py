@@ -247,15 +247,17 @@ def test_own_export_fp16_nodes_come_back_as_fp16_in_the_plan_and_fp32_in_the_gra
 
 
 # --------------------------------------------------------------------------- FP8 and INT4
-def test_fp8_named_and_dequantized_exactly():
-    model, deq, a_scale = qdq_models.fp8_model()
+@pytest.mark.parametrize("kind,peak,code", [("FLOAT8E4M3FN", 448.0, "fp8"), ("FLOAT8E5M2", 57344.0, "fp8_type")])
+def test_fp8_named_and_dequantized_exactly(kind, peak, code):
+    model, deq, a_scale = qdq_models.fp8_model(kind=kind)
     qm = read_qdq_model(model)
-    assert qm.activations["x"].dtype == "FLOAT8E4M3FN" and float(qm.activations["x"].scale) == a_scale
-    assert qm.activations["x"].amax == pytest.approx(448 * float(a_scale))
-    assert qm.weights["w"].dtype == "FLOAT8E4M3FN"
+    assert qm.activations["x"].dtype == kind and float(qm.activations["x"].scale) == a_scale
+    assert qm.activations["x"].amax == pytest.approx(peak * float(a_scale))
+    assert qm.weights["w"].dtype == kind
     assert np.array_equal(qm.fp32.constants["w"], deq)
-    assert qm.plan.precision("mm").value == "fp32" and "FLOAT8E4M3FN" in qm.plan["mm"].detail
-    assert any(f.code == "fp8" for f in qm.findings)
+    assert qm.plan.precision("mm").value == "fp32" and kind in qm.plan["mm"].detail
+    found = {f.code: f for f in qm.findings}
+    assert code in found and (code == "fp8") == (found[code].severity == "info")
     x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
     assert np.array_equal(run_exact(qm.fp32.model, {"x": x})["y"], x @ deq)
 
