@@ -115,3 +115,66 @@ def test_emulation_is_bit_exact_on_the_sample(sample_model_path):
                              providers=["CPUExecutionProvider"])
     exported = s.run(["logits"], feed)[0]
     assert np.array_equal(emulated, exported)
+
+
+def _realistic(kind):
+    import realistic_models as R
+    from workbench.collect import collect_statistics
+    from workbench.ranges import compute_ranges
+
+    spec = R.MODELS[kind]
+    info = ModelInfo(spec.build())
+    ranges = compute_ranges(collect_statistics(info, R.ArrayData(info, spec.data(8, seed=1)), progress=False),
+                            "percentile")
+    samples = spec.data(4, seed=2)
+    feed = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+    return info, ranges, feed
+
+
+def _exported(info, ranges, plan, feed):
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(build_quantized(info, ranges, plan, variant="ort").SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+    return s.run(None, feed)[0]
+
+
+@pytest.mark.parametrize("kind", ["classifier", "detector", "recognizer", "transformer", "orientation"])
+def test_emulation_is_bit_exact_on_the_realistic_models(kind):
+    """INT8 (ConvTranspose, MatMul with two activations, residual Adds), FP16 and FP32 mixed;
+    the opset-12 recognizer runs on the exporter's opset-13 copy."""
+    info, ranges, feed = _realistic(kind)
+    sm = SwitchableModel(info)
+    out = info.outputs[0].name
+    plan = PrecisionPlan.default(info)
+    int8 = plan.int8_nodes()
+    mixed = plan.copy()
+    mixed.set_node(int8[0], "fp16")
+    mixed.set_node(int8[-1], "fp32")
+    for p in (plan, mixed):
+        emulated = sm.run([feed], sm.flags(p, ranges), [out])[out]
+        np.testing.assert_array_equal(emulated, _exported(info, ranges, p, feed))
+
+
+def test_a_tensor_switched_off_keeps_its_float_values():
+    """Range analyses turn one tensor's Q/DQ off: the exported model with that tensor's
+    DequantizeLinear output replaced by the float tensor computes the same numbers."""
+    info, ranges, feed = _realistic("detector")
+    sm = SwitchableModel(info)
+    plan = PrecisionPlan.default(info)
+    all_on = sm.run([feed], sm.flags(plan, ranges))["prob"]
+    off = sm.run([feed], sm.flags(plan, ranges, tensors_off={"enc1"}))["prob"]
+    assert not np.array_equal(all_on, off)
+    proto = build_quantized(info, ranges, plan, variant="ort")
+    dq = [n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"
+          and any(q.output[0] == n.input[0] and q.input[0] == "enc1" for q in proto.graph.node
+                  if q.op_type == "QuantizeLinear")]
+    assert len(dq) == 1
+    for n in proto.graph.node:
+        for j, x in enumerate(n.input):
+            if x == dq[0]:
+                n.input[j] = "enc1"
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    want = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    np.testing.assert_array_equal(off, want)

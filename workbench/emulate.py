@@ -4,29 +4,42 @@ Sensitivity analysis and the automatic mixed-precision search evaluate hundreds 
 Rebuilding and reloading a Q/DQ model for each would take most of their time, so this module
 builds ONE emulation graph in which every quantizable node's inputs pass through
 
-    If(int8[k], DQ(Q(x, scale_t)), If(fp16[k], fp32(fp16(x)), x))
+    If(int8[k] or fp16[k], If(int8[k], DQ(Q(x, scale_t)), fp32(fp16(x))), x)
 
 with the per-node flags ``int8`` / ``fp16`` and the per-tensor scales fed as graph inputs.
 Weights get the same switch between their per-channel fake-quantized, FP16-rounded and
 original values (precomputed constants), and an FP16 node's output is rounded to FP16 too.
-A plan change is then just a different feed. The numbers equal those of the "ort" export
-variant of the same plan (checked in the tests); the exported model is still what gets
-evaluated when the user rebuilds.
+A plan change is then just a different feed. Which input of a node gets Q/DQ is the
+exporter's own decision (:func:`workbench.export.qdq.place_qdq`), tabulated over the INT8
+states of the nodes it depends on (a residual Add's producers), so the numbers equal those
+of the "ort" export variant of the same plan (checked in the tests). Models below opset 13
+are emulated on the exporter's opset-13 copy.
+
+For a search that keeps one plan and changes only amax values (the ``auto`` ranges, range
+sensitivity), :mod:`workbench.emulate_ranges` runs the exported model itself with the scales
+fed: about half the cost of this graph per run.
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .errors import WorkbenchError
 from .amax import symmetric_scale
-from .export.qdq import quantize_weight
+from .errors import InternalError, WorkbenchError
+from .export.build import MIN_QDQ_OPSET, _prepare
+from .export.qdq import place_qdq, quantize_weight
+from .emulate_graph import _branch, _fp16_round, _read_names, if_node, merge_batches, node_variant
 from .model import ModelInfo
 
 INT8_FLAGS = "wb_int8"
 FP16_FLAGS = "wb_fp16"
 SCALE = "wb_scale"
+TENSOR_FLAGS = "wb_tensor_on"
+#: The most nodes a placement decision may depend on (2**N combinations are tabulated).
+MAX_PLACEMENT_DEPS = 6
 
 
 def fake_quant_weight(w: np.ndarray, axis: int) -> np.ndarray:
@@ -36,26 +49,6 @@ def fake_quant_weight(w: np.ndarray, axis: int) -> np.ndarray:
     shape = [1] * q.ndim
     shape[axis] = -1
     return (q.astype(np.float32) * scale.reshape(shape)).astype(np.float32)
-
-
-def _fp16_round(x: str, name: str) -> list:
-    """Nodes that round ``x`` to float16 and back into ``name``."""
-    return [helper.make_node("Cast", [x], [name + "_16"], to=TensorProto.FLOAT16),
-            helper.make_node("Cast", [name + "_16"], [name], to=TensorProto.FLOAT)]
-
-
-def _branch(nodes: list, cond: str, then_nodes: list, then_out: str, else_value: str, out: str) -> None:
-    """Append ``out = cond ? (then_nodes -> then_out) : else_value`` as an ONNX ``If``.
-
-    An ``If`` runs only the taken branch, so a switched-off fake-quant costs nothing (a
-    ``Where`` would compute both sides on every run: about 5x the FP32 model's time here).
-    """
-    then_nodes = list(then_nodes) + [helper.make_node("Identity", [then_out], [out + "_t"])]
-    then_g = helper.make_graph(then_nodes, out + "_then", [],
-                               [helper.make_tensor_value_info(out + "_t", TensorProto.FLOAT, None)])
-    else_g = helper.make_graph([helper.make_node("Identity", [else_value], [out + "_e"])], out + "_else", [],
-                               [helper.make_tensor_value_info(out + "_e", TensorProto.FLOAT, None)])
-    nodes.append(helper.make_node("If", [cond], [out], then_branch=then_g, else_branch=else_g))
 
 
 def needs_all_fp16(plan, switched) -> list:
@@ -74,141 +67,209 @@ class SwitchableModel:
         model: the FP32 model.
         all_fp16: also switch the non-quantizable nodes (needed for FP16-base plans; each switch
             costs a little on every run, so it is off for plans that keep those nodes FP32).
+        threads: ONNX Runtime intra-op threads (None: its default, one per physical core).
     """
 
-    def __init__(self, model: ModelInfo, all_fp16: bool = False):
-        from .fp16_slots import fp16_slots
-
+    def __init__(self, model: ModelInfo, all_fp16: bool = False, threads: int | None = None):
         self.model = model
         self.all_fp16 = all_fp16
-        self.targets = {t.node: t for t in model.quantizable_nodes()}
-        self.fp16 = {n.name: fp16_slots(n, model.opset, model) for n in model.nodes}
-        self.nodes = [n.name for n in model.nodes
-                      if n.name in self.targets or (all_fp16 and self.fp16[n.name][1])]
+        self.threads = threads
+        # the exporter's facts (of its opset-13 copy for older models): same names, same placement
+        self.facts = _prepare(model, model.opset < MIN_QDQ_OPSET)
+        g = self.facts
+        self.targets = dict(g.targets)
+        self.nodes = [n for n in g.order if n in self.targets or (all_fp16 and g.slots(n)[1])]
         if not self.nodes:
             raise WorkbenchError(f"'{model.name}' has no node that can run in INT8 or FP16.")
         self.index = {n: k for k, n in enumerate(self.nodes)}
-        self.qdq_tensors = {n: list(t.activation_inputs) for n, t in self.targets.items()}
+        self.placement = {n: self._placement_table(n) for n in self.targets}
+        self.qdq_tensors = {n: [g.node(n).input[j] for j in sorted(set().union(*table.values()))]
+                            for n, (deps, table) in self.placement.items()}
         self.tensors = list(dict.fromkeys(x for xs in self.qdq_tensors.values() for x in xs))
         self.tensor_index = {t: i for i, t in enumerate(self.tensors)}
         self.proto = self._build()
         self._session = None
 
+    # -- placement: the exporter's decision, tabulated ------------------------------------------
+    def _placement_table(self, name: str) -> tuple:
+        """(deps, {frozenset of INT8 deps: input indices with Q/DQ}) for INT8 node ``name``: the
+        exporter's placement for every INT8 state of the targets producing its inputs."""
+        g = self.facts
+        node = g.node(name)
+        deps = sorted({g.producers[x] for x in node.input if x in g.producers and g.producers[x] in self.targets
+                       and g.producers[x] != name}, key=g.order.index)
+        if len(deps) > MAX_PLACEMENT_DEPS:
+            raise InternalError(f"Node '{name}' reads {len(deps)} quantizable producers; the emulation "
+                                f"tabulates at most {MAX_PLACEMENT_DEPS}.")
+        table = {}
+        for k in range(len(deps) + 1):
+            for combo in itertools.combinations(deps, k):
+                place = place_qdq(g, [name, *combo], "ort", lambda t: True)
+                table[frozenset(combo)] = frozenset(i for slots in place.activations.values()
+                                                    for n, i in slots if n == name)
+        return deps, table
+
+    def _switch(self, nodes: list, name: str, j: int, i8: str, const_index, tag: str) -> str | None:
+        """The flag that turns on Q/DQ of input ``j`` of ``name`` (None: never quantized)."""
+        deps, table = self.placement[name]
+        on = [combo for combo, slots in table.items() if j in slots]
+        if not on:
+            return None
+        if len(on) == len(table):
+            return i8
+        flags = {}
+        for d in deps:
+            flags[d] = f"{tag}_d{self.index[d]}"
+            nodes.append(helper.make_node("Gather", [INT8_FLAGS, const_index(self.index[d], f"{tag}_dk")],
+                                          [flags[d]], axis=0))
+            nodes.append(helper.make_node("Not", [flags[d]], [flags[d] + "_n"]))
+        terms = []
+        for m, combo in enumerate(on):
+            term = i8
+            for d in deps:
+                lit = flags[d] if d in combo else flags[d] + "_n"
+                nodes.append(helper.make_node("And", [term, lit], [f"{tag}_s{j}_{m}_{d}"]))
+                term = f"{tag}_s{j}_{m}_{d}"
+            terms.append(term)
+        out = terms[0]
+        for m, term in enumerate(terms[1:]):
+            nodes.append(helper.make_node("Or", [out, term], [f"{tag}_s{j}_or{m}"]))
+            out = f"{tag}_s{j}_or{m}"
+        return out
+
     # -- graph -------------------------------------------------------------------------------
     def _build(self) -> onnx.ModelProto:
-        m = self.model
+        """The FP32 graph with every switched node replaced by an ``If`` over its variants: the
+        INT8 node (Q/DQ inputs, fake-quantized weight), the FP16 node (inputs, parameters and
+        outputs rounded to float16) and the plain node. Each branch holds its own copy of the
+        node, which writes straight into the ``If`` outputs: no value is copied through."""
+        g = self.facts
         proto = onnx.ModelProto()
-        proto.CopyFrom(m.model)
-        g = proto.graph
-        if m.opset < 13:  # per-channel and runtime scales need QuantizeLinear-13
-            raise WorkbenchError(f"The emulation model needs opset >= 13, '{m.name}' has {m.opset}.")
-        g.input.extend([
+        proto.CopyFrom(g.model)
+        graph = proto.graph
+        graph.input.extend([
             helper.make_tensor_value_info(INT8_FLAGS, TensorProto.BOOL, [len(self.nodes)]),
             helper.make_tensor_value_info(FP16_FLAGS, TensorProto.BOOL, [len(self.nodes)]),
             helper.make_tensor_value_info(SCALE, TensorProto.FLOAT, [len(self.tensors)]),
+            helper.make_tensor_value_info(TENSOR_FLAGS, TensorProto.BOOL, [len(self.tensors)]),
         ])
-        new_nodes, inits = [], [numpy_helper.from_array(np.array(0, np.int8), "wb_zp")]
-
-        def const_index(i: int, prefix: str) -> str:
-            name = f"{prefix}_{i}"
-            inits.append(numpy_helper.from_array(np.array(i, np.int64), name))
-            return name
-
-        for node in g.node:
+        self._new_inits = [numpy_helper.from_array(np.array(0, np.int8), "wb_zp")]
+        self._consts: set = set()
+        types = g.info.tensor_types
+        new_nodes = []
+        for node in graph.node:
             if node.name not in self.index:
                 new_nodes.append(node)
                 continue
-            t = self.targets.get(node.name)
-            half_in, half_out = (set(x) for x in self.fp16[node.name])
             k = self.index[node.name]
             tag = f"wb{k}"
-            ki = const_index(k, f"{tag}_k")
             i8, f16 = f"{tag}_i8", f"{tag}_f16"
+            ki = self._index_const(k)
             new_nodes += [helper.make_node("Gather", [INT8_FLAGS, ki], [i8], axis=0),
                           helper.make_node("Gather", [FP16_FLAGS, ki], [f16], axis=0)]
-            fused = self._fusable_add_inputs(node, t) if t is not None and node.op_type == "Add" else []
-            for j, x in enumerate(node.input):
-                if not x:
-                    continue
-                if t is not None and x == t.weight_input:
-                    w = m.constants[x].astype(np.float32)
-                    wq, wh, sw = f"{tag}_wq{j}", f"{tag}_wh{j}", f"{tag}_w{j}"
-                    inits += [numpy_helper.from_array(fake_quant_weight(w, t.weight_axis), wq),
-                              numpy_helper.from_array(w.astype(np.float16).astype(np.float32), wh)]
-                    _branch(new_nodes, f16, [], wh, x, sw + "_h")
-                    _branch(new_nodes, i8, [], wq, sw + "_h", sw)
-                    node.input[j] = sw
-                elif x in m.constants:
-                    if j in half_in:  # other float parameters (a bias): rounded like the weights
-                        ch, sw = f"{tag}_ch{j}", f"{tag}_c{j}"
-                        inits.append(numpy_helper.from_array(
-                            m.constants[x].astype(np.float16).astype(np.float32), ch))
-                        _branch(new_nodes, f16, [], ch, x, sw)
-                        node.input[j] = sw
-                elif j in half_in or (t is not None and x in t.activation_inputs):
-                    y = f"{tag}_in{j}"
-                    if j in half_in:
-                        _branch(new_nodes, f16, _fp16_round(x, f"{tag}_h{j}"), f"{tag}_h{j}", x, y + "_h")
-                    else:
-                        new_nodes.append(helper.make_node("Identity", [x], [y + "_h"]))
-                    if t is not None and x in self.qdq_tensors[node.name]:
-                        ti = const_index(self.tensor_index[x], f"{tag}_t{j}")
-                        scale, q, dq = (f"{tag}_{s}{j}" for s in ("s", "q", "dq"))
-                        switch = self._add_switch(new_nodes, t, node, j, i8, fused, const_index, tag)
-                        fake_quant = [
-                            helper.make_node("Gather", [SCALE, ti], [scale], axis=0),
-                            helper.make_node("QuantizeLinear", [x, scale, "wb_zp"], [q]),
-                            helper.make_node("DequantizeLinear", [q, scale, "wb_zp"], [dq]),
-                        ]
-                        _branch(new_nodes, switch, fake_quant, dq, y + "_h", y)
-                    else:
-                        new_nodes.append(helper.make_node("Identity", [y + "_h"], [y]))
-                    node.input[j] = y
-            new_nodes.append(node)
-            # An FP16 node also rounds its result; INT8 nodes compute in higher precision.
-            for j, out in enumerate(node.output):
-                if out and j in half_out:
-                    raw = f"{tag}_raw{j}"
-                    node.output[j] = raw
-                    _branch(new_nodes, f16, _fp16_round(raw, f"{tag}_oh{j}"), f"{tag}_oh{j}", raw, out)
-        del g.node[:]
-        g.node.extend(new_nodes)
-        g.initializer.extend(inits)
+            outs = [o for o in node.output if o]
+            local = {}
+            owned = self._owned_weight(node, tag + "f", local, lambda w: w)
+            plain = (*node_variant(node, tag + "f", local, []), owned)
+            half = self._fp16_variant(node, tag) if g.slots(node.name)[1] else None
+            quant = self._int8_variant(node, tag, i8, new_nodes) if node.name in self.targets else None
+            lower = plain if half is None else if_node(f16, half, plain, outs, types, tag + "h")
+            top = lower if quant is None else if_node(i8, quant, lower, outs, types, tag + "q")
+            top_node = top[0][-1]
+            for j, o in enumerate(outs):  # the outermost If writes the node's own output names
+                top_node.output[j] = o
+            new_nodes += top[0]
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+        graph.initializer.extend(self._new_inits)
+        used = _read_names(graph)
+        kept = [i for i in graph.initializer if i.name in used]
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
         return proto
 
-    def _fusable_add_inputs(self, node, target) -> list:
-        """(input index, producer) of Add inputs TensorRT may fuse into their producer.
+    def _index_const(self, i: int) -> str:
+        name = f"wb_i{i}"
+        if name not in self._consts:
+            self._consts.add(name)
+            self._new_inits.append(numpy_helper.from_array(np.array(i, np.int64), name))
+        return name
 
-        Mirrors :func:`workbench.export.qdq._fused_add_input`: an input that comes straight from
-        a weighted node (Conv/ConvTranspose/Gemm/MatMul) read by nothing else is left without
-        Q/DQ when that producer is INT8 (the first such input only).
-        """
-        m = self.model
-        out = []
+    def _init(self, name: str, value: np.ndarray) -> str:
+        self._new_inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    def _fp16_variant(self, node, tag: str) -> tuple:
+        """The node on float16-rounded inputs and parameters, its float outputs rounded too."""
+        g = self.facts
+        half_in, half_out = (set(x) for x in g.slots(node.name))
+        extra, inputs = [], {}
         for j, x in enumerate(node.input):
-            prod = m.producers.get(x)
-            if (x in target.activation_inputs and prod in self.index
-                    and m.node_by_name[prod].op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul")
-                    and len(m.consumers.get(x, ())) == 1 and x not in {o.name for o in m.outputs}):
-                out.append((j, prod))
-        return out
+            if not x or j not in half_in:
+                continue
+            if x in g.constants:
+                inputs[j] = self._init(f"{tag}_h{j}", g.constants[x].astype(np.float16).astype(np.float32))
+            else:
+                extra += _fp16_round(x, f"{tag}_h{j}")
+                inputs[j] = f"{tag}_h{j}"
+        owned = self._owned_weight(node, tag + "r", inputs, lambda w: w.astype(np.float16).astype(np.float32))
+        nodes, results = node_variant(node, tag + "r", inputs, extra)
+        out_index = [j for j, y in enumerate(node.output) if y]
+        for n, (j, y) in enumerate(zip(out_index, list(results))):
+            if j in half_out:
+                nodes += _fp16_round(y, y + "_16r")
+                results[n] = y + "_16r"
+        return nodes, results, owned
 
-    def _add_switch(self, nodes: list, target, node, j: int, i8: str, fused: list, const_index, tag: str) -> str:
-        """The flag that turns on Q/DQ of input ``j``: the node's INT8 flag, except for a fusable
-        Add input, which is quantized only when no earlier fusable input's producer is INT8 and
-        its own producer is not INT8 either."""
-        idx = [k for k, (jj, _) in enumerate(fused) if jj == j]
-        if not idx:
-            return i8
-        flag = i8
-        for k, (_, prod) in enumerate(fused[: idx[0] + 1]):
-            pi = const_index(self.index[prod], f"{tag}_p{j}_{k}")
-            p_i8, not_p, out = f"{tag}_p{j}_{k}_i8", f"{tag}_p{j}_{k}_not", f"{tag}_sw{j}_{k}"
-            nodes += [helper.make_node("Gather", [INT8_FLAGS, pi], [p_i8], axis=0),
-                      helper.make_node("Not", [p_i8], [not_p]),
-                      helper.make_node("And", [flag, not_p], [out])]
-            flag = out
-        return flag
+    def _owned_weight(self, node, tag: str, inputs: dict, value) -> list:
+        """For a Gemm/MatMul with a constant weight: that weight (``value(w)``) as an initializer
+        of the branch itself, wired into ``inputs`` (see :meth:`_if`); [] for other nodes."""
+        t = self.targets.get(node.name)
+        if node.op_type not in ("Gemm", "MatMul") or t is None or t.weight_input is None:
+            return []
+        j = list(node.input).index(t.weight_input)
+        name = f"{tag}_wl{j}"
+        inputs[j] = name
+        return [numpy_helper.from_array(value(self.facts.constants[t.weight_input].astype(np.float32)), name)]
+
+    def _tensor_on(self, outer: list, i: int) -> str:
+        """The (shared) flag of tensor ``i``'s Q/DQ switch, read from :data:`TENSOR_FLAGS`."""
+        name = f"wb_on{i}"
+        if name not in self._consts:
+            self._consts.add(name)
+            outer.append(helper.make_node("Gather", [TENSOR_FLAGS, self._index_const(i)], [name], axis=0))
+        return name
+
+    def _int8_variant(self, node, tag: str, i8: str, outer: list) -> list:
+        """The node on Q/DQ inputs (where the exporter puts them) with its fake-quantized weight."""
+        g = self.facts
+        t = self.targets[node.name]
+        extra, inputs = [], {}
+        for j, x in enumerate(node.input):
+            if not x:
+                continue
+            if x == t.weight_input:
+                # a computed weight, like the exporter's DequantizeLinear output (see _if)
+                wq = self._init(f"{tag}_wq{j}", fake_quant_weight(g.constants[x].astype(np.float32), t.weight_axis))
+                extra.append(helper.make_node("Identity", [wq], [wq + "_v"]))
+                inputs[j] = wq + "_v"
+                continue
+            switch = self._switch(outer, node.name, j, i8, lambda i, _p: self._index_const(i), tag)
+            if switch is None:
+                continue
+            ti = self._index_const(self.tensor_index[x])
+            scale, q, dq = (f"{tag}_{s}{j}" for s in ("s", "q", "dq"))
+            fake_quant = [helper.make_node("Gather", [SCALE, ti], [scale], axis=0),
+                          helper.make_node("QuantizeLinear", [x, scale, "wb_zp"], [q]),
+                          helper.make_node("DequantizeLinear", [q, scale, "wb_zp"], [dq])]
+            on = self._tensor_on(outer, self.tensor_index[x])
+            if switch != i8:  # quantized only for some INT8 states of its producers (a fused residual Add)
+                outer.append(helper.make_node("And", [switch, on], [f"{tag}_on{j}"]))
+                on = f"{tag}_on{j}"
+            # the per-tensor switch (all on unless a range analysis turns one tensor off)
+            _branch(extra, on, fake_quant, dq, [], x, dq + "_sel")
+            inputs[j] = dq + "_sel"
+        return node_variant(node, tag + "q", inputs, extra)
 
     # -- running -----------------------------------------------------------------------------
     @property
@@ -218,11 +279,29 @@ class SwitchableModel:
             from .semantics import EXACT
 
             # Exact ONNX semantics, like every accuracy figure (workbench.semantics).
-            self._session = OrtSessionLoader(self.proto, optimization=EXACT)()
+            self._session = OrtSessionLoader(self.proto, optimization=EXACT, threads=self.threads)()
         return self._session
 
-    def flags(self, plan, ranges, amax_overrides: dict | None = None) -> dict:
-        """The switch inputs for ``plan`` and ``ranges`` (plus extra amax overrides)."""
+    def scales(self, ranges, overrides: dict | None = None, needed=()) -> np.ndarray:
+        """float32 scales (amax / 127) of :attr:`tensors` from ``ranges`` and ``overrides``;
+        a tensor in ``needed`` without a range is a WorkbenchError (others get scale 1)."""
+        overrides = overrides or {}
+        scale = np.ones(len(self.tensors), dtype=np.float32)
+        for name, i in self.tensor_index.items():
+            if name in overrides:
+                scale[i] = symmetric_scale(overrides[name])
+            elif name in ranges:
+                scale[i] = symmetric_scale(ranges[name].amax)
+            elif name in needed:
+                raise WorkbenchError(
+                    f"No calibrated range for tensor '{name}', which an INT8 node of the plan reads; "
+                    "recalibrate observing it (tensors='quantizable' or 'all')."
+                )
+        return scale
+
+    def flags(self, plan, ranges, amax_overrides: dict | None = None, tensors_off=()) -> dict:
+        """The switch inputs for ``plan`` and ``ranges`` (plus extra amax overrides); the
+        tensors in ``tensors_off`` keep their float values even where INT8 nodes read them."""
         i8 = np.zeros(len(self.nodes), dtype=bool)
         f16 = np.zeros(len(self.nodes), dtype=bool)
         outside = needs_all_fp16(plan, self.index)
@@ -236,21 +315,20 @@ class SwitchableModel:
         overrides = dict(getattr(plan, "amax_overrides", {}) or {})
         overrides.update(amax_overrides or {})
         needed = {x for n, xs in self.qdq_tensors.items() if i8[self.index[n]] for x in xs}
-        scale = np.ones(len(self.tensors), dtype=np.float32)
-        for name, i in self.tensor_index.items():
-            if name in overrides:
-                scale[i] = symmetric_scale(overrides[name])
-            elif name in ranges:
-                scale[i] = symmetric_scale(ranges[name].amax)
-            elif name in needed:
-                raise WorkbenchError(
-                    f"No calibrated range for tensor '{name}', which an INT8 node of the plan reads; "
-                    "recalibrate observing it (tensors='quantizable' or 'all')."
-                )
-        return {INT8_FLAGS: i8, FP16_FLAGS: f16, SCALE: scale}
+        on = np.ones(len(self.tensors), dtype=bool)
+        for name in tensors_off:
+            on[self.tensor_index[name]] = False
+        return {INT8_FLAGS: i8, FP16_FLAGS: f16, SCALE: self.scales(ranges, overrides, needed), TENSOR_FLAGS: on}
 
     def run(self, batches: list, flags: dict, output_names=None) -> dict:
-        """Run every batch with the switch ``flags``; returns {output: all rows}."""
+        """Run every batch with the switch ``flags``; returns {output: all rows}. Pass batches
+        merged with :func:`workbench.feeds.merge_batches` to make one call per run."""
         names = output_names or [o.name for o in self.model.outputs]
         chunks = [self.session.run(names, {**feed, **flags}) for feed in batches]
+        if len(chunks) == 1:
+            return dict(zip(names, chunks[0]))
         return {n: np.concatenate([c[i] for c in chunks]) for i, n in enumerate(names)}
+
+
+__all__ = ["SwitchableModel", "fake_quant_weight", "needs_all_fp16", "merge_batches", "INT8_FLAGS",
+           "FP16_FLAGS", "SCALE", "TENSOR_FLAGS"]
