@@ -128,3 +128,22 @@ def test_sample_qdq_exact_semantics_match_the_stored_reference(sample_model_path
     err = float(np.max(np.abs(logits - ref["logits"])))
     assert err < 1e-4, (f"exact-semantics logits of the sample's Q/DQ model drifted by {err:.3g} from "
                         f"the reference made with {ref['versions']}; now running {_versions()}")
+
+
+def test_quantize_reports_accuracy_per_written_file_with_its_semantics(tmp_path, capsys):
+    from workbench.cli import main
+
+    model = tiny_models.save(wide_conv_model(), tmp_path / "wide.onnx")
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        np.save(data / f"s{i}.npy", rng.uniform(0, 10, (1, 64, 8, 8)).astype(np.float32))
+    assert main([ "quantize", model, "--data", str(data), "--cpu-uint8", "-o", str(tmp_path / "q.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "no --eval-data given" in out
+    lines = {name: [l for l in out.splitlines() if l.strip().startswith(name + ":")]
+             for name in ("q.onnx", "q.ort.onnx", "q.cpu_uint8.onnx")}
+    assert len(lines["q.onnx"]) == 1 and "exact ONNX semantics" in lines["q.onnx"][0]
+    assert len(lines["q.ort.onnx"]) == 1
+    assert len(lines["q.cpu_uint8.onnx"]) == 2 and "as deployed" in lines["q.cpu_uint8.onnx"][1]
