@@ -8,7 +8,6 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 pytest.importorskip("anywidget")
 import tiny_models  # noqa: E402
-from plotly.callbacks import Points  # noqa: E402
 from workbench.calib.algorithms import clipped_fraction  # noqa: E402
 from workbench.errors import CancelledError  # noqa: E402
 from workbench.session import Event  # noqa: E402
@@ -198,8 +197,7 @@ def test_graph_view_nodes_colours_and_click_selects(wb):
     (qdq,) = plots.traces_by_meta(g.figure, "qdq")
     placement = wb.session.graph_view()["qdq"]
     assert len(qdq.x) == sum(len(v) for v in placement.values()) > 0
-    i = list(nodes.customdata).index("conv2")
-    nodes._dispatch_on_click(Points(point_inds=[i], xs=[nodes.x[i]], ys=[nodes.y[i]], trace_index=2), None)
+    g.figure.click("nodes", list(nodes.customdata).index("conv2"))
     assert wb.session.selected == "conv2" and p["layers"].rows.selected == ["conv2"]
     p["results"].rebuild.click()
     g.color_by.value = "sqnr"

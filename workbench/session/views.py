@@ -11,8 +11,10 @@ import numpy as np
 from ..errors import WorkbenchError
 from .state import Event
 
-#: evaluation samples of one live-threshold preview run (an emulation run per update)
+#: evaluation samples of the first live-threshold preview run (an emulation run per update)
 PREVIEW_SAMPLES = 2
+#: seconds one preview run may take (the app's budget is 0.3 s per update)
+PREVIEW_BUDGET_S = 0.22
 
 
 def histogram_sqnr_db(hist, bin_width: float, amax: float, *, zero_count: int = 0, num_bits: int = 8) -> float:
@@ -192,8 +194,16 @@ class ViewsMixin:
             self._preview_cache = cache
         return cache[1]
 
+    def preview_samples(self, budget_s: float = PREVIEW_BUDGET_S, most: int = 8) -> int:
+        """How many evaluation samples one preview run can use within ``budget_s`` seconds,
+        from the time per sample of the runs so far (PREVIEW_SAMPLES before the first)."""
+        per = getattr(self, "_preview_seconds_per_sample", None)
+        if not per:
+            return PREVIEW_SAMPLES
+        return int(max(1, min(most, budget_s // per)))
+
     def preview_amax(self, tensor: str, amax: float, *, emulate: bool = True,
-                     samples: int = PREVIEW_SAMPLES) -> dict:
+                     samples: int | None = None) -> dict:
         """What setting ``tensor``'s threshold to ``amax`` would do, before committing it.
 
         Args:
@@ -202,8 +212,10 @@ class ViewsMixin:
             emulate: also run the switchable emulation model once (the rest of the plan as
                 it is, only this threshold changed) on ``samples`` evaluation samples and
                 compare the output with the current threshold's (default True).
-            samples: evaluation samples of that run (default 2: about 0.2 s on the sample
-                with two shared cores; the app refines with more once the slider rests).
+            samples: evaluation samples of that run (default: as many as fit in
+                ``PREVIEW_BUDGET_S`` seconds by the timing of earlier runs, at most 8; 2 on the
+                sample with two shared cores). Few samples give a rough number: the output
+                SQNR moves by a few tenths of a dB with the rounding of one tensor alone.
 
         Returns a dict: tensor, amax, current (threshold in use), clipped / clipped_now
         (shares of values above), tensor_sqnr_db / tensor_sqnr_now (the tensor's own
@@ -235,13 +247,16 @@ class ViewsMixin:
         readers = [n for n, t in self._targets().items() if tensor in t.activation_inputs]
         out["in_use"] = self.plan is not None and any(str(self.plan.precision(n)) == "int8" for n in readers)
         if emulate and out["in_use"]:
+            samples = samples or self.preview_samples()
             scorer = self._preview_scorer(samples)
             key, _, base = self._preview_cache
             if base is None or base[0] is not self.plan:
                 base = (self.plan, scorer.score(self.plan)["sqnr_db"])
                 self._preview_cache = (key, scorer, base)
             sw = scorer.switch
+            t_run = time.perf_counter()
             got = sw.run(scorer.batches, sw.flags(self.plan, scorer.ranges, {tensor: amax}), [scorer.output])
+            self._preview_seconds_per_sample = (time.perf_counter() - t_run) / max(scorer.num_samples, 1)
             trial = compare_outputs(scorer.reference, got[scorer.output])["sqnr_db"]
             out.update(output_sqnr_db=float(trial), output_sqnr_now=float(base[1]),
                        output_delta_db=float(trial - base[1]), samples=scorer.num_samples)

@@ -6,11 +6,10 @@
 
 Layout (fills the notebook's width; the main loop fits a 1400 x 900 window)::
 
-    title · progress · Cancel · status
-    ▸ Model and data (folded once a model is open and calibrated)
-    calibration bar
-    layer table + precision tools | histogram of the selected layer, live threshold
+    ▸ Quantization workbench · model, data and calibration (folded once calibrated)
+    layer table + precision tools | range method, histogram of the selected layer, live threshold
     Rebuild bar with the "results out of date" mark
+    progress · Cancel · status (rate, ETA) · errors
     tabs: Results | History | Model graph | Sensitivity & auto | Export
 
 Panels follow one protocol (:mod:`workbench.ui.panels.base`): the app only dispatches the
@@ -55,11 +54,14 @@ STYLE = """<style>
 .wb-stale-badge[data-state=stale] { background: #fff3cd; border: 1px solid #e0b000; color: #5c4100; }
 .wb-stale-badge[data-state=fresh] { color: #2a7a2a; }
 .wb-stale-badge[data-state=none] { color: #666; }
-.wb-history-table { font-size: 12px; border-collapse: collapse; }
-.wb-history-table td, .wb-history-table th { padding: 1px 6px; text-align: right; }
+.wb-history-table { font-size: 11px; border-collapse: collapse; }
+.wb-history-table td, .wb-history-table th { padding: 1px 5px; text-align: right; white-space: nowrap; }
+.wb-history-table th { border-bottom: 1px solid #ccc; }
 .wb-history-table tr.wb-current td { font-weight: bold; }
 .wb-preview-text { font-size: 12px; }
 .wb-app .widget-toggle-buttons .widget-toggle-button { padding: 0 8px; }
+.wb-app .widget-html-content { line-height: 1.35; }
+.wb-app .wb-metrics-box { margin-top: 4px; }
 </style>"""
 
 
@@ -114,20 +116,28 @@ class Workbench:
         self.panels = {cls.name: cls(ctx) for cls in classes}
         p = self.panels
         self.runner.busy_listeners.append(self._busy)
-        self.setup = w.Accordion(children=[p["model"].widget], titles=[p["model"].headline()],
-                                 layout=w.Layout(width="100%"))
+        self.setup = w.Accordion(children=[w.VBox([p["model"].widget, p["calibration"].run_row],
+                                                  layout=w.Layout(width="100%"))],
+                                 titles=[self._setup_title()], layout=w.Layout(width="100%"))
         self.setup.add_class("wb-setup")
         self.tabs = w.Tab(children=[p[n].widget for n in TABS], titles=[p[n].title for n in TABS],
                           layout=w.Layout(width="100%"))
         self.tabs.add_class("wb-tabs")
-        main = w.GridBox([w.VBox([p["layers"].widget, p["precision"].widget], layout=w.Layout(min_width="0")),
-                          w.VBox([p["histogram"].widget], layout=w.Layout(min_width="0"))],
-                         layout=w.Layout(grid_template_columns="minmax(0, 5fr) minmax(0, 6fr)", grid_gap="14px",
+        right = w.VBox([w.HBox([p["calibration"].method_row, p["histogram"].view_row],
+                               layout=w.Layout(align_items="center", flex_flow="row wrap",
+                                               justify_content="space-between", width="100%")),
+                        p["histogram"].body], layout=w.Layout(min_width="0"))
+        main = w.GridBox([w.VBox([p["layers"].widget, p["precision"].widget], layout=w.Layout(min_width="0")), right],
+                         layout=w.Layout(grid_template_columns="minmax(0, 1fr) minmax(0, 1fr)", grid_gap="14px",
                                          width="100%"))
         main.add_class("wb-main")
-        header = w.HBox([w.HTML(STYLE + "<span class='wb-title'>Quantization workbench</span>"), self.runner.widget],
-                        layout=w.Layout(align_items="center", width="100%"))
-        self._widget = w.VBox([header, self.setup, p["calibration"].widget, main, p["results"].toolbar, self.tabs],
+        bar = w.HBox([p["results"].toolbar, self.runner.widget],
+                     layout=w.Layout(align_items="center", flex_flow="row wrap", width="100%"))
+        p["results"].toolbar.layout.flex = "0 1 auto"
+        p["results"].toolbar.layout.width = "auto"
+        self.runner.widget.layout.flex = "1 1 280px"
+        self.runner.widget.layout.width = "auto"
+        self._widget = w.VBox([w.HTML(STYLE, layout=w.Layout(display="none")), self.setup, main, bar, self.tabs],
                               layout=w.Layout(width="100%"))
         self._widget.add_class("wb-app")
         for panel in p.values():
@@ -137,11 +147,20 @@ class Workbench:
     def _fold_setup(self) -> None:
         """Keep Model and data open until a model is open and calibrated, then fold it."""
         s = self.session
-        self.setup.set_title(0, self.panels["model"].headline())
+        self.setup.set_title(0, self._setup_title())
         done = s.model_info is not None and s.stats is not None
         if done != getattr(self, "_setup_done", None):  # fold or open on the change only
             self._setup_done = done
             self.setup.selected_index = None if done else 0
+
+    def _setup_title(self) -> str:
+        s = self.session
+        title = "Quantization workbench · " + self.panels["model"].headline()
+        if s.stats is not None:
+            title += f" · {s.last_calibration.get('samples', s.stats.num_samples)} calibration samples"
+        elif s.model_info is not None:
+            title += " · not calibrated yet"
+        return title
 
     def _busy(self, busy: bool) -> None:
         for panel in self.panels.values():

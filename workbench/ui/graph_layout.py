@@ -101,19 +101,21 @@ def collapse(nodes: Sequence[str], edges: Iterable[tuple], keep: set | None) -> 
     return [n for n in nodes if n in keep], out_edges, hidden
 
 
-def _pav(targets: list) -> list:
-    """Least-squares positions closest to ``targets`` that keep the order with gaps >= 1."""
-    shifted = [t - i for i, t in enumerate(targets)]
-    blocks: list = []  # [sum, count]
-    for v in shifted:
-        blocks.append([v, 1])
+def _pav(targets: list, weights: list | None = None) -> list:
+    """Weighted least-squares positions closest to ``targets`` that keep the order with gaps
+    >= 1 (pool adjacent violators on ``target - index``)."""
+    weights = weights or [1.0] * len(targets)
+    blocks: list = []  # [weighted sum, weight, count]
+    for i, (t, wt) in enumerate(zip(targets, weights)):
+        blocks.append([(t - i) * wt, wt, 1])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s, c = blocks.pop()
+            s, wsum, c = blocks.pop()
             blocks[-1][0] += s
-            blocks[-1][1] += c
+            blocks[-1][1] += wsum
+            blocks[-1][2] += c
     out = []
-    for s, c in blocks:
-        out += [s / c] * c
+    for s, wsum, c in blocks:
+        out += [s / wsum] * c
     return [z + i for i, z in enumerate(out)]
 
 
@@ -181,7 +183,8 @@ def layered_layout(nodes: Sequence[str], edges: Iterable[tuple], *, keep: set | 
             for n in layers[k]:
                 ps = [ref[m] for m in nbrs[n]]
                 bary[n] = sum(ps) / len(ps) if ps else pos[k][n]
-            layers[k].sort(key=lambda n: (bary[n], pos[k][n]))
+            # dummies (bends of long edges) give way to nodes, always on the same side
+            layers[k].sort(key=lambda n: (bary[n], 0 if isinstance(n, tuple) else 1, pos[k][n]))
             pos[k] = {n: i for i, n in enumerate(layers[k])}
 
     best = total_crossings()
@@ -198,16 +201,24 @@ def layered_layout(nodes: Sequence[str], edges: Iterable[tuple], *, keep: set | 
     # y coordinates: start from the order, then pull towards the neighbours' mean
     y: dict = {}
     for items in layers:
-        for i, n in enumerate(items):
-            y[n] = i - (len(items) - 1) / 2
+        real = [n for n in items if not isinstance(n, tuple)]
+        for i, n in enumerate(real):
+            y[n] = i - (len(real) - 1) / 2
+        for n in items:
+            y.setdefault(n, 0.0)
     for _ in range(4):
         for k in [*range(1, n_layers), *range(n_layers - 2, -1, -1)]:
             items = layers[k]
             targets = []
             for n in items:
-                ps = [y[m] for m in up[n]] + [y[m] for m in down[n]]
+                near = up[n] + down[n]
+                if not isinstance(n, tuple):  # a node follows nodes; bends follow whatever they join
+                    near = [m for m in near if not isinstance(m, tuple)] or near
+                ps = [y[m] for m in near]
                 targets.append(sum(ps) / len(ps) if ps else y[n])
-            for n, v in zip(items, _pav(targets)):
+            # nodes keep their line; the bends of long edges move out of the way
+            weights = [0.01 if isinstance(n, tuple) else 1.0 for n in items]
+            for n, v in zip(items, _pav(targets, weights)):
                 y[n] = v
     x = {n: layer[n] * layer_gap for n in visible}
     edges_out = []

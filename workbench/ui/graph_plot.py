@@ -18,6 +18,7 @@ from .style import PRECISION_COLORS, fmt_num
 go = require("plotly.graph_objects", "plots", "ui", package="plotly")
 
 WEIGHTED = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+HEIGHT = 270
 #: colour modes of the graph view: label -> (title of the colour bar, higher is better)
 COLOR_MODES = {
     "precision": ("precision", None),
@@ -28,8 +29,8 @@ COLOR_MODES = {
 
 def qdq_marks(layout, qdq_inputs: Mapping[str, list], producer: Mapping[str, str]) -> list:
     """``(x, y, text)`` of a Q/DQ mark per quantized input: on the drawn edge from the tensor's
-    producer, 75 % of the way to the node that reads it (just left of the node when the
-    producer is a graph input or hidden)."""
+    producer to the node that reads it (just left of the node when the
+    producer is a graph input or hidden): half-way along the last stretch of the edge."""
     last_leg = {}
     for u, v, pts in layout.edges:
         last_leg[(u, v)] = (pts[-2], pts[-1])
@@ -43,7 +44,7 @@ def qdq_marks(layout, qdq_inputs: Mapping[str, list], producer: Mapping[str, str
                 (x0, y0), (x1, y1) = (layout.x[node] - 0.4, layout.y[node]), (layout.x[node], layout.y[node])
             else:
                 (x0, y0), (x1, y1) = leg
-            marks.append((x0 + 0.75 * (x1 - x0), y0 + 0.75 * (y1 - y0), f"Q/DQ on {t} → {node}"))
+            marks.append((x0 + 0.5 * (x1 - x0), y0 + 0.5 * (y1 - y0), f"Q/DQ on {t} → {node}"))
     return marks
 
 
@@ -57,9 +58,9 @@ def graph_figure(
     qdq: list | None = None,
     selected: str | None = None,
     details: Mapping[str, str] | None = None,
-    window: int = 60,
+    window: int = 48,
     labels: bool | None = None,
-    height: int = 330,
+    height: int = HEIGHT,
     interactive: bool = True,
 ) -> "go.Figure":
     """Draw a laid-out model graph.
@@ -74,7 +75,7 @@ def graph_figure(
         selected: node drawn with a ring, and the initial view centred on it.
         details: node -> extra hover text (e.g. "3 hidden nodes").
         window: layers shown at first (the range slider pans; default 60).
-        labels: print the op type above each node (default: when at most 150 nodes).
+        labels: print the op type above the landmark nodes, those of rare op types (default True).
         interactive: False for static reports (no click hint).
     """
     nodes = list(layout.nodes)
@@ -94,7 +95,7 @@ def graph_figure(
     qdq = qdq or []
     fig.add_trace(go.Scatter(x=[m[0] for m in qdq], y=[m[1] for m in qdq], text=[m[2] for m in qdq],
                              mode="markers", meta="qdq", name="Q/DQ pair",
-                             marker=dict(symbol="diamond", size=7, color="#2c7fb8", line=dict(width=1, color="white")),
+                             marker=dict(symbol="diamond", size=6, color="#08306b", line=dict(width=0)),
                              hovertemplate="%{text}<extra></extra>"))
     title, better = COLOR_MODES.get(color_by, COLOR_MODES["precision"])
     hover = []
@@ -117,10 +118,16 @@ def graph_figure(
         lo, hi = (min(good), max(good)) if good else (0.0, 1.0)
         scale = "RdYlGn" if better else "RdYlGn_r"
         marker["color"] = [_scale_color(scale, v, lo, hi) for v in vals]
-    show_labels = labels if labels is not None else len(nodes) <= 150
+    # labels only for the landmarks (rare op types: Add, pooling, Gemm, ...), so they never overlap
+    counts: dict = {}
+    for n in nodes:
+        counts[op_types.get(n, "")] = counts.get(op_types.get(n, ""), 0) + 1
+    show_labels = labels if labels is not None else True
+    landmark = {op for op, c in counts.items() if c <= max(2, 0.12 * len(nodes))}
+    text = [_short(op_types.get(n, "")) if op_types.get(n, "") in landmark else "" for n in nodes]
     fig.add_trace(go.Scatter(
         x=xs, y=ys, customdata=nodes, mode="markers+text" if show_labels else "markers", meta="nodes",
-        text=[_short(op_types.get(n, "")) for n in nodes] if show_labels else None,
+        text=text if show_labels else None,
         textposition="top center", textfont=dict(size=9, color="#555"), marker=marker, showlegend=False,
         hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
     sel = [n for n in nodes if n == selected]
@@ -135,13 +142,19 @@ def graph_figure(
                                          colorscale="RdYlGn" if better else "RdYlGn_r", cmin=min(good),
                                          cmax=max(good), color=[min(good)], showscale=True,
                                          colorbar=dict(title=dict(text=title, side="right"), thickness=12, len=0.9))))
+    if color_by == "precision" or values is None:
+        for p in ("INT8", "FP16", "FP32"):  # legend of the node colours
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=p, meta="legend", hoverinfo="skip",
+                                     marker=dict(size=10, color=PRECISION_COLORS[p], line=dict(width=1, color="#333"))))
     fig.update_layout(
         title=dict(text=f"Model graph: {len(nodes)} nodes in {layout.n_layers} layers, colour = {title}"
                         + (" (click a node to select it)" if interactive else ""), font=dict(size=13)),
-        xaxis=dict(visible=False, range=list(graph_window(layout, selected, window)), autorange=False,
+        # the axis stays "visible" with nothing drawn: plotly's range slider fails on a hidden axis
+        xaxis=dict(showticklabels=False, showgrid=False, zeroline=False, showline=False, ticks="",
+                   title=dict(text=""), range=list(graph_window(layout, selected, window)), autorange=False,
                    rangeslider=dict(visible=layout.n_layers > window, thickness=0.12)),
         yaxis=dict(visible=False, autorange=True, fixedrange=True),
-        dragmode="pan", hovermode="closest", clickmode="event", showlegend=bool(qdq),
+        dragmode="pan", hovermode="closest", clickmode="event", showlegend=True,
         legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
         margin=dict(l=10, r=10, t=40, b=10), height=height, autosize=True, plot_bgcolor="white",
     )

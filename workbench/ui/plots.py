@@ -130,7 +130,7 @@ def histogram_figure(
         log_y: logarithmic count axis (default True: the tails matter for clipping).
         zoom: "all" (every threshold and the data max), "chosen" or "tail"
             (see :func:`histogram_x_range`).
-        title: figure title (default: "|x| histogram").
+        title: figure title (default: "|x| histogram"; "" for none).
         max_bins: neighbouring bins are summed so that at most this many bars are drawn in
             the visible range (default 400); the clipped share uses the full histogram.
         height: figure height in pixels.
@@ -155,10 +155,10 @@ def histogram_figure(
     cut = chosen_amax if chosen_amax is not None else np.inf
     inside = centers <= cut
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=centers[inside], y=shown[inside], width=width, name="|x| histogram",
+    fig.add_trace(go.Bar(x=centers[inside], y=shown[inside], width=width, name="values",
                          marker=dict(color="#8fb3d9", line=dict(width=0)), meta="histogram",
                          hovertemplate="|x|≈%{x:.4g}<br>count %{y}<extra></extra>"))
-    fig.add_trace(go.Bar(x=centers[~inside], y=shown[~inside], width=width, name="clipped values",
+    fig.add_trace(go.Bar(x=centers[~inside], y=shown[~inside], width=width, name="clipped",
                          marker=dict(color=CLIPPED_COLOR, line=dict(width=0)), meta="clipped",
                          hovertemplate="|x|≈%{x:.4g}<br>count %{y} (clipped)<extra></extra>"))
     flags_x, flags_y, flags_c, flags_t = [], [], [], []
@@ -186,26 +186,29 @@ def histogram_figure(
                              hovertemplate="%{text}<extra></extra>"))
     if preview_amax is not None:
         fig.add_trace(go.Scatter(x=[preview_amax, preview_amax], y=[0, 1], yaxis="y2", mode="lines",
-                                 name=f"trying {fmt_num(preview_amax)}", meta="preview",
+                                 name=f"trying {fmt_num(preview_amax)}", meta="preview", showlegend=False,
                                  line=dict(color=method_color("preview"), width=1.5),
                                  hovertemplate=f"trying amax {preview_amax:.6g}<extra></extra>"))
-    head = title or "|x| histogram"
+    head = "|x| histogram" if title is None else title
     shapes, notes = [], []
     if chosen_amax is not None:
         clipped = clipped_fraction(hist, bw, chosen_amax) if hist.sum() else 0.0
         src = f" ({chosen_label})" if chosen_label else ""
-        head += f" — amax {fmt_num(chosen_amax)}{src}, clipped {fmt_pct(clipped)} of values"
+        if head:  # title="" draws no title (the app writes its own caption)
+            head += f" — amax {fmt_num(chosen_amax)}{src}, clipped {fmt_pct(clipped)} of values"
         shapes.append(dict(type="rect", xref="x", yref="paper", x0=chosen_amax, x1=max(hi, chosen_amax), y0=0, y1=1,
                            fillcolor=CLIPPED_COLOR, opacity=0.10, line=dict(width=0), layer="below"))
-        notes.append(dict(x=chosen_amax, y=1.0, xref="x", yref="paper", xanchor="left", yanchor="top",
+        notes.append(dict(x=chosen_amax, y=0.7, xref="x", yref="paper", xanchor="left", yanchor="top",
                           showarrow=False, text=f" clipped {fmt_pct(clipped)}", font=dict(size=11, color="#a0306e")))
     fig.update_layout(
         title=dict(text=head, font=dict(size=13)), barmode="overlay", bargap=0,
-        xaxis=dict(title="|x|", range=[lo, hi], autorange=False),
-        yaxis=dict(title="count", type="log" if log_y else "linear", autorange=True),
+        xaxis=dict(range=[lo, hi], autorange=False, ticksuffix=""),
+        yaxis=dict(title=dict(text="count", standoff=4), type="log" if log_y else "linear", autorange=True),
         yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
-        shapes=shapes, annotations=notes, legend=dict(orientation="h", y=-0.22, font=dict(size=11)),
-        margin=dict(l=55, r=15, t=40, b=40), height=height, autosize=True,
+        shapes=shapes, annotations=notes,
+        legend=dict(orientation="h", y=-0.1, yanchor="top", font=dict(size=10), itemwidth=30,
+                    tracegroupgap=0),
+        margin=dict(l=50, r=10, t=30 if head else 12, b=10), height=height, autosize=True,
     )
     return fig
 

@@ -92,13 +92,13 @@ class TaskRunner:
     def __init__(self, *, blocking: bool = False):
         self.blocking = blocking
         self.progress = w.IntProgress(value=0, min=0, max=1, description="",
-                                      layout=w.Layout(width="180px", visibility="hidden"))
+                                      layout=w.Layout(width="180px", display="none"))
         self.progress.add_class("wb-progress")
         self.status = w.HTML("Ready.", layout=w.Layout(flex="1 1 auto", min_width="200px"))
         self.status.add_class("wb-status")
         self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True,
                                       tooltip="stop the running task; work done so far is kept where possible",
-                                      layout=w.Layout(width="auto"))
+                                      layout=w.Layout(width="auto", flex="0 0 auto"))
         self.cancel_button.add_class("wb-cancel")
         self.cancel_button.on_click(lambda _: self.cancel())
         self.error = w.HTML("")
@@ -168,7 +168,7 @@ class TaskRunner:
         self._cancel.clear()
         self._set_busy(True)
         self.cancel_button.disabled = not cancellable
-        self.progress.layout.visibility = "visible"
+        self.progress.layout.display = None
         self.progress.value, self.progress.max = 0, 1
         self.progress.bar_style = "info"
         self.clock = clock = ProgressClock(unit)
@@ -195,7 +195,7 @@ class TaskRunner:
                 else:
                     self.status.value = f"{html.escape(title)}: failed."
             finally:
-                self.progress.layout.visibility = "hidden"
+                self.progress.layout.display = "none"
                 self.cancel_button.disabled = True
                 self._set_busy(False)
 

@@ -7,7 +7,9 @@ A panel
   :class:`workbench.session.Event`; ``Event.ALL`` is always delivered);
 * redraws itself from the session's state in ``refresh(event)``;
 * owns its busy state: ``busy_controls`` lists the widgets that start long work, and
-  ``set_busy(busy)`` disables them while a task runs (override for more).
+  ``set_busy(busy)`` disables them while a task runs (override for more);
+* may expose parts of itself that the app places elsewhere (the results panel's ``toolbar``,
+  the calibration panel's ``method_row`` and ``run_row``).
 
 The app only dispatches: ``for p in panels: if p.wants(event): p.refresh(event)``. A new
 panel is one class here plus one line in :mod:`workbench.ui.app`.

@@ -21,15 +21,15 @@ class CalibrationPanel(Panel):
         names = method_names()
         self.method = w.Dropdown(options=[(f"{m}", m) for m in names], value=c.method if c.method in names else names[0],
                                  description="Ranges", tooltip=self._method_tip(c.method),
-                                 layout=w.Layout(width="230px"), style={"description_width": "48px"})
+                                 layout=w.Layout(width="190px"), style={"description_width": "48px"})
         self.method.add_class("wb-method")
         self.percentile = w.BoundedFloatText(value=c.percentile, min=50.0, max=100.0, step=0.01,
                                              description="percentile", tooltip="share of |x| values kept below amax, in %",
                                              layout=w.Layout(width="170px"), style={"description_width": "70px"})
         self.percentile.add_class("wb-percentile")
-        self.samples = w.IntText(value=d.limit or 0, description="samples",
+        self.samples = w.IntText(value=d.limit or 0, description="Calibration samples",
                                  tooltip="calibration samples to use (0 = all)",
-                                 layout=w.Layout(width="140px"), style={"description_width": "56px"})
+                                 layout=w.Layout(width="230px"), style={"description_width": "130px"})
         self.samples.add_class("wb-samples")
         self.batch = w.BoundedIntText(value=c.batch_size, min=1, max=1024, description="batch",
                                       tooltip="samples per inference call while collecting",
@@ -37,7 +37,7 @@ class CalibrationPanel(Panel):
         self.batch.add_class("wb-batch")
         self.run = w.Button(description="Run calibration", button_style="primary", icon="play",
                             tooltip="collect histograms (or reuse saved ones) and compute the ranges",
-                            layout=w.Layout(width="auto"))
+                            layout=w.Layout(width="auto", flex="0 0 auto"))
         self.run.add_class("wb-run-calibration")
         self.run.on_click(lambda _: self.calibrate())
         self.busy_controls = [self.run]
@@ -48,8 +48,12 @@ class CalibrationPanel(Panel):
         self.percentile.observe(lambda ch: self._method_changed(), names="value")
         self._syncing = False
         self._sync_percentile()
-        self.widget = w.HBox([self.method, self.percentile, self.samples, self.batch, self.run, self.info],
-                             layout=w.Layout(align_items="center", flex_flow="row wrap", width="100%"))
+        row = dict(align_items="center", flex_flow="row wrap")
+        # two parts the app places apart: the method next to the histogram (changed while looking
+        # at tensors), the collection settings with the model and data (set once)
+        self.method_row = w.HBox([self.method, self.percentile], layout=w.Layout(**row))
+        self.run_row = w.HBox([self.samples, self.batch, self.run, self.info], layout=w.Layout(width="100%", **row))
+        self.widget = w.VBox([self.method_row, self.run_row], layout=w.Layout(width="100%"))
 
     @staticmethod
     def _method_tip(name: str) -> str:

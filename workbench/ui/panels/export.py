@@ -29,7 +29,7 @@ class ExportPanel(Panel):
         self.buttons = {}
         for kind, spec in EXPORT_KINDS.items():
             b = w.Button(description=LABELS.get(kind, kind), icon="download", tooltip=spec.description,
-                         layout=w.Layout(width="auto"))
+                         layout=w.Layout(width="auto", flex="0 0 auto"))
             b.add_class(f"wb-export-{kind}")
             b.on_click(lambda _, k=kind: self.runner.guard(self.export)(k))
             self.buttons[kind] = b

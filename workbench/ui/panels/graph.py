@@ -8,6 +8,7 @@ from ..._optional import require
 from ...session import Event
 from .. import graph_plot
 from ..graph_layout import layered_layout, model_graph
+from ..plotview import PlotView
 from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
@@ -25,11 +26,10 @@ class GraphPanel(Panel):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.color_by = w.ToggleButtons(options=COLOR_CHOICES, value="precision", description="Colour",
-                                        tooltips=["INT8 / FP16 / FP32 in the plan",
-                                                  "per-layer SQNR of the last build (red = low)",
-                                                  "output SQNR with only that node INT8 (run the ranking first)"],
-                                        style={"button_width": "auto", "description_width": "48px"})
+        self.color_by = w.Dropdown(options=COLOR_CHOICES, value="precision", description="Colour by",
+                                   tooltip="precision in the plan; per-layer SQNR of the last build (red = low); "
+                                           "sensitivity: output SQNR with only that node INT8 (run the ranking first)",
+                                   layout=w.Layout(width="230px", flex="0 0 auto"), style={"description_width": "64px"})
         self.color_by.add_class("wb-graph-color")
         self.show_nodes = w.Dropdown(options=SHOW_CHOICES, value="all", description="Show",
                                      tooltip="hide the nodes that cannot be quantized (their edges are contracted)",
@@ -37,7 +37,8 @@ class GraphPanel(Panel):
         self.show_nodes.add_class("wb-graph-show")
         self.info = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self.info.add_class("wb-graph-info")
-        self.figure = go.FigureWidget(go.Figure().update_layout(height=330))
+        self.figure = PlotView(go.Figure().update_layout(height=graph_plot.HEIGHT))
+        self.figure.on_click("nodes", self._clicked)
         self.figure.add_class("wb-graph")
         self.color_by.observe(lambda ch: self.redraw(), names="value")
         self.show_nodes.observe(lambda ch: self.redraw(relayout=True), names="value")
@@ -60,10 +61,10 @@ class GraphPanel(Panel):
         self.layout = layered_layout(nodes, edges, keep=keep)
         self._graph = (info, ops)
 
-    def _clicked(self, trace, points, state) -> None:
-        if not points.point_inds:
+    def _clicked(self, point: dict) -> None:
+        node = point["customdata"]
+        if node is None:
             return
-        node = trace.customdata[points.point_inds[0]]
         if node in self.session.graph_view()["quantizable"]:
             self.runner.guard(self.ctx.select)(node)
         else:
@@ -87,13 +88,7 @@ class GraphPanel(Panel):
         fig = graph_plot.graph_figure(self.layout, op_types=self._graph[1], precisions=view["precision"],
                                       values=values, color_by=mode, qdq=marks, selected=s.selected,
                                       details=details)
-        nodes_trace = plots_nodes(self.figure)
-        from ..plots import update_figure_in_place
-
-        update_figure_in_place(self.figure, fig)
-        trace = plots_nodes(self.figure)
-        if trace is not None and trace is not nodes_trace:
-            trace.on_click(self._clicked)
+        self.figure.show(fig)
         missing = {"sqnr": "no build yet: press Rebuild", "sensitivity": "no ranking yet: run the ranking"}
         note = f" ({missing[mode]})" if values is not None and not values else ""
         self.info.value = (f"<span style='font-size:12px'>{len(self.layout.nodes)} nodes shown, "
@@ -104,23 +99,15 @@ class GraphPanel(Panel):
         s = self.session
         if self.layout is None or s.selected not in self.layout.x:
             return
-        rings = [t for t in self.figure.data if t.meta == "selected"]
-        if not rings:
+        x, y = self.layout.x[s.selected], self.layout.y[s.selected]
+        if not self.figure.restyle("selected", x=[x], y=[y]):
             return
-        lo, hi = graph_plot.graph_window(self.layout, s.selected, 60)
-        with self.figure.batch_update():
-            rings[0].x, rings[0].y = [self.layout.x[s.selected]], [self.layout.y[s.selected]]
-            xr = self.figure.layout.xaxis.range
-            if xr is not None and not (xr[0] <= self.layout.x[s.selected] <= xr[1]):
-                self.figure.layout.xaxis.range = [lo, hi]
+        xr = self.figure.layout.xaxis.range
+        if xr is not None and not (xr[0] <= x <= xr[1]):
+            self.figure.relayout(**{"xaxis.range": list(graph_plot.graph_window(self.layout, s.selected, 48))})
 
     def refresh(self, event) -> None:
         if event == Event.SELECTION:
             self.show_selection()
         else:
             self.redraw(relayout=event in (Event.MODEL, Event.ALL))
-
-
-def plots_nodes(fig):
-    """The node trace of a graph figure (None before the first draw)."""
-    return next((t for t in fig.data if t.meta == "nodes"), None)

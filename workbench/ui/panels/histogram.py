@@ -8,34 +8,36 @@ from ..._optional import require
 from ...session import Event
 from .. import plots
 from ..style import fmt_num, fmt_pct
+from ..plotview import PlotView
 from ..tasks import Throttle
 from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
-go = require("plotly.graph_objects", "workbench app", "ui", package="plotly")
 
 ZOOM_OPTIONS = (("whole range", "all"), ("kept values", "chosen"), ("clipped tail", "tail"))
 ZOOM_TIPS = ("every threshold and the largest value", "from 0 to a little above the threshold in use",
              "around and above the threshold: the values that get clipped")
+FIG_HEIGHT = 250
 #: evaluation samples of the preview once the slider rests (while dragging: the session's default)
 SETTLED_SAMPLES = 8
 
 
 def preview_html(p: dict) -> str:
     """One line telling what the tried threshold would change (from ``Session.preview_amax``)."""
-    parts = [f"trying amax <b>{fmt_num(p['amax'])}</b> (now {fmt_num(p['current'])})",
-             f"clipped {fmt_pct(p['clipped'])} (now {fmt_pct(p['clipped_now'])})",
-             f"tensor SQNR {fmt_num(p['tensor_sqnr_db'], 3)} dB (now {fmt_num(p['tensor_sqnr_now'], 3)})"]
+    head = (f"try <b>{fmt_num(p['amax'])}</b> (now {fmt_num(p['current'])}): clipped {fmt_pct(p['clipped'])} "
+            f"(now {fmt_pct(p['clipped_now'])}) · tensor SQNR {fmt_num(p['tensor_sqnr_db'], 3)} dB "
+            f"(now {fmt_num(p['tensor_sqnr_now'], 3)})")
     if not p["in_use"]:
-        parts.append("no INT8 node reads this tensor in the plan, so the output does not change")
+        tail = "no INT8 node reads this tensor in the plan: the output does not change"
     elif p["output_delta_db"] is not None:
         d = p["output_delta_db"]
-        word = "better" if d > 0.005 else "worse" if d < -0.005 else "unchanged"
-        parts.append(f"output SQNR {fmt_num(p['output_sqnr_db'], 3)} dB, <b>{d:+.2f} dB</b> ({word}) on "
-                     f"{p['samples']} samples")
+        word = "better" if d > 0.005 else "worse" if d < -0.005 else "no change"
+        rough = ", rough: the rounding of one tensor alone moves it" if p["samples"] < SETTLED_SAMPLES else ""
+        tail = (f"output SQNR <b>{d:+.2f} dB</b> ({word}; {fmt_num(p['output_sqnr_db'], 3)} dB on "
+                f"{p['samples']} samples{rough})")
     else:
-        parts.append("output change: computed when the running task ends")
-    return "<span class='wb-preview-text'>" + " · ".join(parts) + "</span>"
+        tail = "output change: computed when the running task ends"
+    return f"<span class='wb-preview-text'>{head} · {tail}</span>"
 
 
 class HistogramPanel(Panel):
@@ -44,31 +46,41 @@ class HistogramPanel(Panel):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.figure = go.FigureWidget(plots.histogram_figure([0], 1.0, height=300))
+        self.figure = PlotView(plots.histogram_figure([0], 1.0, height=FIG_HEIGHT))
+        for meta in ("histogram", "clipped"):  # a click on a bar tries that value
+            self.figure.on_click(meta, self._clicked)
         self.figure.add_class("wb-histogram")
         self.log = w.Checkbox(value=True, description="log count", indent=False,
                               tooltip="logarithmic count axis: the rare large values stay visible",
-                              layout=w.Layout(width="auto"))
+                              layout=w.Layout(width="auto", flex="0 0 auto"))
         self.log.add_class("wb-log-scale")
-        self.zoom = w.ToggleButtons(options=ZOOM_OPTIONS, value="all", tooltips=list(ZOOM_TIPS),
-                                    description="Zoom", style={"button_width": "auto", "description_width": "40px"})
+        self.zoom = w.Dropdown(options=ZOOM_OPTIONS, value="all", description="Zoom",
+                               tooltip="; ".join(f"{label}: {tip}" for (label, _), tip in zip(ZOOM_OPTIONS, ZOOM_TIPS)),
+                               layout=w.Layout(width="170px", flex="0 0 auto"), style={"description_width": "40px"})
         self.zoom.add_class("wb-zoom")
         for ctl in (self.log, self.zoom):
             ctl.observe(lambda ch: self.redraw(), names="value")
-        self.threshold = w.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.001, description="Try amax",
-                                       readout_format=".4g", continuous_update=True,
-                                       tooltip="drag to see what another threshold would change, then Set",
-                                       layout=w.Layout(flex="1 1 260px", min_width="240px"),
-                                       style={"description_width": "64px"})
+        # the slider moves in shares of the histogram's range (a fixed 0-1 scale: changing a
+        # slider's range from Python races with the browser snapping its old value); the box
+        # next to it holds the threshold itself and can be typed into
+        self.position = w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.0005, readout=False,
+                                      description="Try amax", continuous_update=True,
+                                      tooltip="drag to see what another threshold would change, then Set",
+                                      layout=w.Layout(flex="1 1 160px", min_width="140px"),
+                                      style={"description_width": "64px"})
+        self.position.add_class("wb-threshold-slider")
+        self.threshold = w.FloatText(value=1.0, tooltip="the threshold to try (type a value or drag)",
+                                     layout=w.Layout(width="90px", flex="0 0 auto"))
         self.threshold.add_class("wb-threshold")
+        self._top = 1.0
         self.apply = w.Button(description="Set threshold", icon="check", button_style="warning",
                               tooltip="make the tried value this tensor's threshold (undoable)",
-                              layout=w.Layout(width="auto"))
+                              layout=w.Layout(width="auto", flex="0 0 auto"))
         self.apply.add_class("wb-set-threshold")
         self.apply.on_click(lambda _: self.runner.guard(self.set_threshold)())
         self.clear = w.Button(description="Use calibrated", icon="undo",
                               tooltip="drop this tensor's hand-set threshold: back to the calibrated one",
-                              layout=w.Layout(width="auto"))
+                              layout=w.Layout(width="auto", flex="0 0 auto"))
         self.clear.add_class("wb-clear-threshold")
         self.clear.on_click(lambda _: self.runner.guard(self.clear_threshold)())
         self.caption = w.HTML()
@@ -79,30 +91,52 @@ class HistogramPanel(Panel):
         self._throttle = Throttle(self._preview, blocking=self.runner.blocking,
                                   on_error=lambda exc: setattr(self.preview, "value",
                                                                f"<span style='color:#a00'>{html.escape(str(exc))}</span>"))
-        self._moving = False  # the slider is being set from the session, not by the user
-        self.threshold.observe(self._slider_moved, names="value")
-        self._bind_click()
+        self._moving = False  # the controls are being set from the session, not by the user
+        self.position.observe(self._slider_moved, names="value")
+        self.threshold.observe(self._value_typed, names="value")
         self.data = None
-        self.widget = w.VBox([
+        # the app puts view_row in one line with the range method; body is the rest
+        self.view_row = w.HBox([self.zoom, self.log], layout=w.Layout(align_items="center", flex_flow="row wrap"))
+        self.body = w.VBox([
             self.caption, self.figure,
-            w.HBox([self.zoom, self.log], layout=w.Layout(align_items="center", flex_flow="row wrap")),
-            w.HBox([self.threshold, self.apply, self.clear], layout=w.Layout(align_items="center", width="100%")),
+            w.HBox([self.position, self.threshold, self.apply, self.clear],
+                   layout=w.Layout(align_items="center", flex_flow="row wrap", width="100%")),
             self.preview,
         ], layout=w.Layout(width="100%"))
+        self.widget = w.VBox([self.view_row, self.body], layout=w.Layout(width="100%"))
 
-    def _bind_click(self) -> None:
-        # a click on a bar tries that value (then "Set threshold" applies it)
-        for trace in plots.traces_by_meta(self.figure, "histogram") + plots.traces_by_meta(self.figure, "clipped"):
-            trace.on_click(self._clicked)
-
-    def _clicked(self, trace, points, state) -> None:
-        if points.xs:
-            self.threshold.value = min(max(float(points.xs[0]), self.threshold.min), self.threshold.max)
+    def _clicked(self, point: dict) -> None:
+        if point["x"] is not None and float(point["x"]) > 0:
+            self.threshold.value = float(point["x"])
 
     # ------------------------------------------------------------------ live preview
+    def _show_value(self, amax: float | None = None, position: float | None = None) -> None:
+        self._moving = True
+        try:
+            if amax is not None:
+                self._shown = float(f"{amax:.5g}")
+                self.threshold.value = self._shown
+            if position is not None:
+                self._shown_position = min(max(position, 0.0), 1.0)
+                self.position.value = self._shown_position
+        finally:
+            self._moving = False
+
     def _slider_moved(self, change) -> None:
+        if self._moving or self.data is None:
+            return
+        if abs(change["new"] - getattr(self, "_shown_position", -1.0)) <= self.position.step:
+            return  # the browser snapping the position shown to its step, not the user dragging
+        amax = max(float(change["new"]), 0.0005) * self._top
+        self._show_value(amax=amax)
+        self._throttle(amax)
+
+    def _value_typed(self, change) -> None:
         if self._moving or self.data is None or not change["new"] or change["new"] <= 0:
             return
+        if abs(change["new"] - getattr(self, "_shown", math.nan)) <= 1e-9 * abs(change["new"]):
+            return  # the browser echoing the value shown, not the user typing
+        self._show_value(position=float(change["new"]) / self._top)
         self._throttle(float(change["new"]))
 
     def _preview(self, amax: float, final: bool) -> None:
@@ -111,17 +145,16 @@ class HistogramPanel(Panel):
         if d is None:
             return
         emulate = not self.runner.busy
+        if emulate and getattr(s, "_preview_cache", None) is None:
+            self.preview.value = ("<span class='wb-preview-text'>preparing the emulation model for live previews "
+                                  "(the first time only; a few seconds)…</span>")
         p = s.preview_amax(d["tensor"], amax, emulate=emulate,
                            **({"samples": SETTLED_SAMPLES} if final and emulate else {}))
         if self.data is not d:  # another layer was selected meanwhile
             return
         self.last_preview = p
         self.preview.value = preview_html(p)
-        lines = plots.traces_by_meta(self.figure, "preview")
-        if lines:
-            with self.figure.batch_update():
-                lines[0].x = [amax, amax]
-                lines[0].name = f"trying {fmt_num(amax)}"
+        self.figure.restyle("preview", x=[amax, amax], name=f"trying {fmt_num(amax)}")
 
     def set_threshold(self, amax: float | None = None) -> None:
         """Make the slider's value (or ``amax``) the selected tensor's manual threshold."""
@@ -151,21 +184,12 @@ class HistogramPanel(Panel):
         fig = plots.histogram_figure(d["hist"], d["bin_width"], d["amax_by_method"], d["chosen"],
                                      manual_amax=d["manual"], preview_amax=d["chosen"], chosen_label=source,
                                      data_max=d["max"], log_y=self.log.value, zoom=self.zoom.value,
-                                     title=d["tensor"], height=300)
-        n = [t.meta for t in self.figure.data]
-        plots.update_figure_in_place(self.figure, fig)
-        if [t.meta for t in self.figure.data] != n:
-            self._bind_click()
+                                     title="", height=FIG_HEIGHT)
+        self.figure.show(fig)
         self.data = d
         top = max([d["max"], d["chosen"], *[v for v in d["amax_by_method"].values() if v and math.isfinite(v)]]) * 1.04
-        self._moving = True
-        try:
-            self.threshold.max = top or 1.0
-            self.threshold.step = (top or 1.0) / 2000
-            self.threshold.min = self.threshold.step
-            self.threshold.value = d["chosen"]
-        finally:
-            self._moving = False
+        self._top = top or 1.0
+        self._show_value(amax=d["chosen"], position=d["chosen"] / self._top)
         self.preview.value = ("<span class='wb-preview-text' style='color:#666'>drag <b>Try amax</b> to see the "
                               "clipped share, this tensor's error and the output SQNR change before setting it"
                               "</span>")

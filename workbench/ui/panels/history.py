@@ -7,11 +7,11 @@ import html
 from ..._optional import require
 from ...session import Event
 from .. import plots
+from ..plotview import PlotView
 from ..style import fmt_num
 from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
-go = require("plotly.graph_objects", "workbench app", "ui", package="plotly")
 
 #: history column -> (header, tooltip, significant digits; 0 = as is)
 HISTORY_COLUMNS = {
@@ -56,27 +56,27 @@ class HistoryPanel(Panel):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.history = w.HTML(layout=w.Layout(overflow="auto", max_height="260px"))
+        self.history = w.HTML(layout=w.Layout(overflow="auto", max_height="220px"))
         self.history.add_class("wb-history")
-        self.x_axis = w.ToggleButtons(options=X_CHOICES, value="n_int8", description="x axis",
-                                      tooltips=["number of INT8 nodes", "measured latency (builds without it are left out)"],
-                                      style={"button_width": "auto", "description_width": "40px"})
+        self.x_axis = w.Dropdown(options=X_CHOICES, value="n_int8", description="x axis",
+                                 tooltip="INT8 nodes, or measured latency (builds without it are left out)",
+                                 layout=w.Layout(width="190px"), style={"description_width": "44px"})
         self.x_axis.observe(lambda ch: self.redraw(), names="value")
-        self.tradeoff = go.FigureWidget(self._figure())
+        self.tradeoff = PlotView(self._figure())
         self.tradeoff.add_class("wb-tradeoff")
-        self.tradeoff.data[0].on_click(self._point_clicked)
+        self.tradeoff.on_click("points", self._point_clicked)
         self.restore_choice = w.Dropdown(options=[], description="Build", tooltip="a build of the history",
                                          layout=w.Layout(width="150px"), style={"description_width": "36px"})
         self.restore = w.Button(description="Restore its plan", icon="history",
                                 tooltip="make that build's plan the current plan (undoable)",
-                                layout=w.Layout(width="auto"))
+                                layout=w.Layout(width="auto", flex="0 0 auto"))
         self.restore.add_class("wb-restore")
         self.restore.on_click(lambda _: self.runner.guard(self.restore_selected)())
         self.widget = w.GridBox([
             w.VBox([self.history, w.HBox([self.restore_choice, self.restore], layout=w.Layout(align_items="center"))],
                    layout=w.Layout(min_width="0")),
             w.VBox([self.x_axis, self.tradeoff], layout=w.Layout(min_width="0")),
-        ], layout=w.Layout(grid_template_columns="minmax(0, 1fr) minmax(0, 1fr)", grid_gap="12px", width="100%"))
+        ], layout=w.Layout(grid_template_columns="minmax(0, 3fr) minmax(0, 2fr)", grid_gap="12px", width="100%"))
 
     def _figure(self):
         s = self.session
@@ -88,11 +88,11 @@ class HistoryPanel(Panel):
 
             table = pd.DataFrame({"build": [], x: [], y: []})
         return plots.tradeoff_figure(table, x=x, y=y, highlight=s.history[-1].id if s.history else None,
-                                     connect=False, title=f"builds: {y} vs {x} (click a point to pick it)")
+                                     connect=False, title=f"builds: {y} vs {x} (click a point to pick it)", height=250)
 
-    def _point_clicked(self, trace, points, state) -> None:
-        if points.point_inds:
-            self.restore_choice.value = int(trace.customdata[points.point_inds[0]])
+    def _point_clicked(self, point: dict) -> None:
+        if point["customdata"] is not None:
+            self.restore_choice.value = int(point["customdata"])
 
     def restore_selected(self) -> None:
         if self.restore_choice.value is not None:
@@ -104,7 +104,7 @@ class HistoryPanel(Panel):
         self.restore_choice.options = [(f"build {b.id}", b.id) for b in s.history]
         if s.history:
             self.restore_choice.value = s.history[-1].id
-        plots.update_figure_in_place(self.tradeoff, self._figure())
+        self.tradeoff.show(self._figure())
 
     def refresh(self, event) -> None:
         self.redraw()

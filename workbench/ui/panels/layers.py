@@ -18,9 +18,9 @@ COLUMNS = (
     ("op_type", "op", "ONNX op type", "s", "left", False),
     ("precision", "precision", "INT8 / FP16 / FP32 in the current plan", "s", "left", False),
     ("amax", "amax", "threshold in use (* = set by hand); scale = amax / 127", "amax", "right", True),
-    ("clipped_pct", "clipped %", "share of the calibration values above amax, in %", "pct", "right", True),
-    ("sqnr_db", "SQNR dB", "per-layer SQNR of the last build (higher is better)", ".1f", "right", False),
-    ("sensitivity_rank", "sens. rank", "sensitivity rank, 1 = most sensitive (run Sensitivity)", ".0f",
+    ("clipped_pct", "clip %", "clipped: share of the calibration values above amax, in %", "pct", "right", True),
+    ("sqnr_db", "SQNR", "per-layer SQNR of the last build in dB (higher is better)", ".1f", "right", False),
+    ("sensitivity_rank", "rank", "sensitivity rank, 1 = most sensitive (tab Sensitivity & auto)", ".0f",
      "right", False),
     ("range_sensitivity", "range sens.", "output SQNR lost by this tensor's threshold (range sensitivity)",
      ".2f", "right", True),
@@ -80,17 +80,17 @@ class LayerTable(Panel):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.filter = w.Text(placeholder="name, op type, precision (regex)", description="Filter",
+        self.filter = w.Text(placeholder="regex: name, op, precision", description="Filter",
                              tooltip="show only the rows matching this regular expression",
                              layout=w.Layout(flex="1 1 240px", min_width="220px"),
                              style={"description_width": "40px"})
         self.filter.add_class("wb-layer-filter")
         self.graph_order = w.Button(description="Graph order", icon="list-ol",
                                     tooltip="sort the rows in graph order (click a column header to sort by it)",
-                                    layout=w.Layout(width="auto"))
+                                    layout=w.Layout(width="auto", flex="0 0 auto"))
         self.graph_order.add_class("wb-layer-sort")
         self.count = w.HTML(layout=w.Layout(width="auto", margin="0 0 0 8px"))
-        self.rows = DataTable(height=300, layout=w.Layout(width="100%"))
+        self.rows = DataTable(height=262, layout=w.Layout(width="100%"))
         self.rows.add_class("wb-layer-table")
         self.filter.observe(lambda ch: self.redraw(), names="value")
         self.rows.observe(lambda ch: self.redraw(), names="sort")

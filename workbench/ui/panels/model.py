@@ -24,7 +24,7 @@ class FileBrowser:
         self.listing = w.Select(options=[], rows=8, layout=w.Layout(width="100%", max_width="640px"))
         self.listing.add_class("wb-file-list")
         self.use = w.Button(description="Use", tooltip="use the highlighted entry (or this folder)",
-                            layout=w.Layout(width="auto"))
+                            layout=w.Layout(width="auto", flex="0 0 auto"))
         self.use.on_click(lambda _: self._pick())
         self.listing.observe(self._open_dir, names="value")
         self.widget = w.VBox([self.listing, self.use], layout=w.Layout(display="none"))
@@ -66,8 +66,8 @@ def _path_row(label: str, value: str, css: str, browser_kw: dict, tip: str):
     text = w.Text(value=value, description=label, tooltip=tip, layout=w.Layout(flex="1 1 400px", min_width="300px"),
                   style={"description_width": "110px"})
     text.add_class(css)
-    valid = w.HTML(layout=w.Layout(width="auto"))
-    browse = w.Button(description="Browse…", tooltip="pick from a folder listing", layout=w.Layout(width="auto"))
+    valid = w.HTML(layout=w.Layout(width="auto", flex="0 0 auto"))
+    browse = w.Button(description="Browse…", tooltip="pick from a folder listing", layout=w.Layout(width="auto", flex="0 0 auto"))
     browser = FileBrowser(text, **browser_kw)
     browse.on_click(lambda _: browser.toggle())
     return text, valid, w.VBox([w.HBox([text, browse, valid], layout=w.Layout(align_items="center", width="100%")),
@@ -103,7 +103,7 @@ class ModelPanel(Panel):
                                  style={"description_width": "110px"}, layout=w.Layout(width="330px"))
         self.preset.add_class("wb-preset")
         self.apply = w.Button(description="Open", button_style="primary", icon="folder-open",
-                              tooltip="open the model and check the data", layout=w.Layout(width="auto"))
+                              tooltip="open the model and check the data", layout=w.Layout(width="auto", flex="0 0 auto"))
         self.apply.add_class("wb-open")
         self.apply.on_click(lambda _: runner.guard(self.open)())
         self.busy_controls = [self.apply]

@@ -24,24 +24,24 @@ class PrecisionPanel(Panel):
         self.buttons = {}
         for prec, style, tip in PRECISIONS:
             b = w.Button(description=f"Selected → {prec.upper()}", button_style=style, tooltip=tip,
-                         layout=w.Layout(width="auto"))
+                         layout=w.Layout(width="auto", flex="0 0 auto"))
             b.add_class(f"wb-set-{prec}")
             b.on_click(lambda _, p=prec: self.runner.guard(self.set_selected)(p))
             self.buttons[prec] = b
         self.undo = w.Button(description="Undo", icon="undo", tooltip="undo the last plan change",
-                             layout=w.Layout(width="auto"))
+                             layout=w.Layout(width="auto", flex="0 0 auto"))
         self.undo.add_class("wb-undo")
         self.undo.on_click(lambda _: self.runner.guard(self.session.undo)())
         self.op_type = w.Dropdown(options=[], description="All of op", tooltip="every node of this op type",
-                                  layout=w.Layout(width="190px"), style={"description_width": "56px"})
+                                  layout=w.Layout(width="170px"), style={"description_width": "56px"})
         self.pattern = w.Text(placeholder="or a name regex", tooltip="every node whose name matches (wins over op)",
-                              layout=w.Layout(flex="1 1 130px", min_width="130px"))
+                              layout=w.Layout(flex="1 1 110px", min_width="110px"))
         self.pattern.add_class("wb-pattern")
         self.bulk_precision = w.Dropdown(options=["int8", "fp16", "fp32"], value="fp16", description="→",
-                                         tooltip="precision to apply", layout=w.Layout(width="100px"),
+                                         tooltip="precision to apply", layout=w.Layout(width="86px"),
                                          style={"description_width": "16px"})
         self.bulk = w.Button(description="Apply", tooltip="apply to every matching node (one undo step)",
-                             layout=w.Layout(width="auto"))
+                             layout=w.Layout(width="auto", flex="0 0 auto"))
         self.bulk.add_class("wb-bulk-apply")
         self.bulk.on_click(lambda _: self.runner.guard(self.apply_bulk)())
         self.info = w.HTML()
@@ -69,7 +69,9 @@ class PrecisionPanel(Panel):
     def refresh(self, event) -> None:
         s = self.session
         if event in (Event.MODEL, Event.ALL) and s.model_info is not None:
-            self.op_type.options = sorted({t.op_type for t in s.model_info.quantizable_nodes()})
+            ops = sorted({t.op_type for t in s.model_info.quantizable_nodes()})
+            self.op_type.options = ops
+            self.op_type.value = ops[0] if ops else None
         label = s.undo_label
         self.undo.disabled = label is None
         self.undo.tooltip = f"undo: {label}" if label else "nothing to undo"

@@ -8,11 +8,11 @@ import math
 from ..._optional import require
 from ...session import Event
 from .. import plots
+from ..plotview import PlotView
 from ..style import fmt_num, fmt_seconds
 from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
-go = require("plotly.graph_objects", "workbench app", "ui", package="plotly")
 
 #: (summary key, label, tooltip, significant digits)
 METRICS = (
@@ -25,6 +25,7 @@ METRICS = (
     ("metric", "your metric", "the user metric function (higher is better)", 4),
 )
 _SKIP = {k for k, *_ in METRICS} | {"latency_ms_b1"}
+CHART_HEIGHT = 210
 
 
 def _latency(b) -> str:
@@ -93,7 +94,7 @@ class ResultsPanel(Panel):
         self.busy_controls = [self.rebuild]
         self.latency = w.Checkbox(value=False, description="measure latency", indent=False,
                                   tooltip="also time batch 1 (ONNX Runtime CPU, or the TensorRT engine)",
-                                  layout=w.Layout(width="auto"))
+                                  layout=w.Layout(width="auto", flex="0 0 auto"))
         options, note = self._backends()
         self.backend = w.Dropdown(options=options, value=options[0][1], description="Backend",
                                   tooltip="where to build and time", layout=w.Layout(width="200px"),
@@ -105,9 +106,9 @@ class ResultsPanel(Panel):
                               layout=w.Layout(align_items="center", flex_flow="row wrap", width="100%"))
         self.metrics = w.HTML("<i>No builds yet.</i>", layout=w.Layout(min_width="0"))
         self.metrics.add_class("wb-results")
-        self.layer_errors = go.FigureWidget(plots.layer_error_figure([], []))
+        self.layer_errors = PlotView(plots.layer_error_figure([], [], height=CHART_HEIGHT))
         self.layer_errors.add_class("wb-layer-errors")
-        self.layer_errors.data[0].on_click(self._bar_clicked)
+        self.layer_errors.on_click("layers", lambda pt: self.runner.guard(self.ctx.select)(pt["customdata"]))
         self.widget = w.GridBox([self.metrics, self.layer_errors],
                                 layout=w.Layout(grid_template_columns="minmax(0, 2fr) minmax(0, 3fr)",
                                                 grid_gap="12px", width="100%"))
@@ -123,10 +124,6 @@ class ResultsPanel(Panel):
         note = "" if ok else (f"<span style='font-size:11px;color:#666' title='{html.escape(reason)}'>"
                               f"TensorRT: {html.escape(short)}</span>")
         return options, note
-
-    def _bar_clicked(self, trace, points, state) -> None:
-        if points.point_inds:
-            self.runner.guard(self.ctx.select)(trace.customdata[points.point_inds[0]])
 
     def run_rebuild(self) -> None:
         latency, backend = self.latency.value, self.backend.value
@@ -160,8 +157,8 @@ class ResultsPanel(Panel):
         pl = s.history[-1].per_layer
         fig = plots.layer_error_figure(list(pl["node"]), list(pl["sqnr_db"]),
                                        precisions=[str(p).upper() for p in pl["precision"]],
-                                       selected=s.selected)
-        plots.update_figure_in_place(self.layer_errors, fig)
+                                       selected=s.selected, height=CHART_HEIGHT)
+        self.layer_errors.show(fig)
 
     def refresh(self, event) -> None:
         s = self.session

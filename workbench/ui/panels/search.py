@@ -8,6 +8,7 @@ import math
 from ..._optional import require
 from ...session import Event
 from .. import plots
+from ..plotview import PlotView
 from ..style import fmt_num
 from ..table import DataTable
 from .base import Panel
@@ -20,11 +21,11 @@ RANKING_COLUMNS = (
     ("rank", "rank", "1 = most sensitive", ".0f"),
     ("node", "node", "ONNX node", "s"),
     ("op_type", "op", "op type", "s"),
-    ("sqnr_only_int8", "SQNR alone INT8", "output SQNR [dB] with only this node INT8 (lower = more sensitive)", ".2f"),
-    ("top1_only_int8", "top-1 alone INT8", "top-1 agreement with only this node INT8", ".3f"),
-    ("sqnr_gain_fp16", "SQNR gain in FP16", "output SQNR change [dB] when only this node goes to FP16; "
+    ("sqnr_only_int8", "SQNR, only it INT8", "output SQNR [dB] with only this node INT8 (lower = more sensitive)", ".2f"),
+    ("top1_only_int8", "top-1, only it INT8", "top-1 agreement with only this node INT8", ".3f"),
+    ("sqnr_gain_fp16", "SQNR gain, it in FP16", "output SQNR change [dB] when only this node goes to FP16; "
                                           "negative = slightly worse (see the note)", "+.2f"),
-    ("top1_gain_fp16", "top-1 gain in FP16", "top-1 agreement change when only this node goes to FP16", "+.3f"),
+    ("top1_gain_fp16", "top-1 gain, it in FP16", "top-1 agreement change when only this node goes to FP16", "+.3f"),
 )
 
 
@@ -77,7 +78,7 @@ class SearchPanel(Panel):
         super().__init__(ctx)
         self.sensitivity = w.Button(description="Rank layers by sensitivity", icon="sort-amount-desc",
                                     tooltip="score each INT8 node alone in INT8 and alone in FP16 (cancellable)",
-                                    layout=w.Layout(width="auto"))
+                                    layout=w.Layout(width="auto", flex="0 0 auto"))
         self.sensitivity.add_class("wb-sensitivity")
         self.sensitivity.on_click(lambda _: self.run_sensitivity())
         self.samples = w.BoundedIntText(value=16, min=1, max=100000, description="on samples",
@@ -89,7 +90,7 @@ class SearchPanel(Panel):
         self.target.add_class("wb-auto-target")
         self.auto = w.Button(description="Auto mixed precision", icon="magic", button_style="success",
                              tooltip="move the most sensitive nodes out of INT8 until the target holds",
-                             layout=w.Layout(width="auto"))
+                             layout=w.Layout(width="auto", flex="0 0 auto"))
         self.auto.add_class("wb-auto")
         self.auto.on_click(lambda _: self.run_auto())
         self.busy_controls = [self.sensitivity, self.auto]
@@ -101,7 +102,7 @@ class SearchPanel(Panel):
         self.ranking.add_class("wb-ranking")
         self.ranking.observe(self._picked, names="selected")
         self.note = w.HTML()
-        self.curve = go.FigureWidget(self._empty_curve())
+        self.curve = PlotView(self._empty_curve())
         self.curve.add_class("wb-auto-curve")
         row = dict(align_items="center", flex_flow="row wrap")
         self.widget = w.VBox([
@@ -115,9 +116,11 @@ class SearchPanel(Panel):
     @staticmethod
     def _empty_curve():
         fig = go.Figure()
-        fig.update_layout(title=dict(text="Automatic search: run Auto to see the trade-off", font=dict(size=13)),
-                          height=260, margin=dict(l=50, r=10, t=40, b=40), xaxis=dict(visible=False),
-                          yaxis=dict(visible=False))
+        fig.update_layout(height=240, margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(visible=False),
+                          yaxis=dict(visible=False), plot_bgcolor="white",
+                          annotations=[dict(text="Run Auto mixed precision to see<br>its trade-off curve here",
+                                            showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                                            font=dict(size=12, color="#777"))])
         return fig
 
     def _picked(self, change) -> None:
@@ -159,8 +162,8 @@ class SearchPanel(Panel):
             return
         y = r.target.key if r.target.key in r.curve.columns else "sqnr_db"
         fig = plots.tradeoff_figure(r.curve, x="n_int8", y=y, label="n_fallback", chosen="chosen",
-                                    title=f"search: {y} vs INT8 nodes (star = chosen plan)", height=260)
-        plots.update_figure_in_place(self.curve, fig)
+                                    title=f"search: {y} vs INT8 nodes (star = chosen plan)", height=240)
+        self.curve.show(fig)
 
     def refresh(self, event) -> None:
         if event in (Event.SENSITIVITY, Event.ALL, Event.MODEL):
