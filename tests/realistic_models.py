@@ -23,13 +23,13 @@ Measured when they were designed (32 calibration / 64 evaluation samples of the 
 default plan, exact ONNX semantics), output SQNR vs FP32 in dB (task metric):
 
     method            classifier     detector      recognizer    transformer
-    entropy            1.7 (0.00)     0.6 (0.00)   10.2 (0.02)    1.6 (0.60)
-    entropy_zero_fix  37.9 (1.00)     0.6 (0.00)   35.0 (0.58)   17.6 (0.99)
-    minmax            38.2 (1.00)    34.8 (0.91)   34.9 (0.69)   22.5 (0.995)
-    percentile        38.5 (1.00)     1.1 (0.04)   34.3 (0.59)   17.1 (0.99)
-    mse               38.2 (1.00)    19.6 (0.95)   34.3 (0.67)   21.1 (0.995)
+    entropy            1.7 (0.00)     0.5 (0.00)   10.2 (0.02)    1.6 (0.61)
+    entropy_zero_fix  37.9 (1.00)     0.5 (0.00)   35.0 (0.58)   16.0 (0.985)
+    minmax            38.2 (1.00)    30.8 (1.00)   34.9 (0.69)   20.3 (0.994)
+    percentile        38.5 (1.00)     1.9 (0.14)   34.3 (0.59)   16.7 (0.985)
+    mse               38.2 (1.00)    18.6 (1.00)   34.3 (0.67)   19.8 (0.993)
 
-On the transformer min-max is best overall but loses on the FFN hidden tensor (amax 48 vs 15),
+On the transformer min-max is best overall but loses on the FFN hidden tensor (amax 53 vs 4),
 so no single method is best on every tensor.
 
 ``MODELS`` maps a short name to a :class:`Spec` (builder, data generator, task metric).
@@ -196,7 +196,8 @@ def detector_data(n: int, *, seed: int = 0, size: int = 64) -> list:
         for _ in range(rng.integers(0, 3)):
             h, w = rng.integers(2, 4), rng.integers(6, 14)
             y, x = rng.integers(0, size - h), rng.integers(0, size - w)
-            img[:, y:y + h, x:x + w] += 2.0 + 2.0 * rng.random()
+            # ink level 2..4 on a faint texture (strokes may overlap but never add up)
+            img[:, y:y + h, x:x + w] = 2.0 + 2.0 * rng.random() + 0.1 * rng.standard_normal((3, h, w))
         out.append({"image": _f32(img)})
     return out
 
@@ -265,7 +266,7 @@ def transformer_block(*, seed: int = 0, opset: int = 13, vocab: int = 64, seq: i
     rng = _rng(seed)
     g = _Graph()
     emb = _f32(rng.standard_normal((vocab, dim)))
-    emb[:4, 0] += 60.0  # rare "special" tokens 0-3 carry a massive value on channel 0
+    emb[:4, 0] += 100.0  # rare "special" tokens 0-3 carry a massive value on channel 0
     pos = _f32(rng.standard_normal((1, seq, dim)) * 0.3)
     x = g.op("Gather", [g.param("tok_emb", emb), "input_ids"], "tok", axis=0)
     x = g.op("Add", [x, g.param("pos_emb", pos)], "x0")
@@ -315,12 +316,14 @@ def transformer_block(*, seed: int = 0, opset: int = 13, vocab: int = 64, seq: i
 
 
 def token_data(n: int, *, seed: int = 0, vocab: int = 64, seq: int = 16) -> list:
-    """Random token ids; special tokens 0-3 are rare (one sequence in 25 has one)."""
+    """Random token ids; special tokens 0-3 are rare: one sequence in 32 (the 8th, the 40th, ...)
+    has one, so every set of 32 samples holds exactly one, whose massive value is then about
+    1/16000 of a tensor's values (percentile 99.99 cuts it)."""
     rng = _rng(seed)
     out = []
-    for _ in range(n):
+    for i in range(n):
         ids = rng.integers(4, vocab, size=seq)
-        if rng.random() < 0.04:
+        if i % 32 == 7:
             ids[rng.integers(0, seq)] = rng.integers(0, 4)
         out.append({"input_ids": ids.astype(np.int64)})
     return out

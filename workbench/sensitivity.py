@@ -1,7 +1,8 @@
 """Per-node sensitivity and automatic mixed precision, on the switchable emulation model.
 
 Both evaluate many plans, so they run :class:`~workbench.emulate.SwitchableModel` (one session,
-plans as feeds) against the FP32 outputs the :class:`~workbench.evaluate.Evaluator` already has.
+plans as feeds) against the FP32 outputs the :class:`~workbench.evaluate.Evaluator` already has,
+through :class:`~workbench.scoring.PlanScorer` (re-exported here).
 """
 from __future__ import annotations
 
@@ -11,53 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .emulate import SwitchableModel, needs_all_fp16
-from .evaluate import first_samples
 from .errors import CancelledError, WorkbenchError
-from .metrics import Target, compare_outputs
+from .metrics import Target
+from .scoring import PlanScorer, cancelled
 
 
-def _cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    return cancel.is_set() if hasattr(cancel, "is_set") else bool(cancel())
-
-
-class PlanScorer:
-    """Scores plans quickly: switchable emulation model + cached FP32 reference outputs.
-
-    Args:
-        evaluator: the Evaluator with the evaluation batches and FP32 reference.
-        ranges: calibrated ranges (tensor -> object with ``.amax``).
-        samples: use the first N evaluation samples (None: all).
-    """
-
-    def __init__(self, evaluator, ranges, samples: int | None = None, plan=None):
-        self.evaluator = evaluator
-        self.ranges = ranges
-        targets = {t.node for t in evaluator.model.quantizable_nodes()}
-        all_fp16 = plan is not None and bool(needs_all_fp16(plan, targets))
-        cache = evaluator.__dict__.setdefault("_switchable", {})
-        if all_fp16 not in cache:  # one emulation session per evaluator (and kind), reused
-            cache[all_fp16] = SwitchableModel(evaluator.model, all_fp16=all_fp16)
-        self.switch = cache[all_fp16]
-        self.batches, n = first_samples(evaluator.batches, samples)
-        self.num_samples = n
-        self.output = evaluator.output_names[0]
-        self.reference = evaluator.reference[self.output][:n]
-        self.calls = 0
-
-    def score(self, plan) -> dict:
-        """Metrics of the first output for ``plan`` (cosine, sqnr_db, top1_agreement, ...), plus
-        ``metric`` when the evaluator has a user metric function."""
-        self.calls += 1
-        ev = self.evaluator
-        names = ev.output_names if ev.metric_fn is not None else [self.output]
-        got = self.switch.run(self.batches, self.switch.flags(plan, self.ranges), names)
-        row = compare_outputs(self.reference, got[self.output])
-        if ev.metric_fn is not None:
-            row["metric"] = ev.user_metric(got, self.num_samples)
-        return row
+_cancelled = cancelled  # the name the functions below use
 
 
 def _all_fp32(plan, nodes):

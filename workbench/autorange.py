@@ -1,0 +1,287 @@
+"""``auto`` ranges: per tensor, the amax that gives the best network output on held-out data.
+
+No single range method suits every model (DESIGN.md): percentile and mse clip a detector's
+rare large activations, which are its signal; published entropy collapses on ReLU6 tensors;
+min-max wastes resolution where a few irrelevant outliers sit. ``auto`` lets the output decide,
+tensor by tensor:
+
+1. Candidates per INT8 input tensor (:func:`candidates`): the amax of every histogram method of
+   the registry, the percentiles :data:`AUTO_PERCENTILES` (99.9, 99.99, 99.999) and min-max
+   scaled by :data:`MINMAX_STEPS` (1/sqrt 2, 1/2, 1/(2 sqrt 2), 1/4); candidates within 1 % of
+   each other count once (the first in that order keeps its name).
+2. Every histogram method applied to all tensors is scored as a whole (one run each); the
+   search starts from the best of them.
+3. Coordinate descent in graph order: for each tensor, every other candidate is tried with the
+   rest as chosen so far (one emulated run each, :class:`~workbench.scoring.PlanScorer`), and
+   the best is kept when it beats the current choice by ``min_gain_db``. ``sweeps`` passes.
+
+The objective is output SQNR (first output) by default, or the user's metric, or a target's
+metric (:class:`~workbench.scoring.Objective`), measured on held-out samples: the evaluation
+data when given, else calibration samples kept out of the histograms (:mod:`workbench.holdout`);
+the result says which. Progress is reported as ``progress(done, total)``; ``cancel`` stops the
+search between runs and keeps the choices made so far.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+from .calib import registry
+from .errors import WorkbenchError
+from .ranges import Ranges, compute_ranges
+from .emulate import needs_all_fp16
+from .holdout import SearchSet, extreme_samples
+from .scoring import Objective, PlanScorer, cancelled, switchable_model
+
+#: Extra percentiles tried for every tensor.
+AUTO_PERCENTILES = (99.9, 99.99, 99.999)
+#: Factors of min-max tried for every tensor.
+MINMAX_STEPS = (2 ** -0.5, 0.5, 2 ** -1.5, 0.25)
+#: Candidates closer than this (relative) are the same candidate.
+SAME_AMAX = 0.01
+#: Gain (dB of the objective's SQNR) a candidate needs over the current choice to replace it.
+MIN_GAIN_DB = 0.05
+#: A candidate clipping less than the current choice replaces it when it scores within this.
+TIE_DB = 0.02
+
+
+def candidates(stats_collector, by_method: dict, base: str) -> dict:
+    """label -> amax of the candidates for one tensor (see the module docstring), the base
+    method first."""
+    out = {base: by_method[base]}
+    out.update({m: a for m, a in by_method.items() if m != base})
+    for p in AUTO_PERCENTILES:
+        out[f"percentile@{p:g}"] = float(stats_collector.compute_amax("percentile", percentile=p))
+    mm = by_method["minmax"]
+    for f in MINMAX_STEPS:
+        out[f"minmax*{f:.3g}"] = mm * f
+    unique: dict = {}
+    for label, amax in out.items():
+        same = [k for k, a in unique.items() if abs(amax - a) <= SAME_AMAX * max(amax, a)]
+        if same:  # one candidate, several names: "mse=percentile"
+            unique[same[0] + "=" + label] = unique.pop(same[0])
+        else:
+            unique[label] = float(amax)
+    return unique
+
+
+@dataclass
+class AutoRangeResult:
+    """The outcome of :func:`auto_ranges`.
+
+    Attributes:
+        ranges: the chosen ranges (``method`` "auto"; per tensor ``chosen``, ``reason``,
+            ``candidates`` with their scores; ``search`` holds the summary below).
+        method_scores: histogram method -> its score row with every tensor at that method.
+        start_method: the best of them, where the search started.
+        final: the score row of the chosen ranges.
+        changed: tensors whose amax differs from the base method's.
+        evaluations: emulated runs; seconds: wall time; run_seconds: time inside the runs.
+        cancelled: True when the search was stopped (the ranges hold the choices so far).
+        held_out: what the samples were.
+    """
+
+    ranges: Ranges
+    objective: Objective
+    method_scores: dict
+    start_method: str
+    final: dict
+    base_method: str
+    changed: list
+    searched: list
+    evaluations: int = 0
+    seconds: float = 0.0
+    run_seconds: float = 0.0
+    cancelled: bool = False
+    held_out: str = ""
+    samples: int = 0
+    notes: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: e.g. "37 of 60 tensors changed from mse; output SQNR 3.8 -> 13.2 dB"."""
+        base = self.method_scores.get(self.base_method)
+        o = self.objective
+        head = f"{len(self.changed)} of {len(self.searched)} tensors changed from {self.base_method}"
+        if base is not None:
+            head += f"; {o.label} {o.describe(base)} -> {o.describe(self.final)}"
+        if self.start_method != self.base_method:
+            head += f" (best single method: {self.start_method}, {o.describe(self.method_scores[self.start_method])})"
+        head += f"; {self.evaluations} runs in {self.seconds:.1f} s on {self.held_out}"
+        return head + (" [cancelled: partial result]" if self.cancelled else "")
+
+
+def _score_row(row: dict) -> dict:
+    return {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in row.items()}
+
+
+def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, objective="sqnr",
+                base: str = registry.BASE_METHOD, samples: int | None = None, sweeps: int = 1,
+                min_gain_db: float = MIN_GAIN_DB, held_out: str = "evaluation samples",
+                calibration_data=None, folds: int = 2, progress=None, cancel=None) -> AutoRangeResult:
+    """Choose every INT8 input tensor's amax by the network's output (see the module docstring).
+
+    Args:
+        evaluator: an :class:`~workbench.evaluate.Evaluator` over the held-out samples.
+        stats: the calibration :class:`~workbench.stats.Statistics` (histograms).
+        plan: the precision plan whose INT8 inputs are searched (default: the default plan).
+        params: range-method parameters (registry names).
+        objective: "sqnr", "metric", a target text ("top1>=0.99") or an Objective.
+        base: the histogram method the summary compares with (``mse``).
+        samples: use the first N held-out samples (None: all).
+        sweeps: passes of coordinate descent (1; a second rarely changes much).
+        min_gain_db: the objective gain a candidate needs to replace the current choice.
+        held_out: what the evaluator's samples are, for the record.
+        calibration_data: the data the histograms came from; when given, the samples where the
+            searched tensors peak are added to the held-out ones (:mod:`workbench.holdout`), so
+            a clipping candidate is judged on the values it clips (recommended).
+        progress: ``progress(done, total)`` after each run.
+        cancel: a threading.Event or callable; stops between runs, keeping the partial result.
+    """
+    from .plan import PrecisionPlan
+
+    started = time.perf_counter()
+    objective = objective if isinstance(objective, Objective) else Objective(objective)
+    model = evaluator.model
+    plan = plan if plan is not None else PrecisionPlan.default(model)
+    per_method = compute_ranges(stats, base, params=params)
+    sm = switchable_model(model, bool(needs_all_fp16(plan, model.facts.targets)))
+    i8 = sm.flags(plan, per_method)["wb_int8"]
+    overrides = dict(plan.amax_overrides)  # manual thresholds stay as the user set them
+    used = [t for t in sm.tensors if t in per_method and t not in overrides and any(
+        i8[sm.index[n]] and t in sm.qdq_tensors[n] for n in sm.qdq_tensors)]
+    if not used:
+        raise WorkbenchError("The plan has no INT8 node reading a calibrated tensor: nothing for 'auto' to choose.")
+    extra = extreme_samples(model, calibration_data, used) if calibration_data is not None else []
+    samples_set = SearchSet(evaluator, extra, held_out, samples)
+    held_out = f"{samples_set.held_out} {samples_set.description}"
+    scorer = PlanScorer(samples_set, per_method, None, plan, folds=folds)
+    flags = scorer.flags(plan)
+    cands = {t: candidates(stats.collectors[t], per_method[t].amax_by_method, base) for t in used}
+    search = [t for t in used if len(cands[t]) > 1]
+    methods = list(registry.histogram_methods())
+    total = len(methods) + sweeps * sum(len(cands[t]) - 1 for t in search)
+    done = 0
+    stop = False
+
+    def run(amax: dict) -> dict:
+        nonlocal done
+        row = _score_row(scorer.score_scales(flags, sm.scales(_AmaxView(amax, per_method), overrides)))
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return row
+
+    method_scores = {}
+    for m in methods:
+        if cancelled(cancel):
+            stop = True
+            break
+        method_scores[m] = run({t: per_method[t].amax_by_method[m] for t in used})
+    if not method_scores:
+        start = base
+        current = {t: per_method[t].amax_by_method[base] for t in used}
+        best_row = None
+    else:
+        start = max(method_scores, key=lambda m: objective.key_of(method_scores[m]))
+        current = {t: per_method[t].amax_by_method[start] for t in used}
+        best_row = method_scores[start]
+    chosen = {t: _label_of(cands[t], current[t], start) for t in used}
+    reasons = {t: f"best single method ({start})" for t in used}
+    scores = {t: {} for t in used}
+    for _ in range(sweeps if not stop else 0):
+        improved = False
+        for t in search:
+            tried = {chosen[t]: best_row}
+            for label, amax in cands[t].items():
+                if label == chosen[t] or abs(amax - current[t]) <= SAME_AMAX * max(amax, current[t]):
+                    continue
+                if cancelled(cancel):
+                    stop = True
+                    break
+                tried[label] = run({**current, t: amax})
+            scores[t].update({k: v for k, v in tried.items() if v is not None})
+            best = max((k for k in tried if tried[k] is not None), key=lambda k: objective.key_of(tried[k]))
+            if best == chosen[t] or not objective.better(tried[best], best_row, min_gain_db):
+                # no clear gain: a candidate that clips less and scores as well is the safer choice
+                # (unseen data may exceed what these samples show; clipping is what fails)
+                safer = [k for k in tried if tried[k] is not None and cands[t][k] > current[t] * (1 + SAME_AMAX)
+                         and objective.as_good(tried[k], best_row, TIE_DB)]
+                best = max(safer, key=lambda k: cands[t][k]) if safer else chosen[t]
+            if best != chosen[t]:
+                reasons[t] = (f"{best}: {objective.label} {objective.describe(best_row)} -> "
+                              f"{objective.describe(tried[best])} (instead of {chosen[t]})")
+                current[t], chosen[t], best_row = cands[t][best], best, tried[best]
+                improved = True
+            elif len(tried) > 1:
+                reasons[t] = f"kept {chosen[t]}: best of {len(tried)} candidates"
+            if stop:
+                break
+        if stop or not improved:
+            break
+    for t in used:
+        if t not in search:
+            reasons[t] = "every candidate within 1 % of the others"
+    final = best_row if best_row is not None else {"sqnr_db": math.nan}
+    ranges = per_method.with_amax(current, method="auto", chosen=chosen, reasons=reasons)
+    tensors = dict(ranges.tensors)
+    for t, r in tensors.items():
+        if t in used:
+            tensors[t] = replace(r, clipped_fraction=float(stats.collectors[t].clipped_fraction(current[t])),
+                                 candidates={k: {"amax": a, "score": objective.value(scores[t][k])
+                                                 if scores[t].get(k) else None} for k, a in cands[t].items()})
+        else:
+            why = "manual override in the plan" if t in overrides else "not read with Q/DQ by an INT8 node of the plan"
+            tensors[t] = replace(r, chosen=base, reason=why)
+    changed = [t for t in used if abs(current[t] - per_method[t].amax_by_method[base]) >
+               SAME_AMAX * max(current[t], per_method[t].amax_by_method[base])]
+    result = AutoRangeResult(ranges, objective, method_scores, start, final, base, changed, used,
+                             scorer.calls, time.perf_counter() - started, scorer.run_seconds, stop,
+                             held_out, scorer.num_samples)
+    ranges.tensors = tensors
+    ranges.search = {
+        "objective": objective.label, "held_out": held_out, "samples": scorer.num_samples,
+        "base_method": base, "start_method": start, "sweeps": sweeps, "min_gain_db": min_gain_db,
+        "method_scores": {m: r.get("sqnr_db") for m, r in method_scores.items()},
+        "method_objective": {m: objective.value(r) for m, r in method_scores.items()},
+        "final": {k: v for k, v in final.items() if isinstance(v, float)},
+        "changed": len(changed), "searched": len(used), "evaluations": scorer.calls,
+        "seconds": result.seconds, "cancelled": stop,
+        "candidates": "every histogram method's amax, percentiles " + ", ".join(f"{p:g}" for p in AUTO_PERCENTILES)
+                      + ", min-max x " + ", ".join(f"{f:.3g}" for f in MINMAX_STEPS),
+        "summary": result.summary(),
+    }
+    from .range_checks import check_ranges
+
+    result.ranges, result.notes = check_ranges(ranges, tensors=used)
+    return result
+
+
+def _label_of(cands: dict, amax: float, method: str) -> str:
+    for label, a in cands.items():
+        if method in label.split("=") and abs(a - amax) <= SAME_AMAX * max(a, amax):
+            return label
+    for label, a in cands.items():
+        if abs(a - amax) <= SAME_AMAX * max(a, amax):
+            return label
+    return method
+
+
+class _AmaxView:
+    """``ranges``-like view: ``amax`` (tensor -> value) over ``base`` ranges."""
+
+    def __init__(self, amax: dict, base):
+        self.amax, self.base = amax, base
+
+    def __contains__(self, name):
+        return name in self.amax or name in self.base
+
+    def __getitem__(self, name):
+        if name in self.amax:
+            return _Amax(self.amax[name])
+        return self.base[name]
+
+
+@dataclass(frozen=True)
+class _Amax:
+    amax: float

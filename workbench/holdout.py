@@ -1,0 +1,154 @@
+"""The samples an output-aware search is judged on.
+
+``auto`` ranges (:mod:`workbench.autorange`) compare candidate amax values by the network's
+output. Two things matter for that to generalise:
+
+* held-out samples: the evaluation data when the user gives it, else calibration samples kept
+  out of the histograms (:func:`split_holdout`);
+* the samples holding each tensor's extremes. A threshold below a tensor's calibration max
+  clips values that may be rare (a detector's text pixels, a transformer's special tokens); a
+  held-out set without them only sees the resolution gained, never the values lost.
+  :func:`extreme_samples` finds, in one FP32 pass over the calibration data, the samples where
+  each searched tensor peaks, and :class:`SearchSet` adds them to the held-out samples, so a
+  clipping choice is judged on the values it clips. The result says which samples were used.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from .data import CalibrationData
+from .errors import WorkbenchError
+from .evaluate import first_samples
+
+#: Held-out share of the calibration data when no evaluation data is given, and its bounds.
+HOLDOUT_SHARE = 0.25
+HOLDOUT_MIN, HOLDOUT_MAX = 4, 32
+#: The most calibration samples added for their extremes.
+MAX_EXTREME_SAMPLES = 16
+
+
+class SampleSlice(CalibrationData):
+    """Samples ``start`` .. ``stop - 1`` of another data source (in its order)."""
+
+    def __init__(self, data: CalibrationData, start: int, stop: int):
+        super().__init__(data.model)
+        self.data, self.start, self.stop = data, int(start), int(stop)
+        self.kind = f"{data.describe()}, samples {start + 1}-{stop}"
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def _iter_samples(self):
+        i = 0
+        for feed in self.data.iter_batches(8):
+            n = len(next(iter(feed.values())))
+            for r in range(n):
+                if self.start <= i < self.stop:
+                    yield f"sample {i + 1}", {k: v[r] for k, v in feed.items()}
+                i += 1
+            if i >= self.stop:
+                return
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.data.fingerprint()}:{self.start}:{self.stop}".encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        return self.kind
+
+
+def split_holdout(data: CalibrationData, share: float = HOLDOUT_SHARE) -> tuple:
+    """(histogram part, held-out part) of ``data``: the last ``share`` of its samples (at least
+    4, at most 32) are held out for the search. WorkbenchError when there are too few samples."""
+    n = data.num_samples()
+    if n is None:
+        n = sum(len(next(iter(f.values()))) for f in data.iter_batches(8))
+    k = int(min(HOLDOUT_MAX, max(HOLDOUT_MIN, round(share * n))))
+    if n - k < 1:
+        raise WorkbenchError(f"{data.describe()} has {n} sample(s): too few to hold {k} out for the 'auto' "
+                             "range search; give evaluation data (--eval-data) or more calibration samples.")
+    return SampleSlice(data, 0, n - k), SampleSlice(data, n - k, n)
+
+
+def extreme_samples(model, data: CalibrationData, tensors: list, most: int = MAX_EXTREME_SAMPLES,
+                    batch_size: int = 8) -> list:
+    """Single-sample feeds of ``data`` where the ``tensors`` reach their largest |x| (one FP32
+    pass), at most ``most`` of them: the samples peaking the most tensors first."""
+    from .backends.ort import OrtRunner
+
+    inputs = {s.name for s in model.inputs}
+    fetch = [t for t in tensors if t not in inputs]
+    runner = OrtRunner(model.model, output_names=fetch or None).activate() if fetch else None
+    best: dict = {}   # tensor -> (absmax, sample index)
+    kept: dict = {}   # sample index -> feed
+    i = 0
+    try:
+        for feed in data.iter_batches(batch_size):
+            n = len(next(iter(feed.values())))
+            values = dict(runner.infer(feed)) if runner is not None else {}
+            values.update({t: feed[t] for t in tensors if t in inputs})
+            for t in tensors:
+                v = np.abs(np.asarray(values[t], dtype=np.float32).reshape(n, -1))
+                v[~np.isfinite(v)] = 0
+                peak = v.max(axis=1) if v.size else np.zeros(n)
+                r = int(np.argmax(peak))
+                if t not in best or peak[r] > best[t][0]:
+                    best[t] = (float(peak[r]), i + r)
+                    if i + r not in kept:
+                        kept[i + r] = {k: a[r:r + 1].copy() for k, a in feed.items()}
+            live = {idx for _, idx in best.values()}
+            kept = {idx: f for idx, f in kept.items() if idx in live}
+            i += n
+    finally:
+        if runner is not None:
+            runner.close()
+    votes: dict = {}
+    for _, idx in best.values():
+        votes[idx] = votes.get(idx, 0) + 1
+    order = sorted(votes, key=lambda idx: (-votes[idx], idx))[:most]
+    return [kept[idx] for idx in sorted(order)]
+
+
+class SearchSet:
+    """An Evaluator-like set of samples for a search: the evaluator's held-out samples plus
+    ``extra`` single-sample feeds (the FP32 reference is computed for those here). A user
+    metric sees the evaluator's samples only (its labels belong to them).
+
+    Attributes read by :class:`~workbench.scoring.PlanScorer`: model, batches, reference,
+    output_names, metric_fn, num_samples, user_metric.
+    """
+
+    def __init__(self, evaluator, extra: list = (), description: str = "held-out samples",
+                 samples: int | None = None):
+        from .backends.ort import OrtRunner
+        from .emulate import merge_batches
+        from .semantics import EXACT
+
+        self.evaluator = evaluator
+        self.model = evaluator.model
+        self.output_names = evaluator.output_names
+        self.metric_fn = evaluator.metric_fn
+        self.batches, self.held_out = first_samples(evaluator.batches, samples)
+        self.extra = len(extra)
+        self.reference = {k: np.asarray(v)[:self.held_out] for k, v in evaluator.reference.items()}
+        if extra:
+            merged = merge_batches(list(extra))
+            runner = OrtRunner(self.model.model, output_names=self.output_names, optimization=EXACT).activate()
+            try:
+                outs = [runner.infer(f) for f in merged]
+            finally:
+                runner.close()
+            self.batches += merged
+            for name in self.output_names:
+                self.reference[name] = np.concatenate([self.reference[name]] + [o[name] for o in outs])
+        self.num_samples = self.held_out + self.extra
+        self.description = description + (f" + {self.extra} calibration samples holding the tensors' extremes"
+                                           if self.extra else "")
+
+    def user_metric(self, outputs: dict, num_samples: int | None = None) -> float:
+        n = min(self.held_out, num_samples if num_samples is not None else self.held_out)
+        return self.evaluator.user_metric({k: np.asarray(v)[:n] for k, v in outputs.items()}, n)
+
+
+__all__ = ["HOLDOUT_SHARE", "MAX_EXTREME_SAMPLES", "SampleSlice", "SearchSet", "extreme_samples", "split_holdout"]
