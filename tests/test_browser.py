@@ -78,7 +78,7 @@ def jupyter_lab(root: Path, *, timeout: float = 90.0):
 
 
 @contextlib.contextmanager
-def chromium_page(*, width: int = 1400, height: int = 1000):
+def chromium_page(*, width: int = 1400, height: int = 900):
     """A Playwright page in Debian's headless Chromium."""
     from playwright.sync_api import sync_playwright
 
@@ -153,58 +153,168 @@ def _need_browser() -> None:
         pytest.skip(msg)
 
 
-def _build_number(page) -> int:
-    return int(page.get_attribute(".wb-results table.wb-metrics", "data-build"))
+# JavaScript run in the page: what a user would see, read from the DOM and plotly's own state.
+TRUNCATED_JS = """() => {
+  const app = document.querySelector('.wb-app');
+  const cut = [];
+  const ctx = document.createElement('canvas').getContext('2d');
+  const sel = 'button, .widget-label, .lm-TabBar-tabLabel, .widget-readout, label, th, td, .widget-html-content, select';
+  for (const el of app.querySelectorAll(sel + ', input[placeholder]')) {
+    if (el.offsetParent === null) continue;
+    if (el.tagName === 'INPUT') {
+      if (!el.placeholder || el.value) continue;
+      const cs = getComputedStyle(el); ctx.font = cs.font;
+      const need = ctx.measureText(el.placeholder).width + parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight);
+      if (need > el.clientWidth + 1) cut.push('placeholder: ' + el.placeholder);
+    } else if (el.scrollWidth > el.clientWidth + 1) {
+      cut.push(el.tagName + ': ' + el.textContent.trim().slice(0, 50) + ' (' + el.scrollWidth + ' > ' + el.clientWidth + ')');
+    }
+  }
+  for (const el of app.querySelectorAll('.wb-table-scroll')) {
+    if (el.offsetParent !== null && el.scrollWidth > el.clientWidth + 1) cut.push('table cut horizontally');
+  }
+  return cut;
+}"""
+
+PLOT_JS = """(cls) => {
+  const gd = document.querySelector('.' + cls + ' .wb-plot-div');
+  if (!gd || !gd._fullLayout) return null;
+  const xa = gd._fullLayout.xaxis;
+  return {range: xa.range, traces: gd.data.map((t) => ({meta: t.meta, name: t.name, x: t.x, n: (t.x || []).length,
+                                                      customdata: t.customdata}))};
+}"""
+
+POINT_JS = """([cls, meta, index]) => {
+  const gd = document.querySelector('.' + cls + ' .wb-plot-div');
+  const t = gd._fullData.findIndex((d) => d.meta === meta);
+  const tr = gd._fullData[t], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  return {x: box.left + xa.l2p(tr.x[index]), y: box.top + ya.l2p(tr.y[index]),
+          rendered: gd.querySelectorAll('.cartesianlayer .scatterlayer .trace')[t].querySelectorAll('.point').length};
+}"""
+
+LINE_METAS = ("chosen", "manual", "entropy", "entropy_zero_fix", "minmax", "percentile", "mse")
+
+
+def _shot(page, locator, name: str) -> None:
+    locator.scroll_into_view_if_needed()
+    page.wait_for_timeout(400)
+    locator.screenshot(path=str(RESULTS / name))
+
+
+def _stale_state(page) -> str:
+    return page.get_attribute(".wb-stale-badge", "data-state")
 
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_quickstart_in_jupyterlab(tmp_path):
-    """Open the quickstart in JupyterLab, run it, calibrate, switch a layer to FP16, rebuild."""
+def test_quickstart_in_jupyterlab(tmp_path, sample_model_path):
+    """The quickstart at 1400x900: layout, histogram truth, stale marks, graph view, live threshold."""
+    import onnx
+
     _need_browser()
+    n_nodes = len(onnx.load(str(sample_model_path)).graph.node)
     root = tmp_path / "lab"
     root.mkdir()
     shutil.copy(REPO / "notebooks" / "01_quickstart.ipynb", root)
     RESULTS.mkdir(exist_ok=True)
-    with jupyter_lab(root) as (base, token), chromium_page() as page:
+    with jupyter_lab(root) as (base, token), chromium_page(width=1400, height=900) as page:
         try:
             open_notebook(page, base, token, "01_quickstart.ipynb")
             run_all_cells(page)
             assert not cell_errors(page), cell_errors(page)
-            # the app rendered, with its histogram plot
-            page.locator(".wb-app").wait_for(timeout=60_000)
-            page.locator("button.wb-run-calibration").click()
-            page.wait_for_function(
-                "document.querySelector('.wb-calibration-info').textContent.includes('Statistics')",
-                timeout=120_000)
-            page.wait_for_function(
-                "document.querySelectorAll('.wb-histogram .barlayer .point').length > 10",
-                timeout=60_000)
-            before = _build_number(page)
-            # switch the third layer of the table to FP16
-            table = page.locator(".wb-layer-table select")
-            node = table.locator("option").nth(2).get_attribute("value")
-            label = table.locator("option").nth(2).text_content()
-            table.select_option(index=2)
-            page.wait_for_function(
-                "t => document.querySelector('.wb-histogram-caption').textContent.includes(t)",
-                arg=label.split()[0], timeout=30_000)
+            app = page.locator(".wb-app")
+            app.wait_for(timeout=60_000)
+            page.wait_for_function("document.querySelectorAll('.wb-histogram .barlayer .point').length > 10",
+                                   timeout=60_000)
+            app.scroll_into_view_if_needed()
+            # the app uses the output area's width, and its main loop fits the window
+            width = page.evaluate("() => [document.querySelector('.wb-app').getBoundingClientRect().width,"
+                                  " document.querySelector('.wb-app').closest('.jp-OutputArea-output')"
+                                  ".getBoundingClientRect().width]")
+            assert width[0] >= 0.97 * width[1], width
+            page.locator(".wb-main").scroll_into_view_if_needed()
+            page.screenshot(path=str(RESULTS / "browser_app_1400x900.png"))
+            assert page.evaluate(TRUNCATED_JS) == []
+
+            # every threshold line and the data's max inside the histogram's x-range
+            hist = page.evaluate(PLOT_JS, "wb-histogram")
+            lo, hi = hist["range"]
+            lines = [t for t in hist["traces"] if t["meta"] and
+                     any(m in (t["meta"] if isinstance(t["meta"], list) else [t["meta"]]) for m in LINE_METAS)]
+            assert len(lines) >= 3, hist["traces"]
+            for t in lines:
+                assert lo <= t["x"][0] <= hi, (t["name"], t["x"], hist["range"])
+            caption = page.locator(".wb-histogram-caption").text_content()
+            data_max = float(caption.split("max |x| ")[1].split(",")[0])
+            assert data_max <= hi
+            _shot(page, page.locator(".wb-main"), "panel_layers_histogram.png")
+
+            # live threshold: typing a value shows its effect before anything is set
+            box = page.locator(".wb-threshold input")
+            box.fill(f"{0.5 * data_max:.4g}")
+            box.press("Enter")
+            page.wait_for_function("document.querySelector('.wb-preview').textContent.includes('output SQNR')",
+                                   timeout=60_000)
+            assert "clipped" in page.locator(".wb-preview").text_content()
+
+            # results marked stale after a precision change, fresh after Rebuild
+            assert _stale_state(page) == "fresh"
+            before = int(page.get_attribute(".wb-results table.wb-metrics", "data-build"))
+            rows = page.locator(".wb-layer-table tr.prec-int8")
+            node = rows.nth(2).get_attribute("data-key")
+            rows.nth(2).click()
+            page.wait_for_function("t => document.querySelector('.wb-histogram-caption').textContent.includes(t)",
+                                   arg=node, timeout=30_000)
             page.locator("button.wb-set-fp16").click()
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.wb-layer-table option')]"
-                ".some(o => /\\sFP16\\s/.test(o.textContent))", timeout=30_000)
+            page.wait_for_function("document.querySelector('.wb-stale-badge').dataset.state === 'stale'",
+                                   timeout=30_000)
+            assert node in page.locator(".wb-stale-badge").get_attribute("title")
+            assert page.locator(f".wb-layer-table tr[data-key='{node}'] td[data-col='precision']").text_content() == "FP16"
+            _shot(page, page.locator(".wb-main"), "panel_stale.png")
             page.locator("button.wb-rebuild").click()
             page.wait_for_function(
                 f"() => {{ const t = document.querySelector('.wb-results table.wb-metrics');"
-                f" return t && Number(t.dataset.build) === {before + 1}; }}", timeout=120_000)
-            text = page.locator(".wb-results").text_content()
-            assert f"build {before + 1} (new)" in text
-            # the new build has one more FP16 node than the one before
+                f" return t && Number(t.dataset.build) === {before + 1}; }}", timeout=180_000)
+            page.wait_for_function("document.querySelector('.wb-stale-badge').dataset.state === 'fresh'",
+                                   timeout=30_000)
             row = page.locator(".wb-results tr", has_text="INT8 / FP16 nodes").locator("td").all_text_contents()
-            (old_int8, old_fp16), (new_int8, new_fp16) = [tuple(int(x) for x in cell.split("/")) for cell in row[1:3]]
+            (old_int8, old_fp16), (new_int8, new_fp16) = [tuple(int(x) for x in c.split("/")) for c in row[1:3]]
             assert new_fp16 == old_fp16 + 1 and new_int8 == old_int8 - 1, (node, row)
-            assert "top-1 agreement" in text
+            tabs = page.locator(".wb-tabs .lm-TabBar-tab")
+            _shot(page, page.locator(".wb-tabs"), "tab_results.png")
+            tabs.nth(1).click()
+            page.wait_for_timeout(800)
+            _shot(page, page.locator(".wb-tabs"), "tab_history.png")
+
+            # the graph view: one marker per model node, and a click selects that node in the table
+            tabs.nth(2).click()
+            page.wait_for_function("() => { const g = document.querySelector('.wb-graph .wb-plot-div');"
+                                   " return g && g._fullLayout && g.getBoundingClientRect().width > 400; }",
+                                   timeout=60_000)
+            graph = page.evaluate(PLOT_JS, "wb-graph")
+            (nodes,) = [t for t in graph["traces"] if t["meta"] == "nodes"]
+            assert nodes["n"] == n_nodes
+            table_nodes = page.eval_on_selector_all(".wb-layer-table tr.prec-int8", "rs => rs.map(r => r.dataset.key)")
+            selected = page.get_attribute(".wb-layer-table tr.wb-selected", "data-key")
+            glo, ghi = graph["range"]
+            pick = next(i for i, (x, n) in enumerate(zip(nodes["x"], nodes["customdata"]))
+                        if n in table_nodes and n != selected and glo + 1 < x < ghi - 1)
+            target = nodes["customdata"][pick]
+            point = page.evaluate(POINT_JS, ["wb-graph", "nodes", pick])
+            assert point["rendered"] == n_nodes
+            page.mouse.move(point["x"], point["y"])
+            page.mouse.click(point["x"], point["y"])
+            page.wait_for_function("n => { const r = document.querySelector('.wb-layer-table tr.wb-selected');"
+                                   " return r && r.dataset.key === n; }", arg=target, timeout=30_000)
+            page.wait_for_function("t => document.querySelector('.wb-histogram-caption').textContent.includes(t)",
+                                   arg=target, timeout=30_000)
+            _shot(page, page.locator(".wb-tabs"), "tab_graph.png")
+            for i, name in ((3, "tab_sensitivity.png"), (4, "tab_export.png")):
+                tabs.nth(i).click()
+                page.wait_for_timeout(800)
+                _shot(page, page.locator(".wb-tabs"), name)
+            assert page.evaluate(TRUNCATED_JS) == []
             assert page.locator(".wb-error").text_content().strip() == ""
         finally:
-            page.screenshot(path=str(RESULTS / "browser_quickstart.png"), full_page=True)
-
+            page.screenshot(path=str(RESULTS / "browser_quickstart.png"))

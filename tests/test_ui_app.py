@@ -266,8 +266,16 @@ def test_exports_from_buttons(wb):
         assert wb.error is None, wb.error
     written = p["export"].written.value
     assert written.count("wrote") == 4
-    report = (wb.session.project / "exports" / "cnn.quant.report.html").read_text()
-    assert "conv1" in report and "plotly" in report.lower()
+    exports = wb.session.project / "exports"
+    report = (exports / "cnn.quant.report.html").read_text()
+    assert "conv1" in report and "Plotly.newPlot" in report
+    # small: plotly.js is written once beside the report and shared, not embedded
+    (js,) = exports.glob("plotly-*.min.js")
+    assert f"<script src='{js.name}'>" in report and len(report) < 200_000 < js.stat().st_size
+    assert "click" not in report.lower()  # a static page says nothing about clicking
+    before = js.stat().st_mtime_ns
+    wb.session.export("report", exports / "second.report.html")
+    assert list(exports.glob("plotly-*.min.js")) == [js] and js.stat().st_mtime_ns == before
 
 
 def test_layer_filter_and_sort():

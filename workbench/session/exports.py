@@ -81,7 +81,7 @@ class ExportsMixin:
             from ..ui.report import write_report  # needs plotly (ui extra)
 
             with self._writer([path], "report", overwrite, path) as result:
-                write_report(self, result.path(path))
+                write_report(self, result.path(path), assets=path.parent)  # shared plotly.js: beside it
             return path
         if kind == "plan":
             if self.plan is None:

@@ -94,8 +94,7 @@ class ViewsMixin:
         if name is None:
             raise WorkbenchError("No layer selected.")
         tensor = self.tensor_of(name) or name
-        if self.stats is None or tensor not in self.stats.collectors:
-            raise WorkbenchError(f"No statistics for tensor '{tensor}': calibrate first.")
+        self._need_statistics(tensor, name)
         c = self.stats.collectors[tensor]
         base = self.base_ranges[tensor]
         manual = self.plan.amax_overrides.get(tensor) if self.plan else None
@@ -107,6 +106,14 @@ class ViewsMixin:
                 "count": int(c.count), "zero_count": int(getattr(c, "zero_count", 0)),
                 "tensor_sqnr_db": histogram_sqnr_db(c.hist, c.bin_width, chosen,
                                                     zero_count=int(getattr(c, "zero_count", 0)))}
+
+    def _need_statistics(self, tensor: str, name: str | None = None) -> None:
+        if self.stats is None:
+            raise WorkbenchError(f"No statistics for tensor '{tensor}': calibrate first.")
+        if tensor not in self.stats.collectors:
+            who = f" (the input of {name})" if name and name != tensor else ""
+            raise WorkbenchError(f"Tensor '{tensor}'{who} was not observed during calibration: the collection "
+                                 "observes the inputs of the nodes that are INT8 by default and the outputs.")
 
     def history_table(self):
         """The build history as a DataFrame (one row per build)."""
@@ -228,9 +235,8 @@ class ViewsMixin:
         from ..metrics import compare_outputs
 
         started = time.perf_counter()
-        tensor = self.tensor_of(tensor) or tensor
-        if self.stats is None or tensor not in self.stats.collectors:
-            raise WorkbenchError(f"No statistics for tensor '{tensor}': calibrate first.")
+        node, tensor = tensor, self.tensor_of(tensor) or tensor
+        self._need_statistics(tensor, node)
         amax = float(amax)
         if not (amax > 0 and math.isfinite(amax)):
             raise WorkbenchError(f"A threshold must be a positive number; got {amax!r} for '{tensor}'.")

@@ -146,17 +146,18 @@ def graph_figure(
         for p in ("INT8", "FP16", "FP32"):  # legend of the node colours
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=p, meta="legend", hoverinfo="skip",
                                      marker=dict(size=10, color=PRECISION_COLORS[p], line=dict(width=1, color="#333"))))
+    head = "" if not interactive else " (click a node to select it)"
     fig.update_layout(
-        title=dict(text=f"Model graph: {len(nodes)} nodes in {layout.n_layers} layers, colour = {title}"
-                        + (" (click a node to select it)" if interactive else ""), font=dict(size=13)),
+        title=dict(text=f"{len(nodes)} nodes in {layout.n_layers} layers, colour = {title}{head}", font=dict(size=12),
+                   x=0, xanchor="left", xref="paper"),
         # the axis stays "visible" with nothing drawn: plotly's range slider fails on a hidden axis
         xaxis=dict(showticklabels=False, showgrid=False, zeroline=False, showline=False, ticks="",
                    title=dict(text=""), range=list(graph_window(layout, selected, window)), autorange=False,
                    rangeslider=dict(visible=layout.n_layers > window, thickness=0.12)),
         yaxis=dict(visible=False, autorange=True, fixedrange=True),
         dragmode="pan", hovermode="closest", clickmode="event", showlegend=True,
-        legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
-        margin=dict(l=10, r=10, t=40, b=10), height=height, autosize=True, plot_bgcolor="white",
+        legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", font=dict(size=11)),
+        margin=dict(l=10, r=10, t=58, b=10), height=height, autosize=True, plot_bgcolor="white",
     )
     return fig
 

@@ -198,8 +198,10 @@ def histogram_figure(
             head += f" — amax {fmt_num(chosen_amax)}{src}, clipped {fmt_pct(clipped)} of values"
         shapes.append(dict(type="rect", xref="x", yref="paper", x0=chosen_amax, x1=max(hi, chosen_amax), y0=0, y1=1,
                            fillcolor=CLIPPED_COLOR, opacity=0.10, line=dict(width=0), layer="below"))
-        notes.append(dict(x=chosen_amax, y=0.7, xref="x", yref="paper", xanchor="left", yanchor="top",
-                          showarrow=False, text=f" clipped {fmt_pct(clipped)}", font=dict(size=11, color="#a0306e")))
+        right = chosen_amax > lo + 0.75 * (hi - lo)  # near the right edge: write it to the left
+        notes.append(dict(x=chosen_amax, y=0.7, xref="x", yref="paper", xanchor="right" if right else "left",
+                          yanchor="top", showarrow=False, text=f" clipped {fmt_pct(clipped)} ",
+                          font=dict(size=11, color="#a0306e")))
     fig.update_layout(
         title=dict(text=head, font=dict(size=13)), barmode="overlay", bargap=0,
         xaxis=dict(range=[lo, hi], autorange=False, ticksuffix=""),
@@ -322,7 +324,8 @@ def tradeoff_figure(
     fig = go.Figure(go.Scatter(
         x=main[x].astype(float).tolist(), y=main[y].astype(float).tolist(), customdata=labels,
         mode="lines+markers" if connect else "markers+text", name=y, meta="points",
-        text=None if connect else [f"{lab}" for lab in labels], textposition="top center",
+        text=None if connect else [f"{label or '#'} {lab}" if label == "build" else f"{lab}" for lab in labels],
+        textposition="top center", textfont=dict(size=10), cliponaxis=False,
         marker=dict(size=sizes), hovertemplate=hover))
     if star is not None and star.any():
         sel = df[star]
@@ -335,7 +338,7 @@ def tradeoff_figure(
     notes = []
     if zoomed:
         notes.append(dict(x=0, y=0, xref="paper", yref="paper", xanchor="left", yanchor="bottom", showarrow=False,
-                          text=f"⫽ axis starts at {ylo:.3g}", font=dict(size=10, color="#666")))
+                          text=f"zoomed: the axis starts at {ylo:.3g}, not 0", font=dict(size=10, color="#666")))
     hint = " (click a point to pick it)" if interactive else ""
     fig.update_layout(
         title=dict(text=title or f"{y} vs {x}{hint}", font=dict(size=13)),

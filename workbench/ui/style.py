@@ -70,14 +70,29 @@ def method_color(name: str) -> str:
     return _PALETTE[digest % len(_PALETTE)]
 
 
-def method_names() -> list:
-    """The range methods to offer, in the registry's order (or the algorithms' list)."""
+def method_names(*, output_aware: bool = True) -> list:
+    """The range methods to offer, in the registry's order (or the algorithms' list);
+    ``output_aware=False`` leaves out the methods chosen by the network's output ("auto")."""
     entries = _registry_entries()
     if entries:
-        return list(entries)
+        return [n for n, e in entries.items() if output_aware or not _field(e, "output_aware")]
     from ..calib.algorithms import METHODS
 
     return list(METHODS)
+
+
+def method_params(name: str) -> list:
+    """The registry's parameters of method ``name`` (objects with name, default, lo, hi, help,
+    integer); the percentile alone when there is no registry."""
+    entry = _registry_entries().get(name)
+    if entry is not None:
+        return list(_field(entry, "params") or ())
+    if name == "percentile":
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(name="percentile", default=99.99, lo=0.0, hi=100.0, integer=False,
+                                help="amax = the |x| below which this percentage of the values lie")]
+    return []
 
 
 def method_description(name: str) -> str:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import html
+import inspect
 
 from ..._optional import require
 from ...session import Event
-from ..style import fmt_seconds, method_description, method_names
+from ..style import fmt_seconds, method_description, method_names, method_params
 from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
@@ -18,15 +19,31 @@ class CalibrationPanel(Panel):
     def __init__(self, ctx):
         super().__init__(ctx)
         c, d = self.session.calib_settings, self.session.data_settings
-        names = method_names()
-        self.method = w.Dropdown(options=[(f"{m}", m) for m in names], value=c.method if c.method in names else names[0],
+        # output-aware methods ("auto") need a search the session runs as a task
+        names = method_names(output_aware=callable(getattr(self.session, "auto_ranges", None)))
+        self.method = w.Dropdown(options=names, value=c.method if c.method in names else names[0],
                                  description="Ranges", tooltip=self._method_tip(c.method),
                                  layout=w.Layout(width="190px"), style={"description_width": "48px"})
         self.method.add_class("wb-method")
-        self.percentile = w.BoundedFloatText(value=c.percentile, min=50.0, max=100.0, step=0.01,
-                                             description="percentile", tooltip="share of |x| values kept below amax, in %",
-                                             layout=w.Layout(width="170px"), style={"description_width": "70px"})
-        self.percentile.add_class("wb-percentile")
+        # one control per parameter the registry lists and the session takes (shown with its method)
+        accepted = inspect.signature(self.session.set_method).parameters
+        self.params: dict = {}
+        self._param_of: dict = {}
+        for m in names:
+            for p in method_params(m):
+                if p.name not in accepted:
+                    continue
+                if p.name in self.params:
+                    self._param_of[p.name].append(m)
+                    continue
+                kind = w.BoundedIntText if getattr(p, "integer", False) else w.BoundedFloatText
+                value = getattr(c, p.name, p.default)
+                ctl = kind(value=value, min=p.lo, max=p.hi, description=p.name.replace("_", " "),
+                           tooltip=p.help, layout=w.Layout(width="170px"), style={"description_width": "70px"})
+                ctl.add_class(f"wb-{p.name.replace('_', '-')}")
+                ctl.observe(lambda ch: self._method_changed(), names="value")
+                self.params[p.name], self._param_of[p.name] = ctl, [m]
+        self.percentile = self.params.get("percentile")
         self.samples = w.IntText(value=d.limit or 0, description="Calibration samples",
                                  tooltip="calibration samples to use (0 = all)",
                                  layout=w.Layout(width="230px"), style={"description_width": "130px"})
@@ -45,13 +62,12 @@ class CalibrationPanel(Panel):
         self.info.add_class("wb-calibration-info")
         # changing the method only re-reads the statistics: apply at once when there are some
         self.method.observe(lambda ch: self._method_changed(), names="value")
-        self.percentile.observe(lambda ch: self._method_changed(), names="value")
         self._syncing = False
-        self._sync_percentile()
+        self._sync_params()
         row = dict(align_items="center", flex_flow="row wrap")
         # two parts the app places apart: the method next to the histogram (changed while looking
         # at tensors), the collection settings with the model and data (set once)
-        self.method_row = w.HBox([self.method, self.percentile], layout=w.Layout(**row))
+        self.method_row = w.HBox([self.method, *self.params.values()], layout=w.Layout(**row))
         self.run_row = w.HBox([self.samples, self.batch, self.run, self.info], layout=w.Layout(width="100%", **row))
         self.widget = w.VBox([self.method_row, self.run_row], layout=w.Layout(width="100%"))
 
@@ -60,26 +76,34 @@ class CalibrationPanel(Panel):
         text = method_description(name)
         return f"range method: {text}" if text else "range method (changing it needs no new inference)"
 
-    def _sync_percentile(self) -> None:
-        self.percentile.layout.display = None if self.method.value == "percentile" else "none"
+    def _sync_params(self) -> None:
+        for name, ctl in self.params.items():
+            ctl.layout.display = None if self.method.value in self._param_of[name] else "none"
         self.method.tooltip = self._method_tip(self.method.value)
 
+    def _settings(self) -> dict:
+        """The shown parameters of the chosen method that the session's set_method takes."""
+        accepted = inspect.signature(self.session.set_method).parameters
+        return {n: ctl.value for n, ctl in self.params.items()
+                if self.method.value in self._param_of[n] and n in accepted}
+
     def _method_changed(self) -> None:
-        self._sync_percentile()
+        self._sync_params()
         if self._syncing:
             return
         if self.session.stats is not None and not self.runner.busy:
-            self.runner.guard(self.session.set_method)(self.method.value, self.percentile.value)
+            self.runner.guard(self.session.set_method)(self.method.value, **self._settings())
 
     def calibrate(self) -> None:
         """Run calibration (collect or reuse statistics, then compute ranges) as a task."""
         s = self.session
         samples = self.samples.value if self.samples.value > 0 else None
+        accepted = inspect.signature(s.calibrate).parameters
+        extra = {k: v for k, v in self._settings().items() if k in accepted}
 
         def work(progress, cancel):
-            return s.calibrate(method=self.method.value, percentile=self.percentile.value,
-                               num_samples=samples, batch_size=self.batch.value,
-                               progress=progress, cancel=cancel)
+            return s.calibrate(method=self.method.value, num_samples=samples, batch_size=self.batch.value,
+                               progress=progress, cancel=cancel, **extra)
         self.runner.run("Calibrating", work, unit="samples")
 
     def refresh(self, event) -> None:
@@ -87,13 +111,16 @@ class CalibrationPanel(Panel):
         # the session may have been changed from code: show its settings
         self._syncing = True
         try:
-            if c.method in [v for _, v in self.method.options]:
+            if c.method in self.method.options:
                 self.method.value = c.method
-            self.percentile.value, self.batch.value = c.percentile, c.batch_size
+            for name, ctl in self.params.items():
+                if hasattr(c, name):
+                    ctl.value = getattr(c, name)
+            self.batch.value = c.batch_size
             self.samples.value = self.session.data_settings.limit or 0
         finally:
             self._syncing = False
-        self._sync_percentile()
+        self._sync_params()
         if self.session.stats is None:
             self.info.value = "<i style='font-size:12px'>Not calibrated yet.</i>"
             return

@@ -129,7 +129,7 @@ class HistogramPanel(Panel):
             return  # the browser snapping the position shown to its step, not the user dragging
         amax = max(float(change["new"]), 0.0005) * self._top
         self._show_value(amax=amax)
-        self._throttle(amax)
+        self._throttle((self.data["tensor"], amax))
 
     def _value_typed(self, change) -> None:
         if self._moving or self.data is None or not change["new"] or change["new"] <= 0:
@@ -137,12 +137,14 @@ class HistogramPanel(Panel):
         if abs(change["new"] - getattr(self, "_shown", math.nan)) <= 1e-9 * abs(change["new"]):
             return  # the browser echoing the value shown, not the user typing
         self._show_value(position=float(change["new"]) / self._top)
-        self._throttle(float(change["new"]))
+        self._throttle((self.data["tensor"], float(change["new"])))
 
-    def _preview(self, amax: float, final: bool) -> None:
-        """Compute (session) and show what ``amax`` would change; moves the figure's line."""
+    def _preview(self, tried: tuple, final: bool) -> None:
+        """Compute (session) and show what ``amax`` would change for ``tensor`` (``tried``)
+        and move the figure's line; a value tried on another tensor is dropped."""
         s, d = self.session, self.data
-        if d is None:
+        tensor, amax = tried
+        if d is None or d["tensor"] != tensor:
             return
         emulate = not self.runner.busy
         if emulate and getattr(s, "_preview_cache", None) is None:
@@ -177,8 +179,11 @@ class HistogramPanel(Panel):
         try:
             d = s.histogram()
         except Exception as exc:  # noqa: BLE001 - e.g. a node whose input was not observed
-            self.caption.value = f"<i>{html.escape(str(exc))}</i>"
+            self.caption.value = f"<b>{html.escape(s.selected)}</b>: <i>{html.escape(str(exc))}</i>"
             self.data = None
+            self.preview.value = ""
+            self.figure.show(plots.histogram_figure([0], 1.0, title="", height=FIG_HEIGHT).add_annotation(
+                text="no histogram for this layer", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"))
             return
         source = "set by hand" if d["manual"] is not None else d["method"]
         fig = plots.histogram_figure(d["hist"], d["bin_width"], d["amax_by_method"], d["chosen"],

@@ -37,6 +37,8 @@ def history_html(table, selected: int | None = None) -> str:
         return "<i>No builds yet.</i>"
     cols = [c for c in HISTORY_COLUMNS if c in table.columns and table[c].notna().any()
             and not (table[c].astype(str) == "").all()]
+    if "backend" in cols and table["backend"].nunique() == 1:  # said once under the table instead
+        cols.remove("backend")
     head = "".join(f"<th title='{html.escape(HISTORY_COLUMNS[c][1])}'>{html.escape(HISTORY_COLUMNS[c][0])}</th>"
                    for c in cols)
     body = []
@@ -47,7 +49,9 @@ def history_html(table, selected: int | None = None) -> str:
             cells.append(html.escape(fmt_num(v, digits) if digits else ("–" if v is None else str(v))))
         mark = " class='wb-current'" if selected is not None and r.get("build") == selected else ""
         body.append(f"<tr{mark}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f"<table class='wb-history-table'><tr>{head}</tr>{''.join(body)}</table>"
+    note = (f"<div class='wb-note'>all built with {html.escape(str(table['backend'].iloc[0]))}</div>"
+            if "backend" in table.columns and "backend" not in cols else "")
+    return f"<table class='wb-history-table'><tr>{head}</tr>{''.join(body)}</table>{note}"
 
 
 class HistoryPanel(Panel):

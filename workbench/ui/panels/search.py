@@ -9,7 +9,7 @@ from ..._optional import require
 from ...session import Event
 from .. import plots
 from ..plotview import PlotView
-from ..style import fmt_num
+from ..texts import auto_message, ranking_note  # noqa: F401 (re-export)
 from ..table import DataTable
 from .base import Panel
 
@@ -33,41 +33,6 @@ def _fmt(v, fmt: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     return str(v) if fmt == "s" else format(float(v), fmt)
-
-
-def ranking_note(table) -> str:
-    """Plain sentences under the ranking: what it is, and why a gain can be negative."""
-    if table is None:
-        return ""
-    n, samples = len(table), table.attrs.get("samples")
-    done = table.attrs.get("complete", True)
-    head = (f"{n} INT8 node(s) ranked on {samples or 'all'} evaluation samples" if done
-            else f"{n} node(s) ranked so far (partial ranking: the run is going on or was cancelled)")
-    neg = int((table["sqnr_gain_fp16"] < 0).sum()) if "sqnr_gain_fp16" in table else 0
-    if neg:
-        head += (f". {neg} node(s) have a negative FP16 gain: putting that node alone in FP16 made the output "
-                 "slightly worse. Quantization errors of different layers can partly cancel, and on a few "
-                 "samples a change this small is within the noise; such nodes gain nothing from FP16")
-    return head + "."
-
-
-def auto_message(result, n_int8_before: int) -> str:
-    """What the automatic search did, in plain words."""
-    t = result.target
-    chosen = result.curve[result.curve["chosen"]].iloc[-1] if "chosen" in result.curve else None
-    got = chosen.get(t.key) if chosen is not None else None
-    value = f"{t.key.replace('_', ' ')} {fmt_num(got)}" if got is not None else ""
-    k = len(result.fallback)
-    names = ", ".join(result.fallback[:4]) + (", …" if k > 4 else "")
-    if result.met and k == 0:
-        return f"Target {t.text} is already met with every node in INT8 ({value}): nothing to move."
-    if result.met:
-        return (f"Target {t.text} met ({value}) with {k} node(s) out of INT8 ({names}); "
-                f"{n_int8_before - k} of {n_int8_before} stay INT8. The plan is updated: press Rebuild to check "
-                "it on every evaluation sample.")
-    return (f"Target {t.text} not reachable: even with every ranked node out of INT8 the search reaches "
-            f"only {value or 'less'}. The plan now keeps the {k} node(s) that help most out of INT8; "
-            "another range method or more calibration samples may do better.")
 
 
 class SearchPanel(Panel):
