@@ -11,9 +11,13 @@ tensor by tensor:
    each other count once (the first in that order keeps its name).
 2. Every histogram method applied to all tensors is scored as a whole (one run each); the
    search starts from the best of them.
-3. Coordinate descent in graph order: for each tensor, every other candidate is tried with the
-   rest as chosen so far (one emulated run each, :class:`~workbench.scoring.PlanScorer`), and
-   the best is kept when it beats the current choice by ``min_gain_db``. ``sweeps`` passes.
+3. Coordinate descent in graph order: for each tensor, the candidates next to the current
+   choice (sorted by amax) are tried with the rest as chosen so far (one emulated run each,
+   :class:`~workbench.scoring.PlanScorer`); the search walks on in the direction that improves
+   and keeps a change only when it beats the current choice by ``min_gain_db`` on the whole
+   and on each of two interleaved halves of the samples (changes that fit a few samples are
+   not kept); on a tie the candidate clipping less wins. ``exhaustive=True`` tries every
+   candidate; ``sweeps`` passes.
 
 The objective is output SQNR (first output) by default, or the user's metric, or a target's
 metric (:class:`~workbench.scoring.Objective`), measured on held-out samples: the evaluation
@@ -118,7 +122,8 @@ def _score_row(row: dict) -> dict:
 def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, objective="sqnr",
                 base: str = registry.BASE_METHOD, samples: int | None = None, sweeps: int = 1,
                 min_gain_db: float = MIN_GAIN_DB, held_out: str = "evaluation samples",
-                calibration_data=None, folds: int = 2, progress=None, cancel=None) -> AutoRangeResult:
+                calibration_data=None, folds: int = 2, exhaustive: bool = False, progress=None,
+                cancel=None) -> AutoRangeResult:
     """Choose every INT8 input tensor's amax by the network's output (see the module docstring).
 
     Args:
@@ -132,6 +137,9 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
         sweeps: passes of coordinate descent (1; a second rarely changes much).
         min_gain_db: the objective gain a candidate needs to replace the current choice.
         held_out: what the evaluator's samples are, for the record.
+        folds: interleaved subsets of the samples a change must improve on each of (2).
+        exhaustive: try every candidate of every tensor (default: the neighbours of the current
+            choice along amax, walking on while the objective improves; about a third of the runs).
         calibration_data: the data the histograms came from; when given, the samples where the
             searched tensors peak are added to the held-out ones (:mod:`workbench.holdout`), so
             a clipping candidate is judged on the values it clips (recommended).
@@ -160,16 +168,18 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     cands = {t: candidates(stats.collectors[t], per_method[t].amax_by_method, base) for t in used}
     search = [t for t in used if len(cands[t]) > 1]
     methods = list(registry.histogram_methods())
-    total = len(methods) + sweeps * sum(len(cands[t]) - 1 for t in search)
     done = 0
     stop = False
+    # runs still expected (the neighbour walk's length is known only as it goes)
+    remaining = [sweeps * sum(len(cands[t]) - 1 if exhaustive else min(2, len(cands[t]) - 1) for t in search)]
 
     def run(amax: dict) -> dict:
         nonlocal done
         row = _score_row(scorer.score_scales(flags, sm.scales(_AmaxView(amax, per_method), overrides)))
         done += 1
         if progress is not None:
-            progress(done, total)
+            progress(done, done + max(remaining[0] - 1, 0) + max(len(methods) - done, 0))
+        remaining[0] = max(remaining[0] - (1 if done > len(methods) else 0), 0)
         return row
 
     method_scores = {}
@@ -189,23 +199,44 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     chosen = {t: _label_of(cands[t], current[t], start) for t in used}
     reasons = {t: f"best single method ({start})" for t in used}
     scores = {t: {} for t in used}
-    for _ in range(sweeps if not stop else 0):
+    for sweep in range(sweeps if not stop else 0):
         improved = False
-        for t in search:
+        for k, t in enumerate(search):
+            remaining[0] = (len(search) - k) * (2 if exhaustive is False else 1) + (sweeps - sweep - 1) * len(search)
             tried = {chosen[t]: best_row}
-            for label, amax in cands[t].items():
-                if label == chosen[t] or abs(amax - current[t]) <= SAME_AMAX * max(amax, current[t]):
-                    continue
-                if cancelled(cancel):
-                    stop = True
-                    break
-                tried[label] = run({**current, t: amax})
-            scores[t].update({k: v for k, v in tried.items() if v is not None})
-            best = max((k for k in tried if tried[k] is not None), key=lambda k: objective.key_of(tried[k]))
+            order = sorted(cands[t], key=cands[t].get)
+
+            def score(label):
+                if label not in tried:
+                    if cancelled(cancel):
+                        raise _Stop
+                    tried[label] = run({**current, t: cands[t][label]})
+                return tried[label]
+
+            try:
+                if exhaustive:
+                    for label in order:
+                        score(label)
+                    best = max(tried, key=lambda k: objective.key_of(tried[k]))
+                else:  # neighbours along amax; walk on while the objective improves
+                    i = order.index(chosen[t])
+                    best, step = chosen[t], 0
+                    for j in (i + 1, i - 1):
+                        if 0 <= j < len(order) and objective.better(score(order[j]), tried[best], min_gain_db):
+                            best, step = order[j], j - i
+                    while step and 0 <= order.index(best) + step < len(order):
+                        nxt = order[order.index(best) + step]
+                        if not objective.better(score(nxt), tried[best], min_gain_db):
+                            break
+                        best = nxt
+            except _Stop:
+                stop = True
+                best = max(tried, key=lambda k: objective.key_of(tried[k]))
+            scores[t].update(tried)
             if best == chosen[t] or not objective.better(tried[best], best_row, min_gain_db):
                 # no clear gain: a candidate that clips less and scores as well is the safer choice
                 # (unseen data may exceed what these samples show; clipping is what fails)
-                safer = [k for k in tried if tried[k] is not None and cands[t][k] > current[t] * (1 + SAME_AMAX)
+                safer = [k for k in tried if cands[t][k] > current[t] * (1 + SAME_AMAX)
                          and objective.as_good(tried[k], best_row, TIE_DB)]
                 best = max(safer, key=lambda k: cands[t][k]) if safer else chosen[t]
             if best != chosen[t]:
@@ -214,7 +245,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
                 current[t], chosen[t], best_row = cands[t][best], best, tried[best]
                 improved = True
             elif len(tried) > 1:
-                reasons[t] = f"kept {chosen[t]}: best of {len(tried)} candidates"
+                reasons[t] = f"kept {chosen[t]}: best of {len(tried)} candidates tried"
             if stop:
                 break
         if stop or not improved:
@@ -255,6 +286,10 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
 
     result.ranges, result.notes = check_ranges(ranges, tensors=used)
     return result
+
+
+class _Stop(Exception):
+    """Cancel requested between two runs."""
 
 
 def _label_of(cands: dict, amax: float, method: str) -> str:
