@@ -145,6 +145,8 @@ def test_holdout_split_and_extreme_samples():
     data = R.ArrayData(info, samples)
     part, held = split_holdout(data)
     assert len(part) == 30 and len(held) == 10
+    small = R.ArrayData(info, samples[:8])
+    assert split_holdout(small) == (small, small)
     ids = [f["input_ids"] for f in held.iter_batches(4)]
     assert np.array_equal(np.concatenate(ids), np.stack([s["input_ids"] for s in samples[30:]]))
     assert part.fingerprint() != held.fingerprint()

@@ -320,3 +320,50 @@ class _AmaxView:
 @dataclass(frozen=True)
 class _Amax:
     amax: float
+
+
+@dataclass
+class Calibration:
+    """What :func:`calibrate_ranges` decided: the ranges, the guard warnings, the auto search (or
+    None) and each histogram method's score (when an evaluator was given)."""
+
+    ranges: Ranges
+    notes: list
+    auto: AutoRangeResult | None = None
+    method_scores: dict | None = None
+
+
+def calibrate_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=None, plan=None,
+                     params: dict | None = None, calibration_data=None, objective="sqnr",
+                     samples: int | None = None, held_out: str = "evaluation samples", progress=None,
+                     cancel=None) -> Calibration:
+    """Ranges of ``method`` with the collapse guards applied: the one entry point of the CLI and
+    the Session.
+
+    ``auto`` runs :func:`auto_ranges` (``evaluator`` required). A histogram method is computed
+    from ``stats``; with an ``evaluator`` every method is also scored at the output (one run
+    each) so a forced method far below min-max is named (:func:`~workbench.range_checks.check_method`).
+    """
+    from .plan import PrecisionPlan
+    from .range_checks import check_method, check_ranges, score_methods
+
+    if registry.get_method(method).output_aware:
+        if evaluator is None:
+            raise WorkbenchError("The 'auto' range method judges each tensor's amax by the network's output: "
+                                 "it needs held-out samples (evaluation data, or calibration samples held out).")
+        res = auto_ranges(evaluator, stats, plan, params=params, objective=objective, samples=samples,
+                          held_out=held_out, calibration_data=calibration_data, progress=progress, cancel=cancel)
+        return Calibration(res.ranges, res.notes, res, res.method_scores)
+    ranges = compute_ranges(stats, method, params=params)
+    scores = None
+    if evaluator is not None:
+        plan = plan if plan is not None else PrecisionPlan.default(evaluator.model)
+        scorer = PlanScorer(evaluator, ranges, samples, plan)
+        sm = scorer.switch
+        i8 = scorer.flags(plan)["wb_int8"]
+        used = [t for t in sm.tensors if t in ranges and any(i8[sm.index[n]] and t in sm.qdq_tensors[n]
+                                                            for n in sm.qdq_tensors)]
+        scores = score_methods(scorer, plan, ranges, used)
+        ranges, notes = check_method(method, scores, ranges, tensors=used)
+    ranges, more = check_ranges(ranges)
+    return Calibration(ranges, list(ranges.notes), None, scores)

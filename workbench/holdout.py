@@ -19,12 +19,13 @@ import hashlib
 import numpy as np
 
 from .data import CalibrationData
-from .errors import WorkbenchError
 from .evaluate import first_samples
 
 #: Held-out share of the calibration data when no evaluation data is given, and its bounds.
 HOLDOUT_SHARE = 0.25
 HOLDOUT_MIN, HOLDOUT_MAX = 4, 32
+#: Below this many calibration samples nothing is held out (the search then uses them all, said so).
+SPLIT_MIN = 16
 #: The most calibration samples added for their extremes.
 MAX_EXTREME_SAMPLES = 16
 
@@ -60,15 +61,20 @@ class SampleSlice(CalibrationData):
 
 def split_holdout(data: CalibrationData, share: float = HOLDOUT_SHARE) -> tuple:
     """(histogram part, held-out part) of ``data``: the last ``share`` of its samples (at least
-    4, at most 32) are held out for the search. WorkbenchError when there are too few samples."""
+    4, at most 32) are held out for the search. With fewer than :data:`SPLIT_MIN` samples
+    nothing is held out: both parts are ``data`` (``held_out_from_histograms`` tells)."""
     n = data.num_samples()
     if n is None:
         n = sum(len(next(iter(f.values()))) for f in data.iter_batches(8))
+    if n < SPLIT_MIN:
+        return data, data
     k = int(min(HOLDOUT_MAX, max(HOLDOUT_MIN, round(share * n))))
-    if n - k < 1:
-        raise WorkbenchError(f"{data.describe()} has {n} sample(s): too few to hold {k} out for the 'auto' "
-                             "range search; give evaluation data (--eval-data) or more calibration samples.")
     return SampleSlice(data, 0, n - k), SampleSlice(data, n - k, n)
+
+
+def held_out_from_histograms(histogram_part, held_part) -> bool:
+    """Whether :func:`split_holdout` really held samples out (False for small data sets)."""
+    return histogram_part is not held_part
 
 
 def extreme_samples(model, data: CalibrationData, tensors: list, most: int = MAX_EXTREME_SAMPLES,
@@ -151,4 +157,5 @@ class SearchSet:
         return self.evaluator.user_metric({k: np.asarray(v)[:n] for k, v in outputs.items()}, n)
 
 
-__all__ = ["HOLDOUT_SHARE", "MAX_EXTREME_SAMPLES", "SampleSlice", "SearchSet", "extreme_samples", "split_holdout"]
+__all__ = ["HOLDOUT_SHARE", "MAX_EXTREME_SAMPLES", "SPLIT_MIN", "SampleSlice", "SearchSet", "extreme_samples",
+           "held_out_from_histograms", "split_holdout"]

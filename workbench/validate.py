@@ -50,10 +50,10 @@ def check_choice(value, choices, what: str):
 
 
 def check_method(method, what: str = "The calibration method (--method)") -> str:
-    """A range method name (see ``workbench.calib.algorithms.METHODS``)."""
-    from .calib.algorithms import METHODS
+    """A range method name (see ``workbench.calib.registry``)."""
+    from .calib.registry import method_names
 
-    return check_choice(method, METHODS, what)
+    return check_choice(method, method_names(), what)
 
 
 #: Below this cosine (first output) a quantized model is suspected to come from another model.

@@ -148,20 +148,30 @@ class EvalArgs:
         self.metric.add(g)
 
     def parse(self, args, model):
-        """An Evaluator on --eval-data (or, with a note, on the calibration data)."""
+        """An Evaluator on --eval-data (or, with a note, on the calibration data); built once per
+        command (calibration's auto search and the final report share it)."""
         from ..evaluate import Evaluator
 
+        cached = getattr(self, "_cached", None)
+        if cached is not None and cached[0] is args and cached[1] is model:
+            return cached[2]
         metric_fn = self.metric.parse(args)
         if self.data.given(args):
             data = self.data.parse(args, model)
         else:
             print("note: no --eval-data given; evaluating on the calibration data (optimistic).")
             data = self.calib_data.parse(args, model, limit=args.eval_samples or args.samples)
-        return Evaluator(model, data, batch_size=args.batch_size, metric_fn=metric_fn)
+        self._cached = (args, model, Evaluator(model, data, batch_size=args.batch_size, metric_fn=metric_fn))
+        return self._cached[2]
+
+
+#: Held-out samples the auto range search uses by default (each candidate costs one run over them).
+AUTO_SAMPLES = 16
 
 
 class CalibArgs:
-    """Range method, its parameters, and reuse of saved ranges or statistics.
+    """Range method, its parameters (from the range-method registry), and reuse of saved ranges
+    or statistics.
 
     Args:
         reuse_ranges: add ``--ranges ranges.json`` (commands that consume ranges).
@@ -171,15 +181,22 @@ class CalibArgs:
         self.reuse_ranges = reuse_ranges
 
     def add(self, parser: argparse.ArgumentParser) -> None:
-        from ..ranges import DEFAULT_METHOD, METHODS
+        from ..calib import registry
 
         g = parser.add_argument_group("calibration")
-        g.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                       help=f"range method (default {DEFAULT_METHOD}, the most accurate on the sample; "
-                            "'entropy' is TensorRT's EntropyCalibration2 as published, 'entropy_zero_fix' "
-                            "the pytorch-quantization/ModelOpt variant)")
-        g.add_argument("--percentile", type=float, default=None,
-                       help="p for --method percentile, in (0, 100] (default 99.99)")
+        g.add_argument("--method", choices=registry.method_names(), default=registry.DEFAULT_METHOD,
+                       help=f"range method (default {registry.DEFAULT_METHOD}: per tensor, the candidate amax "
+                            "that gives the best network output on held-out data; "
+                            + "; ".join(f"'{m.name}': {m.description}" for m in registry.REGISTRY.values()
+                                        if not m.output_aware) + ")")
+        for prm in registry.all_params().values():  # one flag per registered method parameter
+            g.add_argument(prm.flag, type=int if prm.integer else float, default=None,
+                           help=f"{prm.help} (default {prm.default:g})")
+        g.add_argument("--auto-samples", type=int, default=AUTO_SAMPLES,
+                       help=f"held-out samples the auto search scores each candidate on (default {AUTO_SAMPLES})")
+        g.add_argument("--auto-objective", default="sqnr", metavar="sqnr|metric|TARGET",
+                       help="what auto maximises: output SQNR (default), the --metric-script value, or the "
+                            "metric of a target such as 'top1>=0.99'")
         if self.reuse_ranges:
             g.add_argument("--ranges", metavar="ranges.json", help="reuse ranges from `workbench calibrate` "
                            "(checked against the model) instead of calibrating")
@@ -189,19 +206,38 @@ class CalibArgs:
         g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     @staticmethod
+    def params(args) -> dict:
+        """The range-method parameters given on the command line (registry names)."""
+        from ..calib import registry
+
+        return {n: getattr(args, n) for n in registry.all_params() if getattr(args, n, None) is not None}
+
+    @staticmethod
     def percentile(args) -> float:
-        """--percentile, or the default 99.99."""
-        return 99.99 if args.percentile is None else args.percentile
+        """--percentile, or the registry's default."""
+        from ..calib.algorithms import DEFAULT_PERCENTILE
+
+        return DEFAULT_PERCENTILE if args.percentile is None else args.percentile
 
     def validate(self, args) -> None:
-        """Refuse a percentile outside (0, 100] before any work (whatever the method)."""
-        from ..validate import check_percentile
+        """Refuse bad range parameters (whatever the method) before any work."""
+        from ..calib import registry
+        from ..metrics import Target
+        from ..validate import check_percentile, check_positive_int
 
         check_percentile(args.percentile, "--percentile", allow_none=True)
+        registry.check_params(self.params(args))
+        check_positive_int(getattr(args, "auto_samples", None), "--auto-samples")
+        if getattr(args, "auto_objective", "sqnr") not in ("sqnr", "metric"):
+            Target(args.auto_objective)
 
-    def parse(self, args, model, data_args: DataArgs, tensors="default"):
+    def parse(self, args, model, data_args: DataArgs, tensors="default", eval_args=None, plan_args=None):
         """Calibrate (or load --ranges) and return Ranges for ``model``; ``tensors``: what to
-        observe (see :func:`workbench.collect.tensors_to_observe`)."""
+        observe (see :func:`workbench.collect.tensors_to_observe`).
+
+        ``auto`` (the default) scores candidates on --eval-data (``eval_args``), else on
+        calibration samples held out from the histograms, under the plan of ``plan_args``. The
+        outcome (guard warnings, the search) is kept in ``self.outcome`` and printed."""
         import warnings
 
         from ..collect import collect_statistics
@@ -221,11 +257,59 @@ class CalibArgs:
                     f"--percentile {args.percentile:g} cannot be applied to --ranges '{args.ranges}': it holds "
                     f"amax values computed at percentile {ranges.percentile:g}, not the histograms. "
                     "Recalibrate with --percentile (or `workbench calibrate --statistics statistics.npz`).")
-            return ranges.with_method(args.method) if args.method != ranges.method else ranges
-        data = data_args.parse(args, model)
-        stats = collect_statistics(model, data, tensors=tensors, batch_size=args.batch_size,
-                                   progress=not args.quiet)
-        return compute_ranges(stats, args.method, self.percentile(args))
+            if args.method != ranges.method and args.method != "auto":
+                return ranges.with_method(args.method)
+            return ranges
+        return self.run(args, model, data_args.parse(args, model), tensors, eval_args, plan_args).ranges
+
+    def run(self, args, model, data, tensors="default", eval_args=None, plan_args=None, statistics=None):
+        """Statistics (collected, or loaded from ``statistics``) and the ranges of --method with
+        the collapse guards: a :class:`workbench.autorange.Calibration`. Keeps ``stats``,
+        ``evaluator`` (the held-out samples, or None) and ``histogram_data`` on ``self``."""
+        from ..autorange import calibrate_ranges
+        from ..calib import registry
+        from ..collect import collect_statistics
+        from ..evaluate import Evaluator
+        from ..holdout import held_out_from_histograms, split_holdout
+        from ..ranges import compute_ranges
+        from ..stats import Statistics
+        from .common import progress_bar
+
+        auto = registry.get_method(args.method).output_aware
+        evaluator, held_out, hist_data = None, "evaluation samples", data
+        if eval_args is not None and eval_args.data.given(args):
+            evaluator = eval_args.parse(args, model)
+        elif auto:
+            hist_data, held = split_holdout(data)
+            metric_fn = eval_args.metric.parse(args) if eval_args is not None else None
+            evaluator = Evaluator(model, held, batch_size=args.batch_size, metric_fn=metric_fn)
+            if held_out_from_histograms(hist_data, held):
+                held_out = "calibration samples held out from the histograms"
+                print(f"note: no --eval-data; 'auto' judges ranges on {len(held)} calibration samples held out "
+                      f"from the histograms (statistics from the other {len(hist_data)}).")
+            else:
+                held_out = "calibration samples (too few to hold any out: optimistic)"
+                print(f"note: no --eval-data and only {len(held)} calibration samples; 'auto' judges ranges on "
+                      "the samples the histograms come from (optimistic). Give --eval-data.")
+        if statistics:
+            stats = Statistics.load(statistics, model.fingerprint(), hist_data.fingerprint())
+            print(f"Reusing statistics from {statistics} ({stats.num_samples} samples).")
+        else:
+            stats = collect_statistics(model, hist_data, tensors=tensors, batch_size=args.batch_size,
+                                       progress=not args.quiet)
+        plan = plan_args.parse(args, model, compute_ranges(stats, params=self.params(args))) if plan_args else None
+        with progress_bar("auto ranges" if auto else "scoring methods", "run", args.quiet or not auto) as bar:
+            outcome = calibrate_ranges(stats, args.method, evaluator=evaluator, plan=plan,
+                                       params=self.params(args), calibration_data=hist_data,
+                                       objective=getattr(args, "auto_objective", "sqnr"),
+                                       samples=getattr(args, "auto_samples", None),
+                                       held_out=held_out, progress=bar)
+        self.stats, self.evaluator, self.histogram_data, self.outcome = stats, evaluator, hist_data, outcome
+        if outcome.auto is not None:
+            print(f"auto ranges: {outcome.auto.summary()}")
+        for note in outcome.notes:
+            print(f"WARNING: {note}")
+        return outcome
 
 
 class PlanArgs:

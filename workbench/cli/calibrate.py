@@ -4,48 +4,51 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import WorkbenchError
-from .args import CalibArgs, DataArgs, OutputArgs
+from .args import CalibArgs, DataArgs, EvalArgs, OutputArgs
 
 CALIB_FILES = ("ranges.json", "ranges.csv", "calibration.cache", "calibration.cache.json", "statistics.npz")
+EXPLAIN_FILE = "ranges_explain.csv"
 
 _data = DataArgs()
 _calib = CalibArgs(reuse_ranges=False)
+_eval = EvalArgs()
 
 
 def cmd_calibrate(args) -> int:
     from .. import cache as trt_cache
-    from ..collect import collect_statistics
-    from ..ranges import compute_ranges
-    from ..stats import Statistics
-    from .common import result_for
+    from ..calib import registry
+    from .common import print_table, result_for
     from .qdq import ModelScaleArgs, clipping_summary
 
     _data.validate(args)
+    _eval.data.validate(args)
     _calib.validate(args)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise WorkbenchError(f"Output path '{out}' exists and is not a folder (-o names the output folder).")
-    files = {name: out / name for name in CALIB_FILES}
+    names = CALIB_FILES + ((EXPLAIN_FILE,) if args.explain else ())
+    files = {name: out / name for name in names}
     with result_for(args, files.values(), "calibration result", folder=out) as result:
         model, qm = ModelScaleArgs().open(args)  # a Q/DQ model: its recovered FP32 graph
         data = _data.parse(args, model)
-        if args.statistics:
-            stats = Statistics.load(args.statistics, model.fingerprint(), data.fingerprint())
-            print(f"Reusing statistics from {args.statistics} ({stats.num_samples} samples).")
-        else:
-            tensors = ModelScaleArgs.tensors(qm) if args.tensors == "default" else args.tensors
-            stats = collect_statistics(model, data, tensors=tensors, batch_size=args.batch_size,
-                                       progress=not args.quiet)
-        ranges = ModelScaleArgs.ranges(qm, compute_ranges(stats, args.method, _calib.percentile(args)))
+        tensors = ModelScaleArgs.tensors(qm) if args.tensors == "default" else args.tensors
+        outcome = _calib.run(args, model, data, tensors, _eval, statistics=args.statistics)
+        stats = _calib.stats
+        ranges = ModelScaleArgs.ranges(qm, outcome.ranges)
         stats.save(result.path(files["statistics.npz"]))
         ranges.save(result.path(files["ranges.json"]))
         ranges.write_csv(result.path(files["ranges.csv"]))
         trt_cache.write_calibration_cache(
             result.path(files["calibration.cache"]), ranges.scales(),
-            algorithm=trt_cache.cache_algorithm(args.method), provenance={
+            algorithm=registry.cache_algorithm(args.method), provenance={
                 "model": str(args.model), "model_fingerprint": model.fingerprint(),
                 "data_fingerprint": data.fingerprint(), "method": args.method,
                 "num_samples": stats.num_samples})
+        if args.explain:
+            table = _explain(args, model, ranges)
+            from .._io import atomic_write_text
+
+            atomic_write_text(result.path(files[EXPLAIN_FILE]), table.to_csv(index=False))
     bad = stats.nonfinite_tensors()
     print(f"Calibrated {len(ranges.tensors)} tensors on {stats.num_samples} samples in "
           f"{stats.seconds:.1f} s ({args.method}).")
@@ -53,8 +56,28 @@ def cmd_calibrate(args) -> int:
         print(f"WARNING: {len(bad)} tensors had NaN/Inf values: " + ", ".join(list(bad)[:10]))
     if qm is not None:  # the model's own scales against this calibration
         print("\n".join(clipping_summary(qm, stats)))
-    print(f"Wrote {out}/: " + ", ".join(CALIB_FILES))
+    if args.explain:
+        cols = ["rank", "tensor", "chosen", "amax", "minmax_amax", "cost_db", "minmax_cost_db", "flags"]
+        print_table(table[cols].head(15), f"Which tensor's threshold costs the most at the output "
+                                          f"(output SQNR {table.attrs['baseline']['sqnr_db']:.1f} dB)")
+        for row in table.head(5).itertuples():
+            print(f"  {row.tensor}: {row.sentence}")
+    print(f"Wrote {out}/: " + ", ".join(names))
     return 0
+
+
+def _explain(args, model, ranges):
+    """Range sensitivity on the held-out samples (the evaluation data, or the calibration
+    samples the auto search held out, or, for a single method without --eval-data, the
+    calibration data, said so)."""
+    from ..range_checks import range_sensitivity
+    from .common import progress_bar
+
+    evaluator = _calib.evaluator
+    if evaluator is None:
+        evaluator = _eval.parse(args, model)
+    with progress_bar("Range sensitivity", "run", args.quiet) as bar:
+        return range_sensitivity(evaluator, ranges, samples=args.auto_samples, progress=bar)
 
 
 _cache_data = DataArgs(required=False)
@@ -86,7 +109,12 @@ def register(sub) -> None:
                                    "(TensorRT format) and statistics.npz into OUTDIR.")
     p.add_argument("model", help="FP32 ONNX model file")
     _data.add(p)
+    _eval.add(p, _data)
     _calib.add(p)
+    p.add_argument("--explain", action="store_true",
+                   help=f"also rank the INT8 input tensors by what their threshold costs at the output "
+                        f"(range sensitivity: float vs chosen vs min-max amax, the rest as chosen); writes "
+                        f"{EXPLAIN_FILE}")
     p.add_argument("--tensors", choices=["default", "quantizable", "all"], default="default",
                    help="observe the inputs of nodes INT8 in the default plan (default), of every "
                         "INT8-capable node, or every float tensor")

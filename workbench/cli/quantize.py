@@ -25,7 +25,8 @@ def cmd_quantize(args) -> int:
     kinds = ["qdq"] + ([] if args.no_eval_variant else ["ort"]) + (["cpu_uint8"] if args.cpu_uint8 else [])
     with result_for(args, export_result_files(stem, kinds), "quantized model") as result:
         model, qm = _model_scales.open(args)  # a Q/DQ model: its recovered FP32 graph
-        ranges = _calib.parse(args, model, _data, tensors=_model_scales.tensors(qm))
+        ranges = _calib.parse(args, model, _data, tensors=_model_scales.tensors(qm), eval_args=_eval,
+                              plan_args=_plan)
         plan = _plan.parse(args, model, ranges, start=_model_scales.start_plan(args, qm))
         ranges = _model_scales.ranges(qm, ranges)
         results = export_result(model, ranges, plan, stem, kinds=kinds, result=result,

@@ -30,7 +30,7 @@ def _search_inputs(args):
     from ..model import ModelInfo
 
     model = ModelInfo.from_path(args.model)
-    ranges = _calib.parse(args, model, _data)
+    ranges = _calib.parse(args, model, _data, eval_args=_eval, plan_args=_plan)
     return model, ranges, _plan.parse(args, model, ranges), _eval.parse(args, model)
 
 

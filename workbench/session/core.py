@@ -24,17 +24,18 @@ from pathlib import Path
 from typing import Callable
 
 from .._io import atomic_write_text
-from ..calib.algorithms import DEFAULT_METHOD
+from ..calib.algorithms import DEFAULT_METHOD, DEFAULT_PERCENTILE
 from ..errors import StaleError, WorkbenchError
 from .builds import BuildsMixin
 from .exports import ExportsMixin
 from .imported import ImportedMixin
 from .project import ProjectMixin
+from .ranges import RangesMixin
 from .state import MAX_UNDO, STATS_FILE, Build, CalibrationSettings, DataSettings, Event
 from .views import ViewsMixin
 
 
-class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin):
+class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin):
     """State of one quantization job; see the module docstring.
 
     Args:
@@ -52,7 +53,7 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin
 
     def __init__(self, model=None, data=None, *, eval_data=None, preset: str | None = None,
                  loader_script: str | None = None, calib_samples: int | None = None,
-                 eval_samples: int | None = None, method: str = DEFAULT_METHOD, percentile: float = 99.99,
+                 eval_samples: int | None = None, method: str = DEFAULT_METHOD, percentile: float = DEFAULT_PERCENTILE,
                  batch_size: int = 8, project=None, plan_base: str = "fp32"):
         from ..validate import check_calibration_settings, check_choice, check_path, check_positive_int
 
@@ -77,6 +78,8 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin
         self.history: list[Build] = []
         self.sensitivity_table = None
         self.auto_result = None
+        self.range_search = None       # the auto range search's result (workbench.autorange)
+        self.range_sensitivity = None  # what each tensor's threshold costs at the output
         self.selected: str | None = None
         self.last_calibration: dict = {}
         self._undo: list = []
@@ -276,23 +279,6 @@ class Session(ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin
             return json.loads(self._stats_path().with_suffix(".json").read_text())
         except (OSError, ValueError):
             return {}
-
-    def set_method(self, method: str, percentile: float | None = None) -> None:
-        """Use another calibration method (re-reads the statistics; no new inference)."""
-        from ..ranges import compute_ranges
-        from ..validate import check_method, check_percentile
-
-        check_method(method, "The calibration method")
-        percentile = check_percentile(percentile, "The percentile", allow_none=True)
-        if self.stats is None:
-            raise WorkbenchError("Calibrate first: there are no statistics to compute ranges from.")
-        p = self.calib_settings.percentile if percentile is None else percentile
-        ranges = self._with_model_source(compute_ranges(self.stats, method, p))  # + a Q/DQ model's thresholds
-        self.calib_settings.percentile, self.calib_settings.method = p, method  # only once this worked
-        self.base_ranges = ranges
-        if self.plan is None:
-            self.plan = self._initial_plan()
-        self._notify(Event.RANGES)
 
     @property
     def ranges(self):

@@ -5,7 +5,7 @@ import enum
 import math
 from dataclasses import dataclass, field
 
-from ..calib.algorithms import DEFAULT_METHOD
+from ..calib.algorithms import DEFAULT_METHOD, DEFAULT_PERCENTILE
 
 SESSION_FORMAT = 1
 STATS_FILE = "statistics.npz"
@@ -55,11 +55,12 @@ class DataSettings:
 
 @dataclass
 class CalibrationSettings:
-    """How amax is chosen: ``method`` (entropy, entropy_zero_fix, minmax, percentile, mse),
-    ``percentile`` (for the percentile method, default 99.99) and the collection batch size."""
+    """How amax is chosen: ``method`` (a name of the range-method registry,
+    ``workbench.calib.registry``: auto, entropy, entropy_zero_fix, minmax, percentile, mse),
+    ``percentile`` (for the percentile method, the registry's default) and the batch size."""
 
     method: str = DEFAULT_METHOD
-    percentile: float = 99.99
+    percentile: float = DEFAULT_PERCENTILE
     batch_size: int = 8
 
 

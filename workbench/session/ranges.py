@@ -1,0 +1,55 @@
+"""Session: choosing the ranges from the statistics (any method of the range-method registry,
+``auto`` included) and explaining them (range sensitivity)."""
+from __future__ import annotations
+
+from ..errors import WorkbenchError
+from .state import Event
+
+
+class RangesMixin:
+    """:meth:`set_method` and :meth:`explain_ranges` of :class:`~workbench.session.Session`."""
+
+    def set_method(self, method: str, percentile: float | None = None, *, progress=None, cancel=None) -> None:
+        """Use another calibration method (re-reads the statistics; no new inference for a
+        histogram method). ``auto`` (see :mod:`workbench.autorange`) scores candidates on the
+        evaluation data (the calibration data when there is none, said so in the result), one
+        emulated run each: ``progress(done, total)`` and ``cancel`` (the partial choice is kept)
+        as for :meth:`calibrate`. The result of the search is :attr:`range_search`; collapse-guard
+        warnings are ``base_ranges.notes`` and each tensor's ``flags``."""
+        from ..autorange import calibrate_ranges
+        from ..calib import registry
+        from ..validate import check_method, check_percentile
+
+        check_method(method, "The calibration method")
+        percentile = check_percentile(percentile, "The percentile", allow_none=True)
+        if self.stats is None:
+            raise WorkbenchError("Calibrate first: there are no statistics to compute ranges from.")
+        p = self.calib_settings.percentile if percentile is None else percentile
+        kwargs = {}
+        if registry.get_method(method).output_aware:
+            s = self.data_settings
+            kwargs = dict(evaluator=self.evaluator, plan=self.plan, calibration_data=self.data,
+                          held_out="evaluation samples" if s.eval_source else
+                          "calibration samples (no evaluation data: optimistic)", progress=progress, cancel=cancel)
+        outcome = calibrate_ranges(self.stats, method, params={"percentile": p}, **kwargs)
+        ranges = self._with_model_source(outcome.ranges)  # + a Q/DQ model's thresholds
+        self.calib_settings.percentile, self.calib_settings.method = p, method  # only once this worked
+        self.base_ranges = ranges
+        self.range_search = outcome.auto
+        self.range_sensitivity = None
+        if self.plan is None:
+            self.plan = self._initial_plan()
+        self._notify(Event.RANGES)
+
+    def explain_ranges(self, *, samples: int | None = 16, progress=None, cancel=None):
+        """Range sensitivity of the ranges in use (:func:`workbench.range_checks.range_sensitivity`):
+        per INT8 input tensor what its threshold costs at the output, kept as
+        :attr:`range_sensitivity` for the layer table (``cost_db``) and the histogram panel
+        (``sentence``)."""
+        from ..range_checks import range_sensitivity
+
+        if self.ranges is None:
+            raise WorkbenchError("Calibrate first: there are no ranges to explain.")
+        self.range_sensitivity = range_sensitivity(self.evaluator, self.ranges, self.plan, samples=samples,
+                                                   progress=progress, cancel=cancel)
+        return self.range_sensitivity
