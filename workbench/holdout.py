@@ -27,7 +27,7 @@ HOLDOUT_MIN, HOLDOUT_MAX = 4, 32
 #: Below this many calibration samples nothing is held out (the search then uses them all, said so).
 SPLIT_MIN = 16
 #: The most calibration samples added for their extremes.
-MAX_EXTREME_SAMPLES = 16
+MAX_EXTREME_SAMPLES = 8
 
 
 class SampleSlice(CalibrationData):

@@ -1,0 +1,153 @@
+"""Speed of the searches against their floor: (evaluated configurations) x (one emulated pass).
+
+Usage:
+    python benchmarks/search_speed.py                 # sample model, 16 calibration / 16 eval photos
+    python benchmarks/search_speed.py --quick         # 8 / 8 photos, sensitivity and auto only
+    python benchmarks/search_speed.py --json speed.json
+
+Every search (node sensitivity, ``auto`` ranges, automatic mixed precision) evaluates many
+configurations on the switchable emulation model, one session run each. Its floor is the number
+of configurations it evaluated times the time of one emulated pass over the same samples; the
+ratio wall time / floor says how much the search spends outside those passes (Python, plan
+copies, feeds, metrics). The pass is timed in the same process, just before and just after each
+search (median of several runs, both times averaged), because the machine is shared and absolute
+seconds drift. The emulated pass is also compared with the exported "ort" model and the FP32
+model on the same samples (what the emulation itself costs per run).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+GOAL_RATIO = 2.0
+
+
+def pass_time(scorer, flags, repeat: int = 3) -> float:
+    """Median wall time of one emulated run of ``flags`` on the scorer's samples."""
+    scorer.score_flags(flags)  # warm
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        scorer.score_flags(flags)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="8 calibration / 8 evaluation photos; no autoprec")
+    ap.add_argument("--calib", type=int, default=16, help="calibration photos (default 16)")
+    ap.add_argument("--eval", type=int, default=16, help="evaluation photos (default 16)")
+    ap.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    args = ap.parse_args()
+    n_cal, n_eval = (8, 8) if args.quick else (args.calib, args.eval)
+
+    import onnxruntime as ort
+
+    from workbench.autorange import auto_ranges
+    from workbench.collect import collect_statistics
+    from workbench.data import PRESETS, open_data
+    from workbench.evaluate import Evaluator
+    from workbench.export import build_quantized
+    from workbench.holdout import SearchSet, extreme_samples
+    from workbench.model import ModelInfo
+    from workbench.plan import PrecisionPlan
+    from workbench.ranges import compute_ranges
+    from workbench.scoring import PlanScorer
+    from workbench.sensitivity import auto_mixed_precision, sensitivity
+
+    print(f"Machine: {C.machine_line()} (shared: compare ratios within one run)")
+    model = ModelInfo.from_path(C.SAMPLE_MODEL)
+    pre = PRESETS[C.PRESET]
+    calib = open_data(C.CALIB_DIR, model, preprocess=pre, limit=n_cal)
+    evaluator = Evaluator(model, open_data(C.EVAL_DIR, model, preprocess=pre, limit=n_eval))
+    stats = collect_statistics(model, calib, progress=False)
+    ranges = compute_ranges(stats)
+    plan = PrecisionPlan.default(model)
+    report = {"machine": C.machine_line(), "calib_samples": n_cal, "eval_samples": evaluator.num_samples}
+    rows = []
+
+    # what one emulated pass costs against the exported model and FP32 (same samples, one call)
+    scorer = PlanScorer(evaluator, ranges, None, plan)
+    flags = scorer.flags(plan)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    feed = scorer.batches[0]
+    sessions = {"FP32 model": ort.InferenceSession(model.model.SerializeToString(), opts,
+                                                    providers=["CPUExecutionProvider"]),
+                "exported 'ort' Q/DQ model": ort.InferenceSession(
+                    build_quantized(model, ranges, plan, variant="ort").SerializeToString(), opts,
+                    providers=["CPUExecutionProvider"])}
+    base = {}
+    for label, s in sessions.items():
+        s.run(None, feed)
+        base[label] = statistics.median(timed(lambda s=s: s.run(None, feed))[1] for _ in range(3))
+    emul = pass_time(scorer, flags)
+    print(f"\nOne pass over {scorer.num_samples} samples (exact ONNX semantics): emulation {emul:.3f} s, "
+          + ", ".join(f"{k} {v:.3f} s" for k, v in base.items())
+          + f"; emulation / exported = {emul / base[list(base)[1]]:.2f}")
+    report["pass"] = {"emulation_s": emul, **{k: v for k, v in base.items()}}
+
+    def measure(name: str, run, scorer_for_floor, flags_for_floor, configs_of):
+        before = pass_time(scorer_for_floor, flags_for_floor)
+        out, wall = timed(run)
+        after = pass_time(scorer_for_floor, flags_for_floor)
+        t_pass = (before + after) / 2
+        configs = configs_of(out)
+        floor = configs * t_pass
+        rows.append({"search": name, "configs": configs, "pass_s": t_pass, "floor_s": floor, "wall_s": wall,
+                     "ratio": wall / floor, "meets_2x": wall / floor <= GOAL_RATIO})
+        print(f"  {name}: {configs} configurations x {t_pass:.3f} s = floor {floor:.1f} s; wall {wall:.1f} s; "
+              f"ratio {wall / floor:.2f}")
+        return out
+
+    print("\nSearches (floor = configurations x one emulated pass on the same samples, timed around each run)")
+    sens_scorer = PlanScorer(evaluator, ranges, 16, plan)
+    measure("node sensitivity (16 samples)", lambda: sensitivity(evaluator, ranges, plan, samples=16),
+            sens_scorer, sens_scorer.flags(plan), lambda df: 2 * len(df) + 1)
+
+    # auto ranges: held-out samples plus the calibration samples where the tensors peak
+    used = [t for t in scorer.switch.tensors if t in ranges]
+    search_set = SearchSet(evaluator, extreme_samples(model, calib, used), "evaluation samples")
+    auto_scorer = PlanScorer(search_set, ranges, None, plan, folds=2)
+    res = measure("auto ranges", lambda: auto_ranges(evaluator, stats, plan, calibration_data=calib),
+                  auto_scorer, auto_scorer.flags(plan), lambda r: r.evaluations)
+    print(f"    {res.summary()}")
+    report["auto_summary"] = res.summary()
+
+    if not args.quick:
+        full = PlanScorer(evaluator, ranges, None, plan)
+        t16 = pass_time(sens_scorer, sens_scorer.flags(plan))
+        tall = pass_time(full, full.flags(plan))
+        out, wall = timed(lambda: auto_mixed_precision(evaluator, res.ranges, plan, "top1>=0.99"))
+        n_sens = 2 * len(out.sensitivity) + 1
+        floor = n_sens * t16 + (out.evaluations) * tall
+        rows.append({"search": "autoprec (top1>=0.99, auto ranges)", "configs": n_sens + out.evaluations,
+                     "pass_s": tall, "floor_s": floor, "wall_s": wall, "ratio": wall / floor,
+                     "meets_2x": wall / floor <= GOAL_RATIO})
+        print(f"  autoprec: {n_sens} ranking + {out.evaluations} plan configurations = floor {floor:.1f} s; "
+              f"wall {wall:.1f} s; ratio {wall / floor:.2f}; {len(out.fallback)} node(s) out of INT8")
+
+    C.print_table(rows, ["search", "configs", "pass_s", "floor_s", "wall_s", "ratio", "meets_2x"],
+                  f"\nSearch time vs floor (goal: ratio <= {GOAL_RATIO})")
+    report["searches"] = rows
+    ok = all(r["meets_2x"] for r in rows)
+    print(f"\n[{'PASS' if ok else 'FAIL'}] every search within {GOAL_RATIO}x of its floor")
+    if args.json:
+        C.write_json(args.json, report)
+
+
+if __name__ == "__main__":
+    main()
