@@ -31,6 +31,8 @@ def _text(cells) -> str:
 def test_teaching_notebook(tmp_path):
     text = _text(_run("04_teaching_quantization.ipynb", tmp_path))
     assert "zero_point=0" in text and "KL search by hand" in text
+    # infinite KL values never reach a widget (plotly's JSON would be invalid)
+    assert "serialization failed" not in text and "Warning" not in text
 
 
 @pytest.mark.slow
@@ -45,9 +47,12 @@ def test_quickstart_notebook(tmp_path):
 def test_calibration_debugging_notebook(tmp_path):
     text = _text(_run("02_calibration_debugging.ipynb", tmp_path))
     assert "exact zeros" in text and "best method" in text
+    assert "'seconds':" not in text  # settings printed as sentences, not raw dicts
 
 
 @pytest.mark.slow
 def test_mixed_precision_notebook(tmp_path):
     text = _text(_run("03_mixed_precision.ipynb", tmp_path))
-    assert "target sqnr>=" in text and "trtexec" in text
+    assert "Target sqnr>=" in text and "trtexec" in text
+    assert "out of INT8" in text or "already met" in text
+    assert "Target met with 0 node(s)" not in text and ": -" not in text

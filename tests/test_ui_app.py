@@ -184,6 +184,9 @@ def test_rebuild_shows_metrics_history_and_restores(wb):
     assert lo < min(pts.x) and hi > max(pts.x)  # every point inside the axis
     bars = p["results"].layer_errors.data[0]
     assert "conv1" not in list(bars.customdata)  # FP32 layers have no per-layer error bar
+    wb.select("conv2")  # the selected layer's bar is outlined, without redrawing the chart
+    assert [w for n, w in zip(bars.customdata, bars.marker.line.width) if w] == [3]
+    assert bars.customdata[list(bars.marker.line.width).index(3)] == "conv2"
     p["history"].restore_choice.value = 0
     p["history"].restore.click()
     assert str(wb.session.plan.precision("conv1")) == "int8"

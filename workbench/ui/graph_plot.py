@@ -89,14 +89,13 @@ def graph_figure(
             ey.append(py)
         ex.append(None)
         ey.append(None)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", meta="edges", hoverinfo="skip", showlegend=False,
-                             line=dict(color="#b8b8b8", width=1)))
+    traces = [dict(type="scatter", x=ex, y=ey, mode="lines", meta="edges", hoverinfo="skip", showlegend=False,
+                   line=dict(color="#b8b8b8", width=1))]
     qdq = qdq or []
-    fig.add_trace(go.Scatter(x=[m[0] for m in qdq], y=[m[1] for m in qdq], text=[m[2] for m in qdq],
-                             mode="markers", meta="qdq", name="Q/DQ pair",
-                             marker=dict(symbol="diamond", size=6, color="#08306b", line=dict(width=0)),
-                             hovertemplate="%{text}<extra></extra>"))
+    traces.append(dict(type="scatter", x=[m[0] for m in qdq], y=[m[1] for m in qdq], text=[m[2] for m in qdq],
+                       mode="markers", meta="qdq", name="Q/DQ pair",
+                       marker=dict(symbol="diamond", size=6, color="#08306b", line=dict(width=0)),
+                       hovertemplate="%{text}<extra></extra>"))
     title, better = COLOR_MODES.get(color_by, COLOR_MODES["precision"])
     hover = []
     for n in nodes:
@@ -125,29 +124,29 @@ def graph_figure(
     show_labels = labels if labels is not None else True
     landmark = {op for op, c in counts.items() if c <= max(2, 0.12 * len(nodes))}
     text = [_short(op_types.get(n, "")) if op_types.get(n, "") in landmark else "" for n in nodes]
-    fig.add_trace(go.Scatter(
-        x=xs, y=ys, customdata=nodes, mode="markers+text" if show_labels else "markers", meta="nodes",
+    traces.append(dict(
+        type="scatter", x=xs, y=ys, customdata=nodes, mode="markers+text" if show_labels else "markers", meta="nodes",
         text=text if show_labels else None,
         textposition="top center", textfont=dict(size=9, color="#555"), marker=marker, showlegend=False,
         hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
     sel = [n for n in nodes if n == selected]
-    fig.add_trace(go.Scatter(x=[layout.x[n] for n in sel], y=[layout.y[n] for n in sel], mode="markers",
-                             meta="selected", hoverinfo="skip", showlegend=False,
-                             marker=dict(size=22, symbol="circle-open", color="#d62728", line=dict(width=3))))
+    traces.append(dict(type="scatter", x=[layout.x[n] for n in sel], y=[layout.y[n] for n in sel],
+                       mode="markers", meta="selected", hoverinfo="skip", showlegend=False,
+                       marker=dict(size=22, symbol="circle-open", color="#d62728", line=dict(width=3))))
     if color_by != "precision" and values:
         good = [v for v in values.values() if v is not None and math.isfinite(v)]
         if good:  # the colour bar (the nodes carry plain colours so missing values can be grey)
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", meta="colorbar", showlegend=False,
+            traces.append(dict(type="scatter", x=[None], y=[None], mode="markers", meta="colorbar", showlegend=False,
                                      hoverinfo="skip", marker=dict(
                                          colorscale="RdYlGn" if better else "RdYlGn_r", cmin=min(good),
                                          cmax=max(good), color=[min(good)], showscale=True,
                                          colorbar=dict(title=dict(text=title, side="right"), thickness=12, len=0.9))))
     if color_by == "precision" or values is None:
         for p in ("INT8", "FP16", "FP32"):  # legend of the node colours
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=p, meta="legend", hoverinfo="skip",
+            traces.append(dict(type="scatter", x=[None], y=[None], mode="markers", name=p, meta="legend", hoverinfo="skip",
                                      marker=dict(size=10, color=PRECISION_COLORS[p], line=dict(width=1, color="#333"))))
     head = "" if not interactive else " (click a node to select it)"
-    fig.update_layout(
+    layout_ = dict(
         title=dict(text=f"{len(nodes)} nodes in {layout.n_layers} layers, colour = {title}{head}", font=dict(size=12),
                    x=0, xanchor="left", xref="paper"),
         # the axis stays "visible" with nothing drawn: plotly's range slider fails on a hidden axis
@@ -159,7 +158,7 @@ def graph_figure(
         legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", font=dict(size=11)),
         margin=dict(l=10, r=10, t=58, b=10), height=height, autosize=True, plot_bgcolor="white",
     )
-    return fig
+    return go.Figure(data=traces, layout=layout_)
 
 
 def graph_window(layout, selected: str | None, window: int) -> tuple:

@@ -23,7 +23,7 @@ from .._optional import require
 from ..calib.algorithms import clipped_fraction
 from .style import CLIPPED_COLOR, PRECISION_COLORS, fmt_num, fmt_pct, method_color
 from .graph_plot import graph_figure  # noqa: F401 (re-export)
-from .plots_teaching import curve_figure, distributions_figure, quantization_figure  # noqa: F401 (re-export)
+from .plots_teaching import curve_figure, distributions_figure, finite_or_none, quantization_figure  # noqa: F401,E501
 
 go = require("plotly.graph_objects", "plots", "ui", package="plotly")
 
@@ -154,13 +154,13 @@ def histogram_figure(
     centers = i0 * bw + (np.arange(len(shown)) + 0.5) * width
     cut = chosen_amax if chosen_amax is not None else np.inf
     inside = centers <= cut
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=centers[inside], y=shown[inside], width=width, name="values",
-                         marker=dict(color="#8fb3d9", line=dict(width=0)), meta="histogram",
-                         hovertemplate="|x|≈%{x:.4g}<br>count %{y}<extra></extra>"))
-    fig.add_trace(go.Bar(x=centers[~inside], y=shown[~inside], width=width, name="clipped",
-                         marker=dict(color=CLIPPED_COLOR, line=dict(width=0)), meta="clipped",
-                         hovertemplate="|x|≈%{x:.4g}<br>count %{y} (clipped)<extra></extra>"))
+    traces = []
+    traces.append(dict(type="bar", x=centers[inside], y=shown[inside], width=width, name="values",
+                       marker=dict(color="#8fb3d9", line=dict(width=0)), meta="histogram",
+                       hovertemplate="|x|≈%{x:.4g}<br>count %{y}<extra></extra>"))
+    traces.append(dict(type="bar", x=centers[~inside], y=shown[~inside], width=width, name="clipped",
+                       marker=dict(color=CLIPPED_COLOR, line=dict(width=0)), meta="clipped",
+                       hovertemplate="|x|≈%{x:.4g}<br>count %{y} (clipped)<extra></extra>"))
     flags_x, flags_y, flags_c, flags_t = [], [], [], []
     for x, members in threshold_groups(lines, COINCIDE * full[1]):
         names = [n for n, _ in members]
@@ -171,8 +171,8 @@ def histogram_figure(
         else:
             style = dict(color=method_color(names[0]), width=2, dash="dash" if len(names) == 1 else "longdashdot")
         label = _group_label(members)
-        fig.add_trace(go.Scatter(
-            x=[x, x], y=[0, 1], yaxis="y2", mode="lines", name=label,
+        traces.append(dict(
+            type="scatter", x=[x, x], y=[0, 1], yaxis="y2", mode="lines", name=label,
             meta=names[0] if len(names) == 1 else names, line=style,
             hovertemplate="<br>".join(f"{n}: amax {v:.6g}" for n, v in members) + "<extra></extra>"))
         for k, (n, v) in enumerate(members):
@@ -180,15 +180,15 @@ def histogram_figure(
             flags_y.append(0.97 - 0.075 * k)
             flags_c.append(method_color(n))
             flags_t.append(f"{n}: {v:.6g}")
-    fig.add_trace(go.Scatter(x=flags_x, y=flags_y, yaxis="y2", mode="markers", meta="flags", showlegend=False,
-                             text=flags_t, marker=dict(symbol="triangle-down", size=11, color=flags_c,
-                                                       line=dict(width=1, color="white")),
-                             hovertemplate="%{text}<extra></extra>"))
+    traces.append(dict(type="scatter", x=flags_x, y=flags_y, yaxis="y2", mode="markers", meta="flags",
+                       showlegend=False, text=flags_t, marker=dict(symbol="triangle-down", size=11, color=flags_c,
+                                                                   line=dict(width=1, color="white")),
+                       hovertemplate="%{text}<extra></extra>"))
     if preview_amax is not None:
-        fig.add_trace(go.Scatter(x=[preview_amax, preview_amax], y=[0, 1], yaxis="y2", mode="lines",
-                                 name=f"trying {fmt_num(preview_amax)}", meta="preview", showlegend=False,
-                                 line=dict(color=method_color("preview"), width=1.5),
-                                 hovertemplate=f"trying amax {preview_amax:.6g}<extra></extra>"))
+        traces.append(dict(type="scatter", x=[preview_amax, preview_amax], y=[0, 1], yaxis="y2", mode="lines",
+                           name=f"trying {fmt_num(preview_amax)}", meta="preview", showlegend=False,
+                           line=dict(color=method_color("preview"), width=1.5),
+                           hovertemplate=f"trying amax {preview_amax:.6g}<extra></extra>"))
     head = "|x| histogram" if title is None else title
     shapes, notes = [], []
     if chosen_amax is not None:
@@ -202,7 +202,7 @@ def histogram_figure(
         notes.append(dict(x=chosen_amax, y=0.7, xref="x", yref="paper", xanchor="right" if right else "left",
                           yanchor="top", showarrow=False, text=f" clipped {fmt_pct(clipped)} ",
                           font=dict(size=11, color="#a0306e")))
-    fig.update_layout(
+    layout = dict(
         title=dict(text=head, font=dict(size=13)), barmode="overlay", bargap=0,
         xaxis=dict(range=[lo, hi], autorange=False, ticksuffix=""),
         yaxis=dict(title=dict(text="count", standoff=4), type="log" if log_y else "linear", autorange=True),
@@ -212,7 +212,7 @@ def histogram_figure(
                     tracegroupgap=0),
         margin=dict(l=50, r=10, t=30 if head else 12, b=10), height=height, autosize=True,
     )
-    return fig
+    return go.Figure(data=traces, layout=layout)
 
 
 def layer_error_figure(
@@ -244,18 +244,18 @@ def layer_error_figure(
     precisions = list(precisions) if precisions is not None else ["INT8"] * len(nodes)
     colors = [PRECISION_COLORS.get(str(p).upper(), "#7f7f7f") for p in precisions]
     outline = [3 if n == selected else 0 for n in nodes]
-    fig = go.Figure(go.Bar(
-        x=list(range(len(nodes))), y=values, customdata=nodes, name=metric, meta="layers",
+    bars = dict(
+        type="bar", x=list(range(len(nodes))), y=values, customdata=nodes, name=metric, meta="layers",
         text=[str(p) for p in precisions], marker=dict(color=colors, line=dict(width=outline, color="black")),
         hovertemplate="%{customdata}<br>" + metric + " %{y:.3g}<br>%{text}<extra></extra>",
-        textposition="none"))
+        textposition="none")
     default = "Per-layer SQNR of the last build" + (" (click a bar to select the layer)" if interactive else "")
-    fig.update_layout(
+    layout = dict(
         title=dict(text=title or default, font=dict(size=13)),
         xaxis=dict(title="layer (graph order)", autorange=True), yaxis=dict(title=metric, autorange=True),
         margin=_MARGIN, height=height, clickmode="event", autosize=True,
     )
-    return fig
+    return go.Figure(data=[bars], layout=layout)
 
 
 def fitted_range(values: Sequence[float], *, fraction: bool = False, pad: float = 0.08) -> tuple:
@@ -321,15 +321,15 @@ def tradeoff_figure(
     labels = list(main["_label"])
     sizes = [15 if highlight is not None and lab == highlight else 9 for lab in labels]
     hover = f"{label or 'row'} %{{customdata}}<br>{x} %{{x:.4g}}<br>{y} %{{y:.4g}}<extra></extra>"
-    fig = go.Figure(go.Scatter(
-        x=main[x].astype(float).tolist(), y=main[y].astype(float).tolist(), customdata=labels,
+    traces = [dict(
+        type="scatter", x=main[x].astype(float).tolist(), y=main[y].astype(float).tolist(), customdata=labels,
         mode="lines+markers" if connect else "markers+text", name=y, meta="points",
         text=None if connect else [f"{label or '#'} {lab}" if label == "build" else f"{lab}" for lab in labels],
         textposition="top center", textfont=dict(size=10), cliponaxis=False,
-        marker=dict(size=sizes), hovertemplate=hover))
+        marker=dict(size=sizes), hovertemplate=hover)]
     if star is not None and star.any():
         sel = df[star]
-        fig.add_trace(go.Scatter(x=sel[x].astype(float).tolist(), y=sel[y].astype(float).tolist(),
+        traces.append(dict(type="scatter", x=sel[x].astype(float).tolist(), y=sel[y].astype(float).tolist(),
                                  customdata=list(sel["_label"]), mode="markers", name="chosen plan", meta="chosen",
                                  marker=dict(symbol="star", size=16, color="#d62728"), hovertemplate=hover))
     xlo, xhi, _ = fitted_range(df[x].astype(float))
@@ -340,13 +340,14 @@ def tradeoff_figure(
         notes.append(dict(x=0, y=0, xref="paper", yref="paper", xanchor="left", yanchor="bottom", showarrow=False,
                           text=f"zoomed: the axis starts at {ylo:.3g}, not 0", font=dict(size=10, color="#666")))
     hint = " (click a point to pick it)" if interactive else ""
-    fig.update_layout(
+    layout = dict(
         title=dict(text=title or f"{y} vs {x}{hint}", font=dict(size=13)),
         xaxis=dict(title=x, range=[xlo, xhi], autorange=False),
         yaxis=dict(title=y + (" (0–1)" if frac and not zoomed else ""), range=[ylo, yhi], autorange=False),
         annotations=notes, showlegend=star is not None and bool(star.any()),
         legend=dict(orientation="h", y=-0.25), margin=_MARGIN, height=height, autosize=True,
     )
+    fig = go.Figure(data=traces, layout=layout)
     return fig
 
 

@@ -71,8 +71,22 @@ function render({ model, el }) {
       });
     }
   }
+  // keep the model's figure in step with restyle/relayout (a view drawn later starts from it)
+  function setPath(obj, path, value) {
+    const keys = path.split(".");
+    let o = obj;
+    for (const k of keys.slice(0, -1)) { if (typeof o[k] !== "object" || o[k] === null) o[k] = {}; o = o[k]; }
+    o[keys[keys.length - 1]] = value;
+  }
   const onMsg = (msg) => {
     if (msg.type === "plotly") { installPlotly(msg.text); return; }
+    const spec = model.get("spec") || {};
+    if (msg.type === "restyle" && spec.data && spec.data[msg.index]) {
+      for (const [k, v] of Object.entries(msg.props)) setPath(spec.data[msg.index], k, v[0]);
+    } else if (msg.type === "relayout") {
+      spec.layout = spec.layout || {};
+      for (const [k, v] of Object.entries(msg.props)) setPath(spec.layout, k, v);
+    }
     if (!P || !drawn) return;
     if (msg.type === "restyle") P.restyle(div, msg.props, [msg.index]);
     else if (msg.type === "relayout") P.relayout(div, msg.props);
@@ -132,9 +146,10 @@ class PlotView(anywidget.AnyWidget):
         return self.figure.layout
 
     def show(self, figure) -> None:
-        """Draw ``figure`` (replaces the previous one)."""
-        self.figure = go.Figure(figure)
-        self.spec = _json({"data": self.figure.to_plotly_json()["data"], "layout": self.figure.to_plotly_json()["layout"]})
+        """Draw ``figure`` (a plotly Figure, kept as is, or its dict; replaces the previous one)."""
+        self.figure = figure if isinstance(figure, go.Figure) else go.Figure(figure)
+        d = self.figure.to_plotly_json()
+        self.spec = _json({"data": d["data"], "layout": d["layout"]})
 
     def _index(self, meta: str) -> int | None:
         for i, t in enumerate(self.figure.data):
@@ -143,12 +158,13 @@ class PlotView(anywidget.AnyWidget):
         return None
 
     def restyle(self, meta: str, **props) -> bool:
-        """Change properties of the trace whose meta is ``meta`` (e.g. ``x=[a, a]``) in Python
-        and in the browser; False when there is no such trace."""
+        """Change properties of the trace whose meta is ``meta`` (e.g. ``x=[a, a]``, or a plotly
+        path: ``**{"marker.line.width": [...]}``) in Python and in the browser; False when there
+        is no such trace."""
         i = self._index(meta)
         if i is None:
             return False
-        self.figure.data[i].update(props)
+        self.figure.data[i].update(**{k.replace(".", "_"): v for k, v in props.items()})
         data = _json(props)
         self.send({"type": "restyle", "index": i, "props": {k: [v] for k, v in data.items()}})
         return True

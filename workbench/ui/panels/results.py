@@ -160,6 +160,14 @@ class ResultsPanel(Panel):
                                        selected=s.selected, height=CHART_HEIGHT)
         self.layer_errors.show(fig)
 
+    def show_selection(self) -> None:
+        """Outline the selected layer's bar (no redraw of the chart)."""
+        bars = self.layer_errors.data[0] if self.layer_errors.data else None
+        if bars is None or bars.customdata is None:
+            return
+        sel = self.session.selected
+        self.layer_errors.restyle("layers", **{"marker.line.width": [3 if n == sel else 0 for n in bars.customdata]})
+
     def refresh(self, event) -> None:
         s = self.session
         if event in (Event.BUILD, Event.ALL, Event.MODEL):
@@ -167,6 +175,6 @@ class ResultsPanel(Panel):
                 self.metrics.value = "<i>No builds yet: press Rebuild.</i>"
             self.redraw_layers()
         if event == Event.SELECTION:
-            self.redraw_layers()
+            self.show_selection()
             return
         self.redraw_stale()
