@@ -188,6 +188,19 @@ class ViewsMixin:
         return out
 
     # ------------------------------------------------------------------ live threshold preview
+    def _qdq_tensors(self) -> set:
+        """Tensors that get a Q/DQ pair under the current plan (the exporter's decision; cached
+        per plan: plans are replaced, never changed, by the session)."""
+        cached = getattr(self, "_qdq_cache", None)
+        if cached is None or cached[0] is not self.plan:
+            qdq = set()
+            if self.plan is not None and self.plan.int8_nodes():
+                from ..export import qdq_placement
+
+                qdq = {t for ts in qdq_placement(self._need_model(), self.plan, "trt").values() for t in ts}
+            cached = self._qdq_cache = (self.plan, qdq)
+        return cached[1]
+
     def _preview_scorer(self, samples: int):
         """A PlanScorer on the first ``samples`` evaluation samples for the current ranges
         (rebuilt when the ranges or the kind of emulation change)."""
@@ -250,8 +263,7 @@ class ViewsMixin:
                "tensor_sqnr_now": histogram_sqnr_db(c.hist, c.bin_width, now, zero_count=zeros),
                "in_use": False, "output_sqnr_db": None, "output_sqnr_now": None, "output_delta_db": None,
                "samples": 0}
-        readers = [n for n, t in self._targets().items() if tensor in t.activation_inputs]
-        out["in_use"] = self.plan is not None and any(str(self.plan.precision(n)) == "int8" for n in readers)
+        out["in_use"] = tensor in self._qdq_tensors()
         if emulate and out["in_use"]:
             samples = samples or self.preview_samples()
             scorer = self._preview_scorer(samples)
