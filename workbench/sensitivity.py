@@ -90,7 +90,9 @@ def sensitivity(evaluator, ranges, plan, *, samples: int | None = 16, progress=N
         })
         if progress is not None:
             progress(i + 1, len(nodes))
-    return rank_rows(rows, base, scorer.num_samples)
+    df = rank_rows(rows, base, scorer.num_samples)
+    df.attrs["evaluations"], df.attrs["run_seconds"] = scorer.calls, scorer.run_seconds
+    return df
 
 
 @dataclass
@@ -115,6 +117,7 @@ class AutoResult:
     target: Target
     seconds: float = 0.0
     evaluations: int = 0
+    run_seconds: float = 0.0
     notes: list = field(default_factory=list)
 
 
@@ -222,8 +225,9 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
     curve["chosen"] = curve["chosen"].fillna(False).astype(bool)
     if latency_points:
         _add_latency(evaluator, ranges, plan_for, order, curve, latency_points, chosen)
+    ranked_here = ranking.attrs.get("run_seconds", 0.0) if offset else 0.0
     return AutoResult(final_plan, met, curve, chosen, ranking, target,
-                      time.perf_counter() - started, scorer.calls)
+                      time.perf_counter() - started, scorer.calls, scorer.run_seconds + ranked_here)
 
 
 def _sweep(k_max: int) -> list:
