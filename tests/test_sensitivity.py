@@ -69,3 +69,21 @@ def test_fp16_base_plans_can_be_ranked_and_searched(setup):
     res = auto_mixed_precision(ev, ranges, plan, "cosine>=0.0", ranking=table)
     assert res.met and res.fallback == []
     assert res.plan.fp16_nodes() == plan.fp16_nodes()  # the FP16 base is kept
+
+
+def test_scorers_share_one_emulation_per_model_and_merge_batches(setup):
+    from workbench.emulate import merge_batches
+    from workbench.scoring import PlanScorer
+
+    info, ev, ranges = setup
+    plan = PrecisionPlan.default(info)
+    a, b = PlanScorer(ev, ranges, None, plan), PlanScorer(ev, ranges, 8, plan)
+    assert a.switch is b.switch  # one session per model (and kind), not stored on the evaluator
+    assert not any("switch" in k for k in vars(ev))
+    assert len(ev.batches) > 1 and len(a.batches) == 1  # 24 samples in one session call
+    one_call = a.score(plan)
+    per_batch = a.switch.run(ev.batches, a.flags(plan))[ev.output_names[0]]
+    merged = a.switch.run(merge_batches(ev.batches), a.flags(plan))[ev.output_names[0]]
+    np.testing.assert_array_equal(per_batch, merged)
+    assert one_call["sqnr_db"] == pytest.approx(PlanScorer(ev, ranges, None, plan).score(plan)["sqnr_db"])
+    assert a.calls == 1 and a.run_seconds > 0
