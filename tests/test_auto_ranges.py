@@ -167,3 +167,28 @@ def test_objectives():
     assert s.better({"sqnr_db": 10.1, "fold_sqnr_db": [10, 10.2]}, {"sqnr_db": 10.0, "fold_sqnr_db": [9.9, 10.1]}, 0.05)
     # better overall but worse on one fold: fitting some samples, not kept
     assert not s.better({"sqnr_db": 10.5, "fold_sqnr_db": [9.0, 12]}, {"sqnr_db": 10.0, "fold_sqnr_db": [10, 10]}, 0.05)
+
+
+def test_session_auto_ranges_with_progress_cancel_and_explanation(tmp_path):
+    import onnx
+
+    from workbench.session import Session
+
+    spec = R.MODELS["detector"]
+    path = tmp_path / "det.onnx"
+    onnx.save(spec.build(), str(path))
+    calib = R.write_npz(tmp_path / "calib", spec.data(24, seed=1))
+    ev = R.write_npz(tmp_path / "eval", spec.data(16, seed=3))
+    s = Session(path, calib, eval_data=ev)
+    s.calibrate(method="minmax")
+    seen = []
+    s.set_method("auto", progress=lambda d, t: seen.append((d, t)), cancel=lambda: len(seen) >= 3)
+    assert s.range_search.cancelled and s.ranges.method == "auto" and s.calib_settings.method == "auto"
+    s.set_method("auto")
+    assert not s.range_search.cancelled and "changed from mse" in s.range_search.summary()
+    table = s.explain_ranges(samples=8)
+    assert s.range_sensitivity is table and set(table["tensor"]) == set(s.range_search.searched)
+    assert table["cost_db"].is_monotonic_decreasing and all("costs" in t for t in table["sentence"])
+    s.set_method("percentile")
+    assert s.range_search is None and s.range_sensitivity is None
+    assert "methods_disagree" in s.base_ranges["enc1"].flags
