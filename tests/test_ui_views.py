@@ -85,7 +85,7 @@ def test_preview_amax_is_what_setting_it_would_give(session):
     s.set_precision(["conv2", "add"], "fp32")
     off = s.preview_amax(tensor, now / 4)
     assert off["in_use"] is False and off["output_delta_db"] is None
-    with pytest.raises(WorkbenchError, match="positive"):
+    with pytest.raises(WorkbenchError, match="finite and > 0"):
         s.preview_amax(tensor, 0.0)
     with pytest.raises(WorkbenchError, match="not observed"):
         s.preview_amax("not_a_tensor", 1.0)

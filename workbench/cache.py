@@ -245,13 +245,3 @@ def compare_cache(cache: CalibrationCache, expected_tensor_names: Iterable[str])
         missing=[n for n in expected if n not in cache.scales],
         extra=[n for n in cache.scales if n not in wanted],
     )
-
-
-def cache_algorithm(method: str) -> str:
-    """The cache header algorithm for a workbench calibration method.
-
-    TensorRT knows ``MinMaxCalibration`` and the entropy calibrators; our percentile, MSE and
-    entropy variants produce scales TensorRT reads the same way, so they are written as
-    ``EntropyCalibration2`` (the header only tells TensorRT which calibrator class made it).
-    """
-    return "MinMaxCalibration" if method == "minmax" else "EntropyCalibration2"

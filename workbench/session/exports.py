@@ -97,7 +97,8 @@ class ExportsMixin:
             with self._writer([path], "ranges", overwrite, path) as result:
                 ranges.save(result.path(path))
             return path
-        from ..cache import cache_algorithm, sidecar_path, write_calibration_cache
+        from ..cache import sidecar_path, write_calibration_cache
+        from ..calib.registry import cache_algorithm
 
         info = self._need_model()
         with self._writer([path, sidecar_path(path)], "calibration cache", overwrite, path) as result:

@@ -244,15 +244,14 @@ class ViewsMixin:
         samples; None without emulation or when the threshold is not in use), samples,
         seconds.
         """
+        from ..amax import check_amax
         from ..calib.algorithms import clipped_fraction
         from ..metrics import compare_outputs
 
         started = time.perf_counter()
         node, tensor = tensor, self.tensor_of(tensor) or tensor
         self._need_statistics(tensor, node)
-        amax = float(amax)
-        if not (amax > 0 and math.isfinite(amax)):
-            raise WorkbenchError(f"A threshold must be a positive number; got {amax!r} for '{tensor}'.")
+        amax = check_amax(tensor, amax)
         c = self.stats.collectors[tensor]
         now = float(self.ranges[tensor].amax)
         zeros = int(getattr(c, "zero_count", 0))
