@@ -250,13 +250,30 @@ def test_quickstart_in_jupyterlab(tmp_path, sample_model_path):
             assert data_max <= hi
             _shot(page, page.locator(".wb-main"), "panel_layers_histogram.png")
 
-            # live threshold: typing a value shows its effect before anything is set
+            # live threshold: nothing is tried until the user does; typing a value shows its effect
+            assert "drag" in page.locator(".wb-preview").text_content()
             box = page.locator(".wb-threshold input")
             box.fill(f"{0.5 * data_max:.4g}")
             box.press("Enter")
-            page.wait_for_function("document.querySelector('.wb-preview').textContent.includes('output SQNR')",
+            page.wait_for_function("/^try [0-9]/.test(document.querySelector('.wb-preview').textContent.trim())",
                                    timeout=60_000)
             assert "clipped" in page.locator(".wb-preview").text_content()
+            # dragging the slider does the same while the hand moves
+            typed = float(box.input_value())
+            track = page.locator(".wb-threshold-slider input").bounding_box()
+            y = track["y"] + track["height"] / 2
+            page.mouse.move(track["x"] + 0.5 * track["width"], y)
+            page.mouse.down()
+            for f in (0.45, 0.4, 0.35, 0.3):
+                page.mouse.move(track["x"] + f * track["width"], y)
+                page.wait_for_timeout(100)
+            page.mouse.up()
+            page.wait_for_function(
+                "typed => { const m = document.querySelector('.wb-preview').textContent.match(/try ([0-9.]+)/);"
+                " const v = Number(document.querySelector('.wb-threshold input').value);"
+                " return m && v !== typed && Math.abs(Number(m[1]) - v) <= 1e-3 * v; }", arg=typed, timeout=30_000)
+            tried = float(box.input_value())
+            assert tried < 0.45 * hi, (tried, hi)
 
             # results marked stale after a precision change, fresh after Rebuild
             assert _stale_state(page) == "fresh"
@@ -301,9 +318,12 @@ def test_quickstart_in_jupyterlab(tmp_path, sample_model_path):
             pick = next(i for i, (x, n) in enumerate(zip(nodes["x"], nodes["customdata"]))
                         if n in table_nodes and n != selected and glo + 1 < x < ghi - 1)
             target = nodes["customdata"][pick]
+            page.wait_for_timeout(1000)  # let the plot settle to its width before aiming
             point = page.evaluate(POINT_JS, ["wb-graph", "nodes", pick])
             assert point["rendered"] == n_nodes
             page.mouse.move(point["x"], point["y"])
+            page.wait_for_function("t => { const h = document.querySelector('.wb-graph .hovertext');"
+                                   " return h && h.textContent.includes(t); }", arg=target, timeout=10_000)
             page.mouse.click(point["x"], point["y"])
             page.wait_for_function("n => { const r = document.querySelector('.wb-layer-table tr.wb-selected');"
                                    " return r && r.dataset.key === n; }", arg=target, timeout=30_000)

@@ -126,6 +126,10 @@ def test_live_threshold_preview_then_set_and_undo(wb):
     assert tuple(line.x) == (1.5, 1.5)
     assert "dB" in h.preview.value and "worse" in h.preview.value
     assert wb.session.plan.amax_overrides == {}  # nothing committed by a preview
+    h.position.drag(0.25)  # the slider moves in shares of the plotted range
+    assert h.last_preview["amax"] == pytest.approx(0.25 * h._top) and h.threshold.value == pytest.approx(
+        0.25 * h._top, rel=1e-4)
+    h.threshold.value = 1.5
     h.apply.click()
     assert wb.session.plan.amax_overrides == {"input": pytest.approx(1.5, abs=0.03)}
     assert plots.traces_by_meta(h.figure, "manual")

@@ -9,6 +9,7 @@ from ...session import Event
 from .. import plots
 from ..style import fmt_num, fmt_pct
 from ..plotview import PlotView
+from ..slider import DragSlider
 from ..tasks import Throttle
 from .base import Panel
 
@@ -63,11 +64,9 @@ class HistogramPanel(Panel):
         # the slider moves in shares of the histogram's range (a fixed 0-1 scale: changing a
         # slider's range from Python races with the browser snapping its old value); the box
         # next to it holds the threshold itself and can be typed into
-        self.position = w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.0005, readout=False,
-                                      description="Try amax", continuous_update=True,
-                                      tooltip="drag to see what another threshold would change, then Set",
-                                      layout=w.Layout(flex="1 1 160px", min_width="140px"),
-                                      style={"description_width": "64px"})
+        self.position = DragSlider(description="Try amax",
+                                   tooltip="drag to see what another threshold would change, then Set",
+                                   layout=w.Layout(flex="1 1 200px", min_width="180px"))
         self.position.add_class("wb-threshold-slider")
         self.threshold = w.FloatText(value=1.0, tooltip="the threshold to try (type a value or drag)",
                                      layout=w.Layout(width="90px", flex="0 0 auto"))
@@ -92,7 +91,7 @@ class HistogramPanel(Panel):
                                   on_error=lambda exc: setattr(self.preview, "value",
                                                                f"<span style='color:#a00'>{html.escape(str(exc))}</span>"))
         self._moving = False  # the controls are being set from the session, not by the user
-        self.position.observe(self._slider_moved, names="value")
+        self.position.on_drag(self._slider_moved)
         self.threshold.observe(self._value_typed, names="value")
         self.data = None
         # the app puts view_row in one line with the range method; body is the rest
@@ -104,6 +103,10 @@ class HistogramPanel(Panel):
             self.preview,
         ], layout=w.Layout(width="100%"))
         self.widget = w.VBox([self.view_row, self.body], layout=w.Layout(width="100%"))
+
+    def _enable(self, on: bool) -> None:
+        for ctl in (self.position, self.threshold, self.apply, self.clear):
+            ctl.disabled = not on
 
     def _clicked(self, point: dict) -> None:
         if point["x"] is not None and float(point["x"]) > 0:
@@ -117,17 +120,14 @@ class HistogramPanel(Panel):
                 self._shown = float(f"{amax:.5g}")
                 self.threshold.value = self._shown
             if position is not None:
-                self._shown_position = min(max(position, 0.0), 1.0)
-                self.position.value = self._shown_position
+                self.position.value = min(max(position, 0.0), 1.0)
         finally:
             self._moving = False
 
-    def _slider_moved(self, change) -> None:
-        if self._moving or self.data is None:
+    def _slider_moved(self, position: float) -> None:
+        if self.data is None:
             return
-        if abs(change["new"] - getattr(self, "_shown_position", -1.0)) <= self.position.step:
-            return  # the browser snapping the position shown to its step, not the user dragging
-        amax = max(float(change["new"]), 0.0005) * self._top
+        amax = max(float(position), 0.0005) * self._top
         self._show_value(amax=amax)
         self._throttle((self.data["tensor"], amax))
 
@@ -181,6 +181,7 @@ class HistogramPanel(Panel):
         except Exception as exc:  # noqa: BLE001 - e.g. a node whose input was not observed
             self.caption.value = f"<b>{html.escape(s.selected)}</b>: <i>{html.escape(str(exc))}</i>"
             self.data = None
+            self._enable(False)
             self.preview.value = ""
             self.figure.show(plots.histogram_figure([0], 1.0, title="", height=FIG_HEIGHT).add_annotation(
                 text="no histogram for this layer", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"))
@@ -192,6 +193,7 @@ class HistogramPanel(Panel):
                                      title="", height=FIG_HEIGHT)
         self.figure.show(fig)
         self.data = d
+        self._enable(True)
         top = max([d["max"], d["chosen"], *[v for v in d["amax_by_method"].values() if v and math.isfinite(v)]]) * 1.04
         self._top = top or 1.0
         self._show_value(amax=d["chosen"], position=d["chosen"] / self._top)
