@@ -6,7 +6,7 @@ import pytest
 import realistic_models as R
 from workbench.autorange import AUTO_PERCENTILES, auto_ranges, candidates
 from workbench.collect import collect_statistics
-from workbench.errors import CancelledError
+from workbench.errors import Cancelled
 from workbench.evaluate import Evaluator
 from workbench.holdout import extreme_samples, split_holdout
 from workbench.model import ModelInfo
@@ -133,7 +133,7 @@ def test_range_sensitivity_names_the_tensor_whose_clipping_costs_most():
     assert top["tensor"] == "enc1" and top["cost_db"] > 10 > top["minmax_cost_db"]
     assert top["sentence"].startswith("clipping here at") and "min-max" in top["sentence"]
     assert list(table["rank"]) == list(range(1, len(table) + 1))
-    with pytest.raises(CancelledError) as err:
+    with pytest.raises(Cancelled) as err:
         range_sensitivity(ev, r, cancel=lambda: True)
     assert len(err.value.partial) == 0
 

@@ -8,7 +8,7 @@ import pytest
 import tiny_models
 from workbench.collect import NonFiniteActivationWarning, collect_statistics, tensors_to_observe
 from workbench.data import open_data
-from workbench.errors import CancelledError, StaleError, WorkbenchError
+from workbench.errors import Cancelled, StaleError, WorkbenchError
 from workbench.model import ModelInfo
 from workbench.ranges import Ranges, compute_ranges
 from workbench.stats import Statistics
@@ -82,7 +82,7 @@ def test_cancel_and_progress_callback(tmp_path, cnn):
         calls.append(done)
         stop.set()
 
-    with pytest.raises(CancelledError, match="after 4 samples"):
+    with pytest.raises(Cancelled, match="after 4 samples"):
         collect_statistics(cnn, data, batch_size=4, progress=cb, cancel=stop)
 
 

@@ -4,7 +4,7 @@ import pytest
 import tiny_models
 from workbench.collect import collect_statistics
 from workbench.data import open_data
-from workbench.errors import CancelledError, WorkbenchError
+from workbench.errors import Cancelled, WorkbenchError
 from workbench.evaluate import Evaluator
 from workbench.model import ModelInfo
 from workbench.plan import PrecisionPlan
@@ -55,7 +55,7 @@ def test_unreachable_target_and_cancel(setup):
     plan = PrecisionPlan.default(info)
     res = auto_mixed_precision(ev, ranges, plan, "sqnr>=1000")
     assert not res.met and len(res.fallback) == len(plan.int8_nodes())
-    with pytest.raises(CancelledError):
+    with pytest.raises(Cancelled):
         sensitivity(ev, ranges, plan, cancel=lambda: True)
     with pytest.raises(WorkbenchError, match="Cannot read the target"):
         auto_mixed_precision(ev, ranges, plan, "fast please")

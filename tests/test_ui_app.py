@@ -9,7 +9,7 @@ pytest.importorskip("plotly")
 pytest.importorskip("anywidget")
 import tiny_models  # noqa: E402
 from workbench.calib.algorithms import clipped_fraction  # noqa: E402
-from workbench.errors import CancelledError  # noqa: E402
+from workbench.errors import Cancelled  # noqa: E402
 from workbench.session import Event  # noqa: E402
 from workbench.ui import plots  # noqa: E402
 from workbench.ui.app import TABS, Workbench  # noqa: E402
@@ -231,7 +231,7 @@ def test_sensitivity_fills_in_and_cancel_keeps_the_partial_ranking(wb):
         seen.append((done, total, len(p["search"].ranking.rows)))
         if done == 2:
             stop.set()
-    with pytest.raises(CancelledError):
+    with pytest.raises(Cancelled):
         wb.session.run_sensitivity(samples=4, progress=progress, cancel=stop)
     assert [s[2] for s in seen] == [1, 2]  # the table filled in as nodes were scored
     table = wb.session.sensitivity_table

@@ -5,7 +5,7 @@ import time
 import pytest
 
 pytest.importorskip("ipywidgets")
-from workbench.errors import CancelledError  # noqa: E402
+from workbench.errors import Cancelled  # noqa: E402
 from workbench.ui.style import fmt_num, fmt_pct, fmt_seconds  # noqa: E402
 from workbench.ui.tasks import ProgressClock, TaskRunner, Throttle  # noqa: E402
 
@@ -75,7 +75,7 @@ def test_cancel_keeps_what_the_task_reports_and_shows_the_reason():
         for i in range(100):
             progress(i + 1, 100)
             if cancel.is_set():
-                raise CancelledError(f"Stopped after {i + 1} of 100.")
+                raise Cancelled(f"Stopped after {i + 1} of 100.")
             time.sleep(0.01)
 
     runner.run("Counting", work, unit="steps", on_cancel=lambda exc: kept.append(str(exc)))

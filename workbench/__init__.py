@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import CancelledError, InternalError, StaleError, WorkbenchError
+from .errors import Cancelled, InternalError, StaleError, WorkbenchError
 
 _LAZY = {
     "ModelInfo": "workbench.model",
@@ -35,7 +35,7 @@ _LAZY = {
     "Workbench": "workbench.ui.app",
 }
 
-__all__ = ["WorkbenchError", "StaleError", "CancelledError", "InternalError", *_LAZY]
+__all__ = ["WorkbenchError", "StaleError", "Cancelled", "InternalError", *_LAZY]
 
 
 def __getattr__(name):

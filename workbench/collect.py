@@ -20,7 +20,7 @@ import numpy as np
 from .backends.ort import OrtSessionLoader
 from .calib.collector import HistogramCollector
 from .data import CalibrationData
-from .errors import CancelledError, WorkbenchError
+from .errors import Cancelled, WorkbenchError
 from .model import ModelInfo
 from .stats import Statistics
 
@@ -126,7 +126,7 @@ def collect_statistics(
         num_bins: histogram bins per tensor on the first batch (2048 as TensorRT).
         progress: True for a tqdm bar, False for none, or a callback ``(samples_done, total)``.
         cancel: a ``threading.Event`` (or a callable returning True) that stops the run with
-            :class:`CancelledError` between batches.
+            :class:`Cancelled` between batches.
         threads: ONNX Runtime intra-op threads (None: its default, all cores).
     """
     names = tensors_to_observe(model, tensors)
@@ -164,7 +164,7 @@ def collect_statistics(
         try:
             for i, feed in enumerate(data.iter_batches(batch_size)):
                 if _is_cancelled(cancel):
-                    raise CancelledError(f"Calibration cancelled after {done} samples.")
+                    raise Cancelled(f"Calibration cancelled after {done} samples.")
                 try:
                     outputs = runners[i % 2].run(feed)
                 except Exception as exc:

@@ -1,4 +1,4 @@
-"""Exception types: one for user mistakes, one for bugs in the workbench."""
+"""Exception types: one for user mistakes, one for bugs in the workbench, one for a cancel."""
 
 
 class WorkbenchError(Exception):
@@ -13,8 +13,9 @@ class StaleError(WorkbenchError):
     """Saved statistics or a calibration cache belong to another model or data set."""
 
 
-class CancelledError(WorkbenchError):
-    """The user cancelled a long-running operation."""
+class Cancelled(Exception):
+    """The user cancelled a long-running operation (neither a mistake nor a bug; named so that
+    it does not shadow ``concurrent.futures.CancelledError``). ``partial`` may hold what was done."""
 
 
 class InternalError(Exception):

@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 
 from .calib import registry
-from .errors import CancelledError, WorkbenchError
+from .errors import Cancelled, WorkbenchError
 from .scoring import PlanScorer, cancelled
 
 #: An amax clipping more than this share of a tensor's values is flagged.
@@ -124,7 +124,7 @@ def range_sensitivity(evaluator, ranges, plan=None, *, samples: int | None = 16,
     float - chosen (what quantizing it at its amax costs), ``<compare>_cost_db`` likewise.
     Sorted by ``cost_db``, largest first, with a ``sentence`` for the app.
 
-    Cancelling (``cancel``) raises CancelledError; rows done so far are in its ``partial``.
+    Cancelling (``cancel``) raises Cancelled; rows done so far are in its ``partial``.
     """
     import pandas as pd
 
@@ -146,7 +146,7 @@ def range_sensitivity(evaluator, ranges, plan=None, *, samples: int | None = 16,
     rows, done = [], 0
     for t in tensors:
         if cancelled(cancel):
-            err = CancelledError(f"Range sensitivity cancelled after {len(rows)} of {len(tensors)} tensors.")
+            err = Cancelled(f"Range sensitivity cancelled after {len(rows)} of {len(tensors)} tensors.")
             err.partial = _table(rows, base, compare, started)
             raise err
         on = flags["wb_tensor_on"].copy()

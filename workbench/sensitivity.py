@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import CancelledError, WorkbenchError
+from .errors import Cancelled, WorkbenchError
 from .metrics import Target
 from .scoring import PlanScorer, cancelled
 
@@ -57,7 +57,7 @@ def sensitivity(evaluator, ranges, plan, *, samples: int | None = 16, progress=N
         plan: the current PrecisionPlan (only its INT8 nodes are ranked).
         samples: evaluation samples used per score (default 16; None for all).
         progress: optional callback ``(done, total)``.
-        cancel: a threading.Event (or callable) that stops the run with CancelledError.
+        cancel: a threading.Event (or callable) that stops the run with Cancelled.
         partial: a list that receives each node's row as soon as it is scored (so a caller
             can show the ranking fill in, and keep it when the run is cancelled: see
             :func:`rank_rows`).
@@ -74,7 +74,7 @@ def sensitivity(evaluator, ranges, plan, *, samples: int | None = 16, progress=N
     rows = partial if partial is not None else []
     for i, node in enumerate(nodes):
         if _cancelled(cancel):
-            raise CancelledError(f"Sensitivity analysis cancelled after {i} of {len(nodes)} nodes.")
+            raise Cancelled(f"Sensitivity analysis cancelled after {i} of {len(nodes)} nodes.")
         only = quiet.copy()
         only.set_node(node, "int8", reason="auto")
         s_only = scorer.score(only)
@@ -168,7 +168,7 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
     def evaluate(k: int) -> dict:
         if k not in results:
             if _cancelled(cancel):
-                raise CancelledError("Automatic mixed-precision search cancelled.")
+                raise Cancelled("Automatic mixed-precision search cancelled.")
             s = scorer.score(plan_for(order[:k]))
             s["meets_target"] = target.met(s)
             results[k] = s
@@ -198,7 +198,7 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
     estimate[0] = scorer.calls + len(chosen) + 1
     for node in list(reversed(chosen)):
         if _cancelled(cancel):
-            raise CancelledError("Automatic mixed-precision search cancelled.")
+            raise Cancelled("Automatic mixed-precision search cancelled.")
         trial = [n for n in chosen if n != node]
         s = scorer.score(plan_for(trial))
         report()

@@ -72,9 +72,9 @@ class BuildsMixin:
 
         With ``live`` (default) ``sensitivity_table`` fills in as nodes are scored (an
         ``Event.SENSITIVITY`` each, ``attrs["complete"]`` False until the end); when the run is
-        cancelled the partial ranking stays (CancelledError is raised after it is stored).
+        cancelled the partial ranking stays (Cancelled is raised after it is stored).
         """
-        from ..errors import CancelledError
+        from ..errors import Cancelled
         from ..sensitivity import rank_rows, sensitivity
 
         rows: list = []
@@ -88,7 +88,7 @@ class BuildsMixin:
         try:
             table = sensitivity(self.evaluator, self._need_ranges(), self.plan, samples=samples,
                                 progress=step, cancel=cancel, partial=rows)
-        except CancelledError:
+        except Cancelled:
             if rows:
                 self._set_ranking(rank_rows(rows, samples=samples), complete=False)
             raise

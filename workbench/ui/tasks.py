@@ -16,7 +16,7 @@ import traceback
 from typing import Callable
 
 from .._optional import require
-from ..errors import CancelledError, WorkbenchError
+from ..errors import Cancelled, WorkbenchError
 from .style import fmt_seconds
 
 w = require("ipywidgets", "workbench app", "ui")
@@ -127,7 +127,7 @@ class TaskRunner:
         self.error.value = ""
 
     def _report(self, exc: BaseException) -> None:
-        if isinstance(exc, CancelledError):
+        if isinstance(exc, Cancelled):
             self.status.value = f"<i>{html.escape(str(exc))}</i>"
         elif isinstance(exc, WorkbenchError):
             self.show_error(str(exc))
@@ -189,7 +189,7 @@ class TaskRunner:
                 self.status.value = f"{html.escape(title)}: done in {fmt_seconds(clock.elapsed)}."
             except Exception as exc:  # noqa: BLE001 - shown to the user
                 self._report(exc)
-                if isinstance(exc, CancelledError):
+                if isinstance(exc, Cancelled):
                     if on_cancel is not None:
                         self.guard(on_cancel)(exc)
                 else:
