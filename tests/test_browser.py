@@ -167,7 +167,8 @@ TRUNCATED_JS = """() => {
       const need = ctx.measureText(el.placeholder).width + parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight);
       if (need > el.clientWidth + 1) cut.push('placeholder: ' + el.placeholder);
     } else if (el.scrollWidth > el.clientWidth + 1) {
-      cut.push(el.tagName + ': ' + el.textContent.trim().slice(0, 50) + ' (' + el.scrollWidth + ' > ' + el.clientWidth + ')');
+      cut.push(el.tagName + ': ' + el.textContent.trim().slice(0, 50)
+               + ' (' + el.scrollWidth + ' > ' + el.clientWidth + ')');
     }
   }
   for (const el of app.querySelectorAll('.wb-table-scroll')) {

@@ -143,7 +143,8 @@ def graph_figure(
                                          colorbar=dict(title=dict(text=title, side="right"), thickness=12, len=0.9))))
     if color_by == "precision" or values is None:
         for p in ("INT8", "FP16", "FP32"):  # legend of the node colours
-            traces.append(dict(type="scatter", x=[None], y=[None], mode="markers", name=p, meta="legend", hoverinfo="skip",
+            traces.append(dict(type="scatter", x=[None], y=[None], mode="markers", name=p, meta="legend",
+                               hoverinfo="skip",
                                      marker=dict(size=10, color=PRECISION_COLORS[p], line=dict(width=1, color="#333"))))
     head = "" if not interactive else " (click a node to select it)"
     layout_ = dict(

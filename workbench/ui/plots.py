@@ -9,8 +9,9 @@ Traces carry a stable ``meta`` role so the app and the tests can find them
 (:func:`traces_by_meta`): the histogram figure has ``"histogram"``, ``"clipped"``, one line
 per threshold (its method name; a list of names when several thresholds coincide and share
 one line), ``"flags"`` (a coloured marker per threshold at the top of its line) and, when
-given, ``"preview"``. The teaching plots live in :mod:`workbench.ui.plots_teaching` and the
-model graph in :mod:`workbench.ui.graph_plot`; both are re-exported here.
+given, ``"preview"``. The trade-off plots live in :mod:`workbench.ui.plots_tradeoff`, the
+teaching plots in :mod:`workbench.ui.plots_teaching` and the model graph in
+:mod:`workbench.ui.graph_plot`; all are re-exported here.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from .._optional import require
 from ..calib.algorithms import clipped_fraction
 from .style import CLIPPED_COLOR, PRECISION_COLORS, fmt_num, fmt_pct, method_color
 from .graph_plot import graph_figure  # noqa: F401 (re-export)
+from .plots_tradeoff import (AXIS_LABELS, FRACTION_METRICS, fitted_range,  # noqa: F401 (re-export)
+                             method_comparison_figure, tradeoff_figure)
 from .plots_teaching import curve_figure, distributions_figure, finite_or_none, quantization_figure  # noqa: F401,E501
 
 go = require("plotly.graph_objects", "plots", "ui", package="plotly")
@@ -32,8 +35,6 @@ METHOD_COLORS = {m: method_color(m) for m in ("entropy", "entropy_zero_fix", "mi
                                              "manual", "chosen")}
 #: share of the x-range within which two thresholds are drawn as one line
 COINCIDE = 0.006
-#: metrics that are fractions in [0, 1]
-FRACTION_METRICS = ("top1_agreement", "top1_in_ref_top5", "cosine", "meets_target")
 ZOOMS = ("all", "chosen", "tail")
 _MARGIN = dict(l=55, r=15, t=40, b=40)
 
@@ -256,140 +257,6 @@ def layer_error_figure(
         margin=_MARGIN, height=height, clickmode="event", autosize=True,
     )
     return go.Figure(data=[bars], layout=layout)
-
-
-def fitted_range(values: Sequence[float], *, fraction: bool = False, pad: float = 0.08) -> tuple:
-    """An axis range showing every value with a margin: ``(lo, hi, zoomed)``.
-
-    Fractions (``fraction=True``) stay within [0, 1] plus the margin; when all values sit in
-    the upper part, the axis starts above 0 and ``zoomed`` is True (say so on the plot).
-    """
-    v = _finite(values)
-    if not v:
-        return (0.0, 1.0, False) if fraction else (0.0, 1.0, False)
-    lo, hi = min(v), max(v)
-    span = hi - lo
-    if fraction:
-        if 0 < span < 0.45 and lo >= 0.5:
-            m = max(pad * span, 0.004)
-            return lo - m, min(1.0, hi) + m, True
-        return -0.03, 1.03, False
-    m = pad * span if span > 0 else (abs(hi) * 0.05 or 0.5)
-    return lo - m, hi + m, False
-
-
-def tradeoff_figure(
-    table,
-    *,
-    x: str = "latency_ms",
-    y: str = "top1_agreement",
-    label: str | None = "build",
-    highlight: object | None = None,
-    chosen: str | None = None,
-    connect: bool = True,
-    title: str | None = None,
-    interactive: bool = True,
-    height: int = 280,
-) -> "go.Figure":
-    """Accuracy against cost, one point per row (a build or a search step), sorted by x.
-
-    Args:
-        table: pandas DataFrame with columns ``x`` and ``y`` (and ``label`` if given).
-        x: cost column, e.g. "latency_ms" or "n_int8" (default "latency_ms"); rows where it
-            is missing are left out.
-        y: accuracy column (default "top1_agreement"); fractions get a 0-1 axis (zoomed with
-            a note when every point is near 1).
-        label: column whose value each point carries in ``customdata`` so a click can
-            restore it (default "build"; the row position when the column is absent).
-        highlight: the label of the point drawn larger (default: none).
-        chosen: a boolean column marking the chosen row(s), drawn as a star outside the line
-            (e.g. the automatic search's refined plan; default: none).
-        connect: join the points in x order (default True; False: markers only).
-        title: figure title.
-        interactive: False for static reports (no click hint).
-    """
-    df = table
-    if x not in df.columns or y not in df.columns:
-        from ..errors import InternalError
-
-        raise InternalError(f"tradeoff_figure needs columns '{x}' and '{y}', got {list(df.columns)}")
-    df = df[df[x].notna() & df[y].notna()].copy()
-    df["_label"] = list(df[label]) if label and label in df.columns else list(range(len(df)))
-    df = df.sort_values(x, kind="stable")
-    star = df[chosen].fillna(False).astype(bool) if chosen and chosen in df.columns else None
-    main = df[~star] if star is not None else df
-    labels = list(main["_label"])
-    sizes = [15 if highlight is not None and lab == highlight else 9 for lab in labels]
-    hover = f"{label or 'row'} %{{customdata}}<br>{x} %{{x:.4g}}<br>{y} %{{y:.4g}}<extra></extra>"
-    traces = [dict(
-        type="scatter", x=main[x].astype(float).tolist(), y=main[y].astype(float).tolist(), customdata=labels,
-        mode="lines+markers" if connect else "markers+text", name=y, meta="points",
-        text=None if connect else [f"{label or '#'} {lab}" if label == "build" else f"{lab}" for lab in labels],
-        textposition="top center", textfont=dict(size=10), cliponaxis=False,
-        marker=dict(size=sizes), hovertemplate=hover)]
-    if star is not None and star.any():
-        sel = df[star]
-        traces.append(dict(type="scatter", x=sel[x].astype(float).tolist(), y=sel[y].astype(float).tolist(),
-                                 customdata=list(sel["_label"]), mode="markers", name="chosen plan", meta="chosen",
-                                 marker=dict(symbol="star", size=16, color="#d62728"), hovertemplate=hover))
-    xlo, xhi, _ = fitted_range(df[x].astype(float))
-    frac = y in FRACTION_METRICS
-    ylo, yhi, zoomed = fitted_range(df[y].astype(float), fraction=frac)
-    notes = []
-    if zoomed:
-        notes.append(dict(x=0, y=0, xref="paper", yref="paper", xanchor="left", yanchor="bottom", showarrow=False,
-                          text=f"zoomed: the axis starts at {ylo:.3g}, not 0", font=dict(size=10, color="#666")))
-    hint = " (click a point to pick it)" if interactive else ""
-    layout = dict(
-        title=dict(text=title or f"{y} vs {x}{hint}", font=dict(size=13)),
-        xaxis=dict(title=x, range=[xlo, xhi], autorange=False),
-        yaxis=dict(title=y + (" (0–1)" if frac and not zoomed else ""), range=[ylo, yhi], autorange=False),
-        annotations=notes, showlegend=star is not None and bool(star.any()),
-        legend=dict(orientation="h", y=-0.25), margin=_MARGIN, height=height, autosize=True,
-    )
-    fig = go.Figure(data=traces, layout=layout)
-    return fig
-
-
-def method_comparison_figure(
-    table,
-    *,
-    methods: Sequence[str] | None = None,
-    reference: str = "minmax",
-    title: str | None = None,
-) -> "go.Figure":
-    """Threshold of each method per tensor, as a share of the reference method's (min-max).
-
-    A value below 1 means that method clips that tensor; the further below, the more.
-
-    Args:
-        table: DataFrame with a ``tensor`` column and one column per method (amax values).
-        methods: method columns to draw (default: every numeric column except ``tensor`` and
-            the reference).
-        reference: column that the others are divided by (default "minmax").
-        title: figure title.
-    """
-    if "tensor" not in table.columns or reference not in table.columns:
-        from ..errors import InternalError
-
-        raise InternalError(f"method_comparison_figure needs 'tensor' and '{reference}' columns")
-    methods = list(methods) if methods is not None else [
-        c for c in table.columns if c not in ("tensor", reference) and np.issubdtype(table[c].dtype, np.number)]
-    ref = table[reference].astype(float).to_numpy()
-    fig = go.Figure()
-    for m in methods:
-        ratio = np.divide(table[m].astype(float).to_numpy(), ref, out=np.full(len(ref), np.nan), where=ref > 0)
-        fig.add_trace(go.Scatter(
-            x=list(range(len(ratio))), y=ratio, customdata=list(table["tensor"]), mode="markers",
-            name=m, meta=m, marker=dict(color=method_color(m), size=7),
-            hovertemplate="%{customdata}<br>" + m + " / " + reference + " = %{y:.3g}<extra></extra>"))
-    fig.update_layout(
-        title=dict(text=title or f"amax of each method / {reference} amax (below 1 = clipping)",
-                   font=dict(size=13)),
-        xaxis=dict(title="tensor (graph order)"), yaxis=dict(title=f"amax / {reference}"),
-        margin=_MARGIN, height=320,
-    )
-    return fig
 
 
 def traces_by_meta(fig, meta: str) -> list:

@@ -67,7 +67,8 @@ function render({ model, el }) {
       div.on("plotly_click", (ev) => {
         const pt = ev.points && ev.points[0];
         if (!pt) return;
-        model.send({ type: "click", trace: pt.curveNumber, index: pt.pointIndex !== undefined ? pt.pointIndex : pt.pointNumber });
+        const index = pt.pointIndex !== undefined ? pt.pointIndex : pt.pointNumber;
+        model.send({ type: "click", trace: pt.curveNumber, index });
       });
     }
   }
@@ -96,7 +97,10 @@ function render({ model, el }) {
   const ro = new ResizeObserver(() => { if (P && drawn && div.offsetParent !== null) P.Plots.resize(div); });
   ro.observe(el);
   plotlyReady(model).then((plotly) => { P = plotly; draw(); });
-  return () => { ro.disconnect(); model.off("msg:custom", onMsg); model.off("change:spec", draw); if (P) P.purge(div); };
+  return () => {
+    ro.disconnect(); model.off("msg:custom", onMsg); model.off("change:spec", draw);
+    if (P) P.purge(div);
+  };
 }
 export default { render };
 """

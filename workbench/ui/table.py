@@ -118,7 +118,8 @@ _CSS = """
 .wb-table-scroll { overflow: auto; border: 1px solid #ddd; }
 .wb-table { border-collapse: collapse; width: 100%; font-size: 11px; font-family: var(--jp-code-font-family, monospace); }
 .wb-table th { position: sticky; top: 0; background: #f3f3f3; cursor: pointer; padding: 3px 4px;
-  border-bottom: 1px solid #ccc; white-space: normal; vertical-align: bottom; font-family: var(--jp-ui-font-family, sans-serif); user-select: none; }
+  border-bottom: 1px solid #ccc; white-space: normal; vertical-align: bottom;
+  font-family: var(--jp-ui-font-family, sans-serif); user-select: none; }
 .wb-table td { padding: 1px 4px; white-space: nowrap; border-bottom: 1px solid #f0f0f0; cursor: pointer; }
 .wb-table tr:hover td { background: #eef5fc; }
 .wb-table tr.wb-selected td { background: #cfe3f7; }

@@ -87,9 +87,7 @@ class HistogramPanel(Panel):
         self.preview = w.HTML()
         self.preview.add_class("wb-preview")
         self.last_preview: dict | None = None
-        self._throttle = Throttle(self._preview, blocking=self.runner.blocking,
-                                  on_error=lambda exc: setattr(self.preview, "value",
-                                                               f"<span style='color:#a00'>{html.escape(str(exc))}</span>"))
+        self._throttle = Throttle(self._preview, blocking=self.runner.blocking, on_error=self._preview_failed)
         self._moving = False  # the controls are being set from the session, not by the user
         self.position.on_drag(self._slider_moved)
         self.threshold.observe(self._value_typed, names="value")
@@ -103,6 +101,9 @@ class HistogramPanel(Panel):
             self.preview,
         ], layout=w.Layout(width="100%"))
         self.widget = w.VBox([self.view_row, self.body], layout=w.Layout(width="100%"))
+
+    def _preview_failed(self, exc: Exception) -> None:
+        self.preview.value = f"<span style='color:#a00'>{html.escape(str(exc))}</span>"
 
     def _enable(self, on: bool) -> None:
         for ctl in (self.position, self.threshold, self.apply, self.clear):

@@ -91,8 +91,10 @@ class HistoryPanel(Panel):
             import pandas as pd
 
             table = pd.DataFrame({"build": [], x: [], y: []})
+        label = plots.AXIS_LABELS
+        title = f"builds: {label.get(y, y)} vs {label.get(x, x)} (click a point to pick it)"
         return plots.tradeoff_figure(table, x=x, y=y, highlight=s.history[-1].id if s.history else None,
-                                     connect=False, title=f"builds: {y} vs {x} (click a point to pick it)", height=250)
+                                     connect=False, height=250, title=title)
 
     def _point_clicked(self, point: dict) -> None:
         if point["customdata"] is not None:

@@ -67,7 +67,8 @@ def _path_row(label: str, value: str, css: str, browser_kw: dict, tip: str):
                   style={"description_width": "110px"})
     text.add_class(css)
     valid = w.HTML(layout=w.Layout(width="auto", flex="0 0 auto"))
-    browse = w.Button(description="Browse…", tooltip="pick from a folder listing", layout=w.Layout(width="auto", flex="0 0 auto"))
+    browse = w.Button(description="Browse…", tooltip="pick from a folder listing",
+                      layout=w.Layout(width="auto", flex="0 0 auto"))
     browser = FileBrowser(text, **browser_kw)
     browse.on_click(lambda _: browser.toggle())
     return text, valid, w.VBox([w.HBox([text, browse, valid], layout=w.Layout(align_items="center", width="100%")),
@@ -103,7 +104,8 @@ class ModelPanel(Panel):
                                  style={"description_width": "110px"}, layout=w.Layout(width="330px"))
         self.preset.add_class("wb-preset")
         self.apply = w.Button(description="Open", button_style="primary", icon="folder-open",
-                              tooltip="open the model and check the data", layout=w.Layout(width="auto", flex="0 0 auto"))
+                              tooltip="open the model and check the data",
+                              layout=w.Layout(width="auto", flex="0 0 auto"))
         self.apply.add_class("wb-open")
         self.apply.on_click(lambda _: runner.guard(self.open)())
         self.busy_controls = [self.apply]
@@ -124,7 +126,8 @@ class ModelPanel(Panel):
             return
         p = Path(value).expanduser()
         good = p.is_file() if kind == "file" else p.is_dir()
-        flag.value = "✔" if good else f"<span style='color:#a00'>✘ not a {'file' if kind == 'file' else 'folder'}</span>"
+        what = "file" if kind == "file" else "folder"
+        flag.value = "✔" if good else f"<span style='color:#a00'>✘ not a {what}</span>"
 
     def open(self) -> None:
         """Open the model (if its path changed) and apply the data settings."""

@@ -21,7 +21,8 @@ RANKING_COLUMNS = (
     ("rank", "rank", "1 = most sensitive", ".0f"),
     ("node", "node", "ONNX node", "s"),
     ("op_type", "op", "op type", "s"),
-    ("sqnr_only_int8", "SQNR, only it INT8", "output SQNR [dB] with only this node INT8 (lower = more sensitive)", ".2f"),
+    ("sqnr_only_int8", "SQNR, only it INT8", "output SQNR [dB] with only this node INT8 (lower = more sensitive)",
+     ".2f"),
     ("top1_only_int8", "top-1, only it INT8", "top-1 agreement with only this node INT8", ".3f"),
     ("sqnr_gain_fp16", "SQNR gain, it in FP16", "output SQNR change [dB] when only this node goes to FP16; "
                                           "negative = slightly worse (see the note)", "+.2f"),
@@ -127,7 +128,8 @@ class SearchPanel(Panel):
             return
         y = r.target.key if r.target.key in r.curve.columns else "sqnr_db"
         fig = plots.tradeoff_figure(r.curve, x="n_int8", y=y, label="n_fallback", chosen="chosen",
-                                    title=f"search: {y} vs INT8 nodes (star = chosen plan)", height=240)
+                                    height=240,
+                                    title=f"search: {plots.AXIS_LABELS.get(y, y)} vs INT8 nodes (star = chosen plan)")
         self.curve.show(fig)
 
     def refresh(self, event) -> None:
