@@ -196,6 +196,24 @@ def test_rebuild_shows_metrics_history_and_restores(wb):
     assert str(wb.session.plan.precision("conv1")) == "int8"
 
 
+def test_a_build_only_backend_shows_what_it_reports_and_no_latency(wb):
+    from workbench.backends.registry import get_backend
+
+    ok, _ = get_backend("trt").available()
+    runs, _ = get_backend("trt").can_run()
+    if not ok or runs:
+        pytest.skip("needs a TensorRT builder without a GPU to time on")
+    p = _calibrated(wb).panels
+    r = p["results"]
+    assert ("TensorRT", "trt") in r.backend.options and "build only" in r.backend_note.value
+    r.backend.value, r.latency.value = "trt", True
+    r.rebuild.click()
+    assert wb.error is None, wb.error
+    m = r.metrics.value
+    assert "not measured" in m and "engine" in m and "MB" in m  # the engine's size, as the backend gave it
+    assert wb.session.history[-1].latency_ms is None
+
+
 def test_graph_view_nodes_colours_and_click_selects(wb):
     p = _calibrated(wb).panels
     g = p["graph"]

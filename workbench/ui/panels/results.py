@@ -60,7 +60,8 @@ def metrics_html(before, after, stale: list | None = None) -> str:
             rows.append((label, tip, [fmt_num(b.summary.get(key), digits) for b in builds]))
     rows.append(("INT8 / FP16 nodes", "nodes in each precision in the built plan",
                  [f"{b.n_int8} / {b.n_fp16}" for b in builds]))
-    rows.append(("latency [ms]", "batch-1 latency; tick 'measure latency' to measure it", [_latency(b) for b in builds]))
+    rows.append(("latency [ms]", "batch-1 latency, when 'measure latency' is ticked and the backend can time here "
+                                 "(see the notes)", [_latency(b) for b in builds]))
     rows.append(("backend", "where the build was made and timed", [html.escape(str(b.backend)) for b in builds]))
     rows += [(label, "reported by the backend", cells) for label, cells in _extra_rows(builds)]
     head = "<tr><th>metric</th>" + "".join(
@@ -69,6 +70,8 @@ def metrics_html(before, after, stale: list | None = None) -> str:
                    + "".join(f"<td>{'<b>' + c + '</b>' if i == len(cells) - 1 else c}</td>" for i, c in enumerate(cells))
                    + "</tr>" for label, tip, cells in rows)
     notes = "".join(f"<div class='wb-note'>{html.escape(str(n))}</div>" for n in after.notes)
+    if getattr(after, "semantics", ""):
+        notes += f"<div class='wb-note'>accuracy: {html.escape(after.semantics)}</div>"
     files = "".join(f"<div class='wb-note'>{html.escape(k)}: <code>{html.escape(str(v))}</code></div>"
                     for k, v in (after.paths or {}).items())
     state = "stale" if stale else "fresh"
@@ -115,15 +118,21 @@ class ResultsPanel(Panel):
 
     @staticmethod
     def _backends() -> tuple:
-        """Backend choices and a note on the ones that cannot run here."""
-        from ...backends.trt import trt_available
+        """Backend choices (the backend registry: the ones available here) and a note on what
+        each can do here (e.g. TensorRT-RTX builds but cannot time without a GPU)."""
+        from ...backends.registry import backends
 
-        ok, reason = trt_available()
-        options = [("ONNX Runtime", "ort")] + ([("TensorRT", "trt")] if ok else [])
-        short = reason.split(" (import")[0].split(". ")[0]
-        note = "" if ok else (f"<span style='font-size:11px;color:#666' title='{html.escape(reason)}'>"
-                              f"TensorRT: {html.escape(short)}</span>")
-        return options, note
+        options, notes = [], []
+        for entry in backends():
+            ok, reason = entry.available()
+            runs, why = entry.can_run()
+            if ok:
+                options.append((entry.label, entry.name))
+            if not ok or not runs:
+                short = (why if ok else reason).split(" (")[0].split(": running")[0]
+                notes.append(f"<span style='font-size:11px;color:#666' title='{html.escape(why if ok else reason)}'>"
+                             f"{html.escape(entry.label)}: {html.escape(short)}</span>")
+        return options or [("ONNX Runtime", "ort")], " ".join(notes)
 
     def run_rebuild(self) -> None:
         latency, backend = self.latency.value, self.backend.value
