@@ -272,6 +272,31 @@ def test_auto_search_message_and_curve_agree(wb):
     assert star.y[0] == pytest.approx(chosen["sqnr_db"]) and chosen["nodes"] == ", ".join(r.fallback)
 
 
+def test_auto_ranges_run_as_a_task_and_explained_thresholds_show_everywhere(wb):
+    p = wb.panels
+    assert "auto" in p["calibration"].method.options  # the registry's output-aware method, as a search
+    phases = []
+    wb.runner.status.observe(lambda ch: phases.append(ch["new"]), names="value")
+    p["calibration"].method.value = "auto"
+    p["calibration"].run.click()  # statistics with a histogram method, then the search
+    assert wb.error is None, wb.error
+    assert wb.session.calib_settings.method == "auto"
+    assert any("Choosing auto ranges" in t and "runs" in t for t in phases)  # its own count and rate
+    p["search"].explain.click()
+    assert wb.error is None, wb.error
+    costs = wb.session.range_sensitivity.set_index("tensor")["cost_db"]
+    cols = [c["key"] for c in p["layers"].rows.columns]
+    assert "range_sensitivity" in cols
+    row = _row(wb, "conv2")
+    assert row["range_sensitivity"] == format(costs["r1"], ".2f")
+    wb.select("conv2")
+    assert "costs" in p["histogram"].caption.value  # the tensor's sentence
+    p["graph"].color_by.value = "range"
+    (nodes,) = plots.traces_by_meta(p["graph"].figure, "nodes")
+    k = list(nodes.customdata).index("conv2")
+    assert f"{costs['r1']:.3g}" in nodes.hovertext[k]
+
+
 def test_errors_are_shown_not_raised(wb):
     p = wb.panels
     p["results"].rebuild.click()  # not calibrated yet

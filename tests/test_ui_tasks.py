@@ -67,6 +67,21 @@ def test_throttle_coalesces_values_and_settles_on_the_last():
     assert Throttle(lambda v, f: calls.append((v, f)), blocking=True)("x") is None and calls[-1] == ("x", True)
 
 
+def test_a_task_in_stages_counts_each_stage():
+    runner = TaskRunner(blocking=True)
+    seen = []
+    runner.status.observe(lambda ch: seen.append(ch["new"]), names="value")
+
+    def work(progress, cancel):
+        progress(64, 64)
+        progress.phase("Choosing ranges", "runs")
+        progress(3, 10)
+    runner.run("Calibrating", work, unit="samples")
+    assert any("Calibrating" in t and "64/64 samples" in t for t in seen)
+    assert any("Choosing ranges" in t and "3/10 runs" in t for t in seen)
+    assert runner.status.value.startswith("Calibrating: done")
+
+
 def test_cancel_keeps_what_the_task_reports_and_shows_the_reason():
     runner = TaskRunner(blocking=False)
     kept = []

@@ -52,4 +52,5 @@ class RangesMixin:
             raise WorkbenchError("Calibrate first: there are no ranges to explain.")
         self.range_sensitivity = range_sensitivity(self.evaluator, self.ranges, self.plan, samples=samples,
                                                    progress=progress, cancel=cancel)
+        self._notify(Event.SENSITIVITY)  # the app's table, histogram and graph show it
         return self.range_sensitivity

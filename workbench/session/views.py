@@ -61,6 +61,7 @@ class ViewsMixin:
         sens = {}
         if self.sensitivity_table is not None:
             sens = dict(zip(self.sensitivity_table["node"], self.sensitivity_table["rank"]))
+        cost = self._range_costs()
         rows = []
         for node, t in self._targets().items():
             tensor = t.activation_inputs[0] if t.activation_inputs else None
@@ -74,9 +75,17 @@ class ViewsMixin:
                         "manual": bool(r.override) if r else False,
                         "clipped_pct": 100 * self._clipped(tensor, r.amax) if r else None,
                         "sqnr_db": sqnr.get(node), "sensitivity_rank": sens.get(node),
+                        "range_sensitivity": cost.get(tensor, {}).get("cost_db"),
                         "precision": str(self.plan.precision(node)).upper() if self.plan else None})
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def _range_costs(self) -> dict:
+        """tensor -> row of the range sensitivity (``explain_ranges``): cost_db, sentence, ..."""
+        table = getattr(self, "range_sensitivity", None)
+        if table is None or not len(table) or "tensor" not in table.columns:
+            return {}
+        return {r["tensor"]: r for r in table.to_dict("records")}
 
     def _clipped(self, tensor: str, amax: float) -> float:
         from ..calib.algorithms import clipped_fraction
@@ -105,7 +114,8 @@ class ViewsMixin:
                 "max": float(c.absmax), "method": self.calib_settings.method,
                 "count": int(c.count), "zero_count": int(getattr(c, "zero_count", 0)),
                 "tensor_sqnr_db": histogram_sqnr_db(c.hist, c.bin_width, chosen,
-                                                    zero_count=int(getattr(c, "zero_count", 0)))}
+                                                    zero_count=int(getattr(c, "zero_count", 0))),
+                "range_sentence": self._range_costs().get(tensor, {}).get("sentence")}
 
     def _need_statistics(self, tensor: str, name: str | None = None) -> None:
         if self.stats is None:
@@ -162,7 +172,8 @@ class ViewsMixin:
     # ------------------------------------------------------------------ graph facts
     def graph_view(self) -> dict:
         """What the graph view colours and marks, per node of the model: precision (plan),
-        per-layer SQNR (last build), sensitivity (SQNR with only that node INT8), the tensors
+        per-layer SQNR (last build), sensitivity (SQNR with only that node INT8), range
+        sensitivity (output dB its input's threshold costs, after ``explain_ranges``), the tensors
         that get a Q/DQ pair on each node's inputs (the exporter's decision) and the producer
         of each tensor."""
         info = self._need_model()
@@ -185,6 +196,9 @@ class ViewsMixin:
         if self.sensitivity_table is not None and "sqnr_only_int8" in self.sensitivity_table:
             t = self.sensitivity_table
             out["sensitivity"] = {n: float(v) for n, v in zip(t["node"], t["sqnr_only_int8"])}
+        costs = self._range_costs()
+        out["range"] = {n: float(costs[self.tensor_of(n)]["cost_db"]) for n in self._targets()
+                        if self.tensor_of(n) in costs}
         return out
 
     # ------------------------------------------------------------------ live threshold preview

@@ -24,6 +24,7 @@ COLOR_MODES = {
     "precision": ("precision", None),
     "sqnr": ("per-layer SQNR of the last build [dB]", True),
     "sensitivity": ("output SQNR with only this node INT8 [dB]", True),
+    "range": ("output dB its input's threshold costs", False),
 }
 
 

@@ -81,6 +81,16 @@ def method_names(*, output_aware: bool = True) -> list:
     return list(METHODS)
 
 
+def is_output_aware(name: str) -> bool:
+    """Whether method ``name`` is chosen by the network's output (a search, not a histogram read)."""
+    entry = _registry_entries().get(name)
+    return bool(_field(entry, "output_aware")) if entry is not None else False
+
+
+#: the histogram method statistics are first read with before an output-aware search
+BASE_METHOD = str(getattr(_registry(), "BASE_METHOD", "mse"))
+
+
 def method_params(name: str) -> list:
     """The registry's parameters of method ``name`` (objects with name, default, lo, hi, help,
     integer); the percentile alone when there is no registry."""

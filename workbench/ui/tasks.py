@@ -157,7 +157,8 @@ class TaskRunner:
         """Run ``work(progress, cancel)`` with feedback; then ``done(result)`` if it succeeded.
 
         ``progress(done, total)`` moves the bar and the "done/total · rate · ETA" text (total
-        None: only the count); ``cancel`` is a ``threading.Event`` set by the Cancel button;
+        None: only the count); ``progress.phase(title, unit)`` starts a new stage with its own
+        count; ``cancel`` is a ``threading.Event`` set by the Cancel button;
         ``on_cancel(exc)`` runs when the task stopped on Cancel (e.g. to show a partial
         result). ``unit`` names what is counted.
         """
@@ -173,13 +174,23 @@ class TaskRunner:
         self.progress.bar_style = "info"
         self.clock = clock = ProgressClock(unit)
         self.status.value = f"{html.escape(title)}…"
+        step = {"title": title, "clock": clock}
 
         def progress(n, total=None):
-            clock.update(n, total)
+            c = step["clock"]
+            c.update(n, total)
             if total:
                 self.progress.max = max(int(total), 1)
             self.progress.value = min(int(n), self.progress.max)
-            self.status.value = f"<b>{html.escape(title)}</b>: {html.escape(clock.text())}"
+            self.status.value = f"<b>{html.escape(step['title'])}</b>: {html.escape(c.text())}"
+
+        def phase(name: str, unit_name: str = "") -> None:
+            """A new stage of the task: its own count, rate and ETA (``progress.phase(...)``)."""
+            step["title"], step["clock"] = name, ProgressClock(unit_name)
+            self.clock = step["clock"]
+            self.progress.value, self.progress.max = 0, 1
+            self.status.value = f"<b>{html.escape(name)}</b>…"
+        progress.phase = phase
 
         def body():
             try:

@@ -6,7 +6,7 @@ import inspect
 
 from ..._optional import require
 from ...session import Event
-from ..style import fmt_seconds, method_description, method_names, method_params
+from ..style import BASE_METHOD, fmt_seconds, is_output_aware, method_description, method_names, method_params
 from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
@@ -19,8 +19,8 @@ class CalibrationPanel(Panel):
     def __init__(self, ctx):
         super().__init__(ctx)
         c, d = self.session.calib_settings, self.session.data_settings
-        # output-aware methods ("auto") need a search the session runs as a task
-        names = method_names(output_aware=callable(getattr(self.session, "auto_ranges", None)))
+        # output-aware methods ("auto") are a search: the session runs it with progress and Cancel
+        names = method_names(output_aware="progress" in inspect.signature(self.session.set_method).parameters)
         self.method = w.Dropdown(options=names, value=c.method if c.method in names else names[0],
                                  description="Ranges", tooltip=self._method_tip(c.method),
                                  layout=w.Layout(width="190px"), style={"description_width": "48px"})
@@ -91,8 +91,14 @@ class CalibrationPanel(Panel):
         self._sync_params()
         if self._syncing:
             return
-        if self.session.stats is not None and not self.runner.busy:
-            self.runner.guard(self.session.set_method)(self.method.value, **self._settings())
+        if self.session.stats is None or self.runner.busy:
+            return
+        method, settings = self.method.value, self._settings()
+        if is_output_aware(method):  # a search over the evaluation data: a task
+            self.runner.run(f"Choosing {method} ranges", lambda progress, cancel: self.session.set_method(
+                method, progress=progress, cancel=cancel, **settings), unit="runs")
+        else:
+            self.runner.guard(self.session.set_method)(method, **settings)
 
     def calibrate(self) -> None:
         """Run calibration (collect or reuse statistics, then compute ranges) as a task."""
@@ -101,9 +107,19 @@ class CalibrationPanel(Panel):
         accepted = inspect.signature(s.calibrate).parameters
         extra = {k: v for k, v in self._settings().items() if k in accepted}
 
+        method = self.method.value
+        search = is_output_aware(method)
+
         def work(progress, cancel):
-            return s.calibrate(method=self.method.value, num_samples=samples, batch_size=self.batch.value,
-                               progress=progress, cancel=cancel, **extra)
+            # statistics first (with a histogram method), then the output-aware search if asked
+            first = BASE_METHOD if search else method
+            out = s.calibrate(method=first, num_samples=samples, batch_size=self.batch.value,
+                              progress=progress, cancel=cancel, **extra)
+            if search:
+                progress.phase(f"Choosing {method} ranges", "runs")
+                s.set_method(method, progress=progress, cancel=cancel,
+                             **{k: v for k, v in self._settings().items()})
+            return out
         self.runner.run("Calibrating", work, unit="samples")
 
     def refresh(self, event) -> None:

@@ -14,7 +14,8 @@ from .base import Panel
 w = require("ipywidgets", "workbench app", "ui")
 go = require("plotly.graph_objects", "workbench app", "ui", package="plotly")
 
-COLOR_CHOICES = (("precision", "precision"), ("per-layer SQNR", "sqnr"), ("sensitivity", "sensitivity"))
+COLOR_CHOICES = (("precision", "precision"), ("per-layer SQNR", "sqnr"), ("sensitivity", "sensitivity"),
+                 ("range sensitivity", "range"))
 SHOW_CHOICES = (("all nodes", "all"), ("quantizable only", "quantizable"))
 #: above this many nodes the view starts with the quantizable nodes only
 COLLAPSE_ABOVE = 300
@@ -28,7 +29,8 @@ class GraphPanel(Panel):
         super().__init__(ctx)
         self.color_by = w.Dropdown(options=COLOR_CHOICES, value="precision", description="Colour by",
                                    tooltip="precision in the plan; per-layer SQNR of the last build (red = low); "
-                                           "sensitivity: output SQNR with only that node INT8 (run the ranking first)",
+                                           "sensitivity: output SQNR with only that node INT8 (run the ranking first); "
+                                           "range sensitivity: what its input's threshold costs (Explain thresholds)",
                                    layout=w.Layout(width="230px", flex="0 0 auto"), style={"description_width": "64px"})
         self.color_by.add_class("wb-graph-color")
         self.show_nodes = w.Dropdown(options=SHOW_CHOICES, value="all", description="Show",
@@ -82,14 +84,15 @@ class GraphPanel(Panel):
                 return
         view = s.graph_view()
         mode = self.color_by.value
-        values = {"sqnr": view["sqnr"], "sensitivity": view["sensitivity"]}.get(mode)
+        values = {"sqnr": view["sqnr"], "sensitivity": view["sensitivity"], "range": view["range"]}.get(mode)
         details = {n: f"{len(h)} hidden node(s) on its inputs" for n, h in self.layout.hidden.items()}
         marks = graph_plot.qdq_marks(self.layout, view["qdq"], view["producer"])
         fig = graph_plot.graph_figure(self.layout, op_types=self._graph[1], precisions=view["precision"],
                                       values=values, color_by=mode, qdq=marks, selected=s.selected,
                                       details=details)
         self.figure.show(fig)
-        missing = {"sqnr": "no build yet: press Rebuild", "sensitivity": "no ranking yet: run the ranking"}
+        missing = {"sqnr": "no build yet: press Rebuild", "sensitivity": "no ranking yet: run the ranking",
+                   "range": "not explained yet: press Explain thresholds"}
         note = f" ({missing[mode]})" if values is not None and not values else ""
         self.info.value = (f"<span style='font-size:12px'>{len(self.layout.nodes)} nodes shown, "
                            f"{len(marks)} Q/DQ pairs{html.escape(note)}. Drag to pan, scroll to zoom.</span>")

@@ -43,7 +43,7 @@ def preview_html(p: dict) -> str:
 
 class HistogramPanel(Panel):
     name, title = "histogram", "Histogram"
-    events = frozenset({Event.SELECTION, Event.RANGES, Event.PLAN, Event.MODEL})
+    events = frozenset({Event.SELECTION, Event.RANGES, Event.PLAN, Event.MODEL, Event.SENSITIVITY})
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -205,7 +205,8 @@ class HistogramPanel(Panel):
         self.caption.value = (
             f"<b>{node}</b> reads <code>{html.escape(d['tensor'])}</code>: max |x| {fmt_num(d['max'])}, "
             f"amax <b>{fmt_num(d['chosen'])}</b> ({html.escape(source)}), clipped {fmt_pct(d['clipped'])}, "
-            f"tensor SQNR {fmt_num(d.get('tensor_sqnr_db'), 3)} dB")
+            f"tensor SQNR {fmt_num(d.get('tensor_sqnr_db'), 3)} dB"
+            + (f"; {html.escape(d['range_sentence'])}" if d.get("range_sentence") else ""))
 
     def refresh(self, event) -> None:
         self.redraw()

@@ -59,7 +59,14 @@ class SearchPanel(Panel):
                              layout=w.Layout(width="auto", flex="0 0 auto"))
         self.auto.add_class("wb-auto")
         self.auto.on_click(lambda _: self.run_auto())
-        self.busy_controls = [self.sensitivity, self.auto]
+        self.explain = w.Button(description="Explain thresholds", icon="question-circle",
+                                tooltip="for each INT8 input tensor, what its threshold costs at the output (cancellable)",
+                                layout=w.Layout(width="auto", flex="0 0 auto"))
+        self.explain.add_class("wb-explain")
+        self.explain.on_click(lambda _: self.run_explain())
+        if not callable(getattr(self.session, "explain_ranges", None)):
+            self.explain.layout.display = "none"
+        self.busy_controls = [self.sensitivity, self.auto, self.explain]
         self.info = w.HTML()
         self.info.add_class("wb-auto-info")
         self.ranking = DataTable(height=210, columns=[{"key": k, "label": label, "tooltip": tip,
@@ -72,7 +79,7 @@ class SearchPanel(Panel):
         self.curve.add_class("wb-auto-curve")
         row = dict(align_items="center", flex_flow="row wrap")
         self.widget = w.VBox([
-            w.HBox([self.sensitivity, self.samples, self.target, self.auto], layout=w.Layout(**row)),
+            w.HBox([self.sensitivity, self.samples, self.target, self.auto, self.explain], layout=w.Layout(**row)),
             self.info,
             w.GridBox([w.VBox([self.ranking, self.note], layout=w.Layout(min_width="0")), self.curve],
                       layout=w.Layout(grid_template_columns="minmax(0, 3fr) minmax(0, 2fr)", grid_gap="10px",
@@ -98,6 +105,19 @@ class SearchPanel(Panel):
         self.runner.run("Ranking layers by sensitivity",
                         lambda progress, cancel: self.session.run_sensitivity(
                             samples=samples, progress=progress, cancel=cancel), unit="nodes")
+
+    def run_explain(self) -> None:
+        samples = int(self.samples.value)
+
+        def done(table):
+            worst = table.iloc[0] if len(table) else None
+            self.info.value = ("<span style='font-size:12px'>" + (
+                f"{len(table)} thresholds explained; the costliest: <b>{html.escape(str(worst['tensor']))}</b>, "
+                f"{html.escape(str(worst['sentence']))}. The layer table's 'range sens.' column and the graph's "
+                "'range sensitivity' colours show them all." if worst is not None else "nothing to explain")
+                + "</span>")
+        self.runner.run("Explaining thresholds", lambda progress, cancel: self.session.explain_ranges(
+            samples=samples, progress=progress, cancel=cancel), done=done, unit="runs")
 
     def run_auto(self) -> None:
         s = self.session
