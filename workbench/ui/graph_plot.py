@@ -128,7 +128,9 @@ def graph_figure(
     traces.append(dict(
         type="scatter", x=xs, y=ys, customdata=nodes, mode="markers+text" if show_labels else "markers", meta="nodes",
         text=text if show_labels else None,
-        textposition="top center", textfont=dict(size=9, color="#555"), marker=marker, showlegend=False,
+        # neighbouring layers' labels alternate above and below, so they do not run into each other
+        textposition=[("top center" if layout.layer[n] % 2 == 0 else "bottom center") for n in nodes],
+        textfont=dict(size=9, color="#555"), marker=marker, showlegend=False,
         hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
     sel = [n for n in nodes if n == selected]
     traces.append(dict(type="scatter", x=[layout.x[n] for n in sel], y=[layout.y[n] for n in sel],
@@ -189,5 +191,5 @@ def _scale_color(scale: str, v, lo: float, hi: float) -> str:
 
 def _short(op: str) -> str:
     return {"Conv": "Conv", "Clip": "Clip", "GlobalAveragePool": "GAP", "ReduceMean": "Mean",
-            "BatchNormalization": "BN", "MatMul": "MM", "Softmax": "SM", "Reshape": "Rsh",
-            "Transpose": "T"}.get(op, op[:5])
+            "BatchNormalization": "BN", "LayerNormalization": "LN", "MatMul": "MM", "Softmax": "SM",
+            "Reshape": "Rsh", "Transpose": "T"}.get(op, op[:5])
