@@ -346,13 +346,21 @@ def calibrate_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=
     """
     from .plan import PrecisionPlan
     from .range_checks import check_method, check_ranges, score_methods
+    from .scoring import ObjectiveUndefined
 
     if registry.get_method(method).output_aware:
         if evaluator is None:
             raise WorkbenchError("The 'auto' range method judges each tensor's amax by the network's output: "
                                  "it needs held-out samples (evaluation data, or calibration samples held out).")
-        res = auto_ranges(evaluator, stats, plan, params=params, objective=objective, samples=samples,
-                          held_out=held_out, calibration_data=calibration_data, progress=progress, cancel=cancel)
+        try:
+            res = auto_ranges(evaluator, stats, plan, params=params, objective=objective, samples=samples,
+                              held_out=held_out, calibration_data=calibration_data, progress=progress,
+                              cancel=cancel)
+        except ObjectiveUndefined as exc:  # e.g. NaN inputs the user allowed: no output to judge by
+            base = registry.BASE_METHOD
+            fallback = calibrate_ranges(stats, base, params=params)
+            return Calibration(fallback.ranges, [f"{exc} Using '{base}' ranges instead of 'auto'."]
+                               + fallback.notes, None, None)
         return Calibration(res.ranges, res.notes, res, res.method_scores)
     ranges = compute_ranges(stats, method, params=params)
     scores = None

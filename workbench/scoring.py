@@ -47,6 +47,10 @@ def cancelled(cancel) -> bool:
     return cancel.is_set() if hasattr(cancel, "is_set") else bool(cancel())
 
 
+class ObjectiveUndefined(WorkbenchError):
+    """The objective is NaN on the samples (e.g. NaN inputs): no candidate can be ranked."""
+
+
 class Objective:
     """What a search maximises: ``"sqnr"`` (output SQNR in dB, the default), ``"metric"`` (the
     evaluator's user metric), or a :class:`~workbench.metrics.Target` (its metric, in its
@@ -69,7 +73,10 @@ class Objective:
 
     def value(self, row: dict) -> float:
         v = row.get(self.key)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
+        if isinstance(v, float) and math.isnan(v):
+            raise ObjectiveUndefined(f"The objective '{self.label}' is not a number on these samples (NaN/Inf "
+                                     "in the FP32 or quantized outputs), so candidates cannot be compared.")
+        if v is None:
             raise WorkbenchError(f"The objective '{self.label}' needs '{self.key}', which this evaluation "
                                  f"does not give (it has: {', '.join(sorted(row))}).")
         return float(v)

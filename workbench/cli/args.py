@@ -240,9 +240,8 @@ class CalibArgs:
         outcome (guard warnings, the search) is kept in ``self.outcome`` and printed."""
         import warnings
 
-        from ..collect import collect_statistics
         from ..errors import StaleError
-        from ..ranges import Ranges, compute_ranges
+        from ..ranges import Ranges
 
         if getattr(args, "ranges", None):
             ranges = Ranges.load(args.ranges)
@@ -285,11 +284,11 @@ class CalibArgs:
             evaluator = Evaluator(model, held, batch_size=args.batch_size, metric_fn=metric_fn)
             if held_out_from_histograms(hist_data, held):
                 held_out = "calibration samples held out from the histograms"
-                print(f"note: no --eval-data; 'auto' judges ranges on {len(held)} calibration samples held out "
-                      f"from the histograms (statistics from the other {len(hist_data)}).")
+                print(f"note: no --eval-data; 'auto' judges ranges on {evaluator.num_samples} calibration samples "
+                      "held out from the histograms (statistics from the others).")
             else:
                 held_out = "calibration samples (too few to hold any out: optimistic)"
-                print(f"note: no --eval-data and only {len(held)} calibration samples; 'auto' judges ranges on "
+                print(f"note: no --eval-data and only {evaluator.num_samples} calibration samples; 'auto' judges ranges on "
                       "the samples the histograms come from (optimistic). Give --eval-data.")
         if statistics:
             stats = Statistics.load(statistics, model.fingerprint(), hist_data.fingerprint())
