@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from .backend_args import BackendArgs  # noqa: F401 - the backends' argument group (--backend, --trt-flavor)  # noqa: F401 (re-exported: the CLI groups live here)
+from .backend_args import BackendArgs  # noqa: F401 - the backends' argument group (--backend, --trt-flavor)
 
 
 class PreprocessArgs:
