@@ -253,7 +253,8 @@ def layer_error_figure(
     default = "Per-layer SQNR of the last build" + (" (click a bar to select the layer)" if interactive else "")
     layout = dict(
         title=dict(text=title or default, font=dict(size=13)),
-        xaxis=dict(title="layer (graph order)", autorange=True), yaxis=dict(title=metric, autorange=True),
+        xaxis=dict(title="layer (graph order)", autorange=True),
+        yaxis=dict(title={"sqnr_db": "SQNR [dB]"}.get(metric, metric), autorange=True),
         margin=_MARGIN, height=height, clickmode="event", autosize=True,
     )
     return go.Figure(data=[bars], layout=layout)

@@ -105,17 +105,14 @@ def tradeoff_figure(
     xlo, xhi, _ = fitted_range(df[x].astype(float))
     frac = y in FRACTION_METRICS
     ylo, yhi, zoomed = fitted_range(df[y].astype(float), fraction=frac)
-    notes = []
-    if zoomed:
-        notes.append(dict(x=0, y=0, xref="paper", yref="paper", xanchor="left", yanchor="bottom", showarrow=False,
-                          text=f"zoomed: the axis starts at {ylo:.3g}, not 0", font=dict(size=10, color="#666")))
+    # a zoomed fraction axis says where it starts, in its title (nothing drawn over the points)
+    y_title = AXIS_LABELS.get(y, y) + (f" (zoomed: from {ylo:.3g}, not 0)" if zoomed else " (0–1)" if frac else "")
     hint = " (click a point to pick it)" if interactive else ""
     layout = dict(
         title=dict(text=title or f"{AXIS_LABELS.get(y, y)} vs {AXIS_LABELS.get(x, x)}{hint}", font=dict(size=13)),
         xaxis=dict(title=AXIS_LABELS.get(x, x), range=[xlo, xhi], autorange=False),
-        yaxis=dict(title=AXIS_LABELS.get(y, y) + (" (0–1)" if frac and not zoomed else ""), range=[ylo, yhi],
-                   autorange=False),
-        annotations=notes, showlegend=False, margin=_MARGIN, height=height, autosize=True,
+        yaxis=dict(title=dict(text=y_title, font=dict(size=11)), range=[ylo, yhi], autorange=False),
+        showlegend=False, margin=_MARGIN, height=height, autosize=True,
     )
     fig = go.Figure(data=traces, layout=layout)
     return fig

@@ -92,7 +92,7 @@ class HistoryPanel(Panel):
 
             table = pd.DataFrame({"build": [], x: [], y: []})
         label = plots.AXIS_LABELS
-        title = f"builds: {label.get(y, y)} vs {label.get(x, x)} (click a point to pick it)"
+        title = f"builds: {label.get(y, y)} (click a point to pick it)"
         return plots.tradeoff_figure(table, x=x, y=y, highlight=s.history[-1].id if s.history else None,
                                      connect=False, height=250, title=title)
 

@@ -129,7 +129,9 @@ class ResultsPanel(Panel):
             if ok:
                 options.append((entry.label, entry.name))
             if not ok or not runs:
-                short = (why if ok else reason).split(" (")[0].split(": running")[0]
+                text = why if ok else reason
+                short = "builds only (no GPU)" if "build only" in text else \
+                    text.split(" (")[0].split(": running")[0]
                 notes.append(f"<span style='font-size:11px;color:#666' title='{html.escape(why if ok else reason)}'>"
                              f"{html.escape(entry.label)}: {html.escape(short)}</span>")
         return options or [("ONNX Runtime", "ort")], " ".join(notes)
@@ -144,16 +146,16 @@ class ResultsPanel(Panel):
         s = self.session
         reasons = s.staleness()
         if not s.history:
-            self.stale.value = ("<span class='wb-stale-badge' data-state='none'>No build yet: press Rebuild to "
-                                "compare the quantized model with FP32.</span>")
+            self.stale.value = ("<span class='wb-stale-badge' data-state='none' title='press Rebuild to compare the "
+                                "quantized model with FP32'>no build yet</span>")
         elif reasons:
             self.stale.value = ("<span class='wb-stale-badge' data-state='stale' title='"
-                                + html.escape("; ".join(reasons)) + "'>⚠ Results out of date: "
+                                + html.escape("; ".join(reasons)) + "'>⚠ out of date: "
                                 + html.escape(reasons[0]) + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else "")
                                 + "</span>")
         else:
-            self.stale.value = (f"<span class='wb-stale-badge' data-state='fresh'>✓ Results are for the current "
-                                f"plan (build {s.history[-1].id}).</span>")
+            self.stale.value = (f"<span class='wb-stale-badge' data-state='fresh' title='the results below are for "
+                                f"the current plan and ranges'>✓ up to date (build {s.history[-1].id})</span>")
         self.rebuild.button_style = "danger" if reasons else "primary"
         if s.history:
             prev = s.history[-2] if len(s.history) > 1 else None

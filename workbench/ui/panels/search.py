@@ -149,7 +149,7 @@ class SearchPanel(Panel):
         y = r.target.key if r.target.key in r.curve.columns else "sqnr_db"
         fig = plots.tradeoff_figure(r.curve, x="n_int8", y=y, label="n_fallback", chosen="chosen",
                                     height=240,
-                                    title=f"search: {plots.AXIS_LABELS.get(y, y)} vs INT8 nodes (star = chosen plan)")
+                                    title="automatic search (star = the chosen plan)")
         self.curve.show(fig)
 
     def refresh(self, event) -> None:
