@@ -177,6 +177,19 @@ TRUNCATED_JS = """() => {
   return cut;
 }"""
 
+UNLABELLED_JS = """() => {
+  const bad = [];
+  for (const el of document.querySelector('.wb-app').querySelectorAll('button, input, select')) {
+    if (el.offsetParent === null || el.closest('.wb-plot-div') || el.closest('.modebar')) continue;
+    const box = el.closest('.widget-inline-hbox, .jupyter-widgets, .wb-drag-slider') || el.parentElement;
+    const label = box && box.querySelector('.widget-label, label');
+    const ok = el.textContent.trim() || el.title || el.getAttribute('aria-label') || el.placeholder
+               || (label && label.textContent.trim() && label.style.display !== 'none') || el.closest('[title]');
+    if (!ok) bad.push(el.tagName + ' ' + (el.className || '') + ' in ' + (box ? box.className : '?'));
+  }
+  return bad;
+}"""
+
 PLOT_JS = """(cls) => {
   const gd = document.querySelector('.' + cls + ' .wb-plot-div');
   if (!gd || !gd._fullLayout) return null;
@@ -237,6 +250,7 @@ def test_quickstart_in_jupyterlab(tmp_path, sample_model_path):
             page.locator(".wb-main").scroll_into_view_if_needed()
             page.screenshot(path=str(RESULTS / "browser_app_1400x900.png"))
             assert page.evaluate(TRUNCATED_JS) == []
+            assert page.evaluate(UNLABELLED_JS) == []  # every control has a label or a tooltip
 
             # every threshold line and the data's max inside the histogram's x-range
             hist = page.evaluate(PLOT_JS, "wb-histogram")

@@ -64,12 +64,14 @@ class HistogramPanel(Panel):
         # the slider moves in shares of the histogram's range (a fixed 0-1 scale: changing a
         # slider's range from Python races with the browser snapping its old value); the box
         # next to it holds the threshold itself and can be typed into
-        self.position = DragSlider(description="Try amax",
+        self.position = DragSlider(description="Try",
                                    tooltip="drag to see what another threshold would change, then Set",
                                    layout=w.Layout(flex="1 1 200px", min_width="180px"))
         self.position.add_class("wb-threshold-slider")
-        self.threshold = w.FloatText(value=1.0, tooltip="the threshold to try (type a value or drag)",
-                                     layout=w.Layout(width="90px", flex="0 0 auto"))
+        self.threshold = w.FloatText(value=1.0, description="amax",
+                                     tooltip="the threshold to try (type a value or drag)",
+                                     layout=w.Layout(width="130px", flex="0 0 auto"),
+                                     style={"description_width": "36px"})
         self.threshold.add_class("wb-threshold")
         self._top = 1.0
         self.apply = w.Button(description="Set threshold", icon="check", button_style="warning",
@@ -195,11 +197,13 @@ class HistogramPanel(Panel):
         self.figure.show(fig)
         self.data = d
         self._enable(True)
-        top = max([d["max"], d["chosen"], *[v for v in d["amax_by_method"].values() if v and math.isfinite(v)]]) * 1.04
-        self._top = top or 1.0
+        # the slider spans the plot's whole range (one rule: plots.histogram_x_range)
+        self._top = plots.histogram_x_range("all", data_max=d["max"], chosen=d["chosen"],
+                                            thresholds=[d["chosen"], *d["amax_by_method"].values()])[1]
         self._show_value(amax=d["chosen"], position=d["chosen"] / self._top)
-        self.preview.value = ("<span class='wb-preview-text' style='color:#666'>drag <b>Try amax</b> to see the "
-                              "clipped share, this tensor's error and the output SQNR change before setting it"
+        self.preview.value = ("<span class='wb-preview-text' style='color:#666'>drag <b>Try</b> (or type an amax) "
+                              "to see the clipped share, this tensor's error and the output SQNR change before "
+                              "setting it"
                               "</span>")
         node = html.escape(d["node"] or "")
         self.caption.value = (
