@@ -11,6 +11,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import InternalError
+from ..graph import unique_name
 
 
 class Rewriter:
@@ -26,11 +27,7 @@ class Rewriter:
         self.replaced: set[str] = set()    # constants with a substitute (dropped when unused)
 
     def unique(self, base: str) -> str:
-        name, k = base, 1
-        while name in self.used:
-            name, k = f"{base}_{k}", k + 1
-        self.used.add(name)
-        return name
+        return unique_name(self.used, base)
 
     def init(self, base: str, value) -> str:
         """Add an initializer (ndarray or cached TensorProto) under a fresh name."""

@@ -30,6 +30,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import InternalError
+from ..graph import unique_name
 from ..model import WEIGHTED_OPS
 from .parse import Structure
 from .qtypes import dequantize
@@ -87,11 +88,7 @@ class _Rewrite:
         self.half = any(t in _HALF for t in self.types.values())
 
     def unique(self, base: str) -> str:
-        name, k = base, 1
-        while name in self.used:
-            name, k = f"{base}_{k}", k + 1
-        self.used.add(name)
-        return name
+        return unique_name(self.used, base)
 
     def resolve(self, t: str) -> str:
         seen = set()
