@@ -249,7 +249,7 @@ def write_json(path, data: dict) -> None:
             return o.tolist()
         return str(o)
 
-    from workbench.outputs import write_text_result
+    from workbench.outputs.writer import write_text_result
 
     # through the output guard: never over the sample model or photos, atomic, locked
     write_text_result(path, json.dumps(data, indent=1, default=default), overwrite=True, what="benchmark JSON",

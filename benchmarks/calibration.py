@@ -10,7 +10,7 @@ time and peak memory of:
   read          loading the sample files only (the data cost every other row includes)
   ort_fp32      plain ONNX Runtime FP32 inference (all graph optimizations): the baseline
   ort_fp32_noopt  the same with graph optimizations off (what ORT's calibrators run)
-  ours          workbench.collect.collect_statistics (default tensors: inputs of INT8 nodes)
+  ours          workbench.calib.collect.collect_statistics (default tensors: inputs of INT8 nodes)
   ours_all      the same observing every float tensor (ORT's calibrators observe all of them)
   ort_minmax / ort_entropy / ort_percentile
                 onnxruntime.quantization create_calibrator + collect_data + compute_data
@@ -73,10 +73,10 @@ def child(args) -> dict:
     import onnxruntime  # noqa: F401
 
     if name.startswith("ours"):
-        from workbench.collect import collect_statistics, tensors_to_observe
+        from workbench.calib.collect import collect_statistics, tensors_to_observe
         from workbench.data import open_data
-        from workbench.model import ModelInfo
-        from workbench.ranges import compute_ranges
+        from workbench.graph.model import ModelInfo
+        from workbench.calib.ranges import compute_ranges
 
         model = ModelInfo.from_path(C.SAMPLE_MODEL)
     elif name.startswith("ort_") and name in ORT_METHODS:
@@ -321,7 +321,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory(prefix="wb_calib_bench_") if args.workdir is None else None
     work = Path(args.workdir or tmp.name)
     try:
-        from workbench.model import ModelInfo
+        from workbench.graph.model import ModelInfo
 
         t0 = time.perf_counter()
         paths = C.make_samples(work / "samples", max(counts), ModelInfo.from_path(C.SAMPLE_MODEL))

@@ -119,13 +119,13 @@ def realistic_models(quick: bool) -> list:
     sys.path.insert(0, str(C.REPO / "tests"))
     import realistic_models as R  # noqa: E402
 
-    from workbench.autorange import auto_ranges
-    from workbench.collect import collect_statistics
-    from workbench.evaluate import Evaluator
+    from workbench.search.autorange import auto_ranges
+    from workbench.calib.collect import collect_statistics
+    from workbench.evaluate.evaluator import Evaluator
     from workbench.export import build_quantized
-    from workbench.model import ModelInfo
-    from workbench.plan import PrecisionPlan
-    from workbench.ranges import METHODS, compute_ranges
+    from workbench.graph.model import ModelInfo
+    from workbench.precision.plan import PrecisionPlan
+    from workbench.calib.ranges import METHODS, compute_ranges
 
     out = []
     for kind, spec in R.MODELS.items():
@@ -172,7 +172,7 @@ def realistic_models(quick: bool) -> list:
 
 
 def R_sqnr(ref, got) -> float:
-    from workbench.metrics import sqnr_db
+    from workbench.evaluate.metrics import sqnr_db
 
     return sqnr_db(ref, got)
 
@@ -195,15 +195,15 @@ def main() -> None:
             C.write_json(args.json, report)
         return
 
-    from workbench.autorange import auto_ranges
-    from workbench.collect import collect_statistics
+    from workbench.search.autorange import auto_ranges
+    from workbench.calib.collect import collect_statistics
     from workbench.data import PRESETS, open_data
-    from workbench.evaluate import Evaluator
+    from workbench.evaluate.evaluator import Evaluator
     from workbench.export import build_quantized
-    from workbench.model import ModelInfo
-    from workbench.plan import PrecisionPlan
-    from workbench.ranges import METHODS, compute_ranges
-    from workbench.sensitivity import auto_mixed_precision
+    from workbench.graph.model import ModelInfo
+    from workbench.precision.plan import PrecisionPlan
+    from workbench.calib.ranges import METHODS, compute_ranges
+    from workbench.search.sensitivity import auto_mixed_precision
 
     print(f"Machine: {C.machine_line()} (shared: compare ratios within one run)")
     model = ModelInfo.from_path(C.SAMPLE_MODEL)

@@ -56,17 +56,17 @@ def main() -> None:
 
     import onnxruntime as ort
 
-    from workbench.autorange import auto_ranges
-    from workbench.collect import collect_statistics
+    from workbench.search.autorange import auto_ranges
+    from workbench.calib.collect import collect_statistics
     from workbench.data import PRESETS, open_data
-    from workbench.evaluate import Evaluator
+    from workbench.evaluate.evaluator import Evaluator
     from workbench.export import build_quantized
-    from workbench.holdout import SearchSet, extreme_samples
-    from workbench.model import ModelInfo
-    from workbench.plan import PrecisionPlan
-    from workbench.ranges import compute_ranges
-    from workbench.scoring import PlanScorer
-    from workbench.sensitivity import auto_mixed_precision, sensitivity
+    from workbench.search.holdout import SearchSet, extreme_samples
+    from workbench.graph.model import ModelInfo
+    from workbench.precision.plan import PrecisionPlan
+    from workbench.calib.ranges import compute_ranges
+    from workbench.search.scoring import PlanScorer
+    from workbench.search.sensitivity import auto_mixed_precision, sensitivity
 
     print(f"Machine: {C.machine_line()} (shared: compare ratios within one run)")
     model = ModelInfo.from_path(C.SAMPLE_MODEL)

@@ -77,7 +77,7 @@ def main() -> int:
     ap.add_argument("--method", default="mse")
     args = ap.parse_args()
 
-    from workbench.evaluate import first_samples
+    from workbench.evaluate.evaluator import first_samples
     from workbench.ui.app import Workbench
     from workbench.ui.panels.graph import GraphPanel
 

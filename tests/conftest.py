@@ -26,3 +26,63 @@ def sample_model_path():
     if not SAMPLE_MODEL.exists():
         pytest.fail(f"sample model missing: {SAMPLE_MODEL} (run sample_data/make_sample_model.py)")
     return SAMPLE_MODEL
+
+
+# ----------------------------------------------------------------------------- exact semantics
+# Every numeric judgement of a quantized model uses exact ONNX semantics (ONNX Runtime with graph
+# optimizations off). ONNX Runtime's optimized CPU path fuses Q/DQ into u8s8 kernels whose results
+# depend on the CPU (they saturate without VNNI), so a test judged on it passes on one machine and
+# fails on another. This guard fails any test that opens a quantized model with optimizations on,
+# unless the session is deliberately on the deployed path (workbench.graph.semantics.deployed_path:
+# latency, the cpu_uint8 file as deployed).
+QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+             "MatMulInteger", "DynamicQuantizeLinear", "QLinearAdd", "QLinearMul"}
+
+
+def quantized_ops(model) -> set:
+    """The quantization ops of ``model`` (a path, serialized bytes or ModelProto)."""
+    import onnx
+
+    if isinstance(model, (bytes, bytearray)):
+        proto = onnx.load_from_string(bytes(model))
+    elif isinstance(model, onnx.ModelProto):
+        proto = model
+    else:
+        proto = onnx.load(str(model), load_external_data=False)
+    ops = {n.op_type for n in proto.graph.node}
+    for f in proto.functions:
+        ops |= {n.op_type for n in f.node}
+    return ops & QUANT_OPS
+
+
+def optimized_judgement(model, sess_options) -> str | None:
+    """Why opening ``model`` with ``sess_options`` outside the deployed path is refused, or None."""
+    import onnxruntime as ort
+
+    from workbench.graph.semantics import deployed_path_active
+
+    level = sess_options.graph_optimization_level if sess_options is not None else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL or deployed_path_active():
+        return None
+    ops = quantized_ops(model)
+    if not ops:
+        return None
+    return (f"a quantized model ({', '.join(sorted(ops))}) was opened with ONNX Runtime optimizations on "
+            f"({level}): its numbers depend on the CPU's kernels. Judge with exact semantics "
+            "(ORT_DISABLE_ALL) or open it inside workbench.graph.semantics.deployed_path().")
+
+
+@pytest.fixture(autouse=True)
+def _exact_semantics_guard(monkeypatch):
+    import onnxruntime as ort
+
+    original = ort.InferenceSession.__init__
+
+    def guarded(self, path_or_bytes, sess_options=None, *args, **kwargs):
+        why = optimized_judgement(path_or_bytes, sess_options)
+        if why:
+            raise AssertionError(why)
+        return original(self, path_or_bytes, sess_options, *args, **kwargs)
+
+    monkeypatch.setattr(ort.InferenceSession, "__init__", guarded)
+    yield

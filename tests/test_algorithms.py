@@ -263,8 +263,8 @@ def pytorch_quantization_entropy(calib_hist, calib_bin_edges, num_bits=8, unsign
 def realistic_histograms():
     """Histograms of the ReLU6 classifier and the detector of tests/realistic_models.py."""
     import realistic_models as R
-    from workbench.collect import collect_statistics
-    from workbench.model import ModelInfo
+    from workbench.calib.collect import collect_statistics
+    from workbench.graph.model import ModelInfo
 
     out = {}
     for kind, tensors in (("classifier", ("dw3", "project")), ("detector", ("enc1",))):

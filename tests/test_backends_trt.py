@@ -422,7 +422,7 @@ def test_load_engine_info_inputs(tmp_path):
 def _ranges(model, x):
     """amax per float tensor from one ONNX Runtime run (enough for a test engine)."""
     from workbench.backends import OrtRunner
-    from workbench.model import ModelInfo
+    from workbench.graph.model import ModelInfo
 
     names = sorted(ModelInfo(model).float_tensors())
     outs = OrtRunner(model, output_names=names, threads=1).infer({"input": x})
@@ -432,8 +432,8 @@ def _ranges(model, x):
 
 def _qdq_small_cnn(x):
     from workbench.export import build_quantized
-    from workbench.model import ModelInfo
-    from workbench.plan import PrecisionPlan
+    from workbench.graph.model import ModelInfo
+    from workbench.precision.plan import PrecisionPlan
 
     model = tiny_models.small_cnn()
     info = ModelInfo(model)

@@ -4,16 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.cache import (
-    CalibrationCache,
-    compare_cache,
-    format_calibration_cache,
-    hex_to_scale,
-    parse_calibration_cache,
-    read_calibration_cache,
-    scale_to_hex,
-    write_calibration_cache,
-)
+from workbench.backends.trt_cache import CalibrationCache, compare_cache, format_calibration_cache, hex_to_scale, parse_calibration_cache, read_calibration_cache, scale_to_hex, write_calibration_cache
 from workbench.errors import WorkbenchError
 
 
@@ -134,9 +125,9 @@ def test_compare_cache_reports_missing_and_extra():
 def test_stale_caches_are_refused(tmp_path):
     """A cache for another network (provenance or tensor names) or other data is never reused."""
     import tiny_models
-    from workbench.cache import check_calibration_cache, write_calibration_cache
+    from workbench.backends.trt_cache import check_calibration_cache, write_calibration_cache
     from workbench.errors import StaleError
-    from workbench.model import ModelInfo
+    from workbench.graph.model import ModelInfo
 
     info = ModelInfo(tiny_models.small_cnn())
     other = ModelInfo(tiny_models.small_cnn(seed=7))  # same tensor names, other weights

@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 import tiny_models
-from workbench.cache import read_calibration_cache
+from workbench.backends.trt_cache import read_calibration_cache
 from workbench.cli import main
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]

@@ -6,12 +6,12 @@ import onnx
 import pytest
 
 import tiny_models
-from workbench.collect import NonFiniteActivationWarning, collect_statistics, tensors_to_observe
+from workbench.calib.collect import NonFiniteActivationWarning, collect_statistics, tensors_to_observe
 from workbench.data import open_data
 from workbench.errors import Cancelled, StaleError, WorkbenchError
-from workbench.model import ModelInfo
-from workbench.ranges import Ranges, compute_ranges
-from workbench.stats import Statistics
+from workbench.graph.model import ModelInfo
+from workbench.calib.ranges import Ranges, compute_ranges
+from workbench.calib.stats import Statistics
 
 
 def _npy_folder(tmp_path, arrays, name="arr"):

@@ -5,7 +5,7 @@ from PIL import Image
 import tiny_models
 from workbench.data import ImagePreprocess, PRESETS, open_data
 from workbench.errors import WorkbenchError
-from workbench.model import ModelInfo
+from workbench.graph.model import ModelInfo
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ import onnxruntime as ort
 import pytest
 
 import tiny_models
-from workbench.emulate import SwitchableModel, fake_quant_weight
+from workbench.evaluate.emulate import SwitchableModel, fake_quant_weight
 from workbench.errors import WorkbenchError
 from workbench.export import build_quantized
-from workbench.model import ModelInfo
-from workbench.plan import PrecisionPlan
-from workbench.ranges import TensorRange
+from workbench.graph.model import ModelInfo
+from workbench.precision.plan import PrecisionPlan
+from workbench.calib.ranges import TensorRange
 
 
 def _ranges(info, x):
@@ -93,9 +93,9 @@ def test_fp16_base_plans_match_the_export(model):
 @pytest.mark.slow
 def test_emulation_is_bit_exact_on_the_sample(sample_model_path):
     """On EfficientNet-Lite0 (residual Adds, ReLU6, depthwise convs) with INT8 and FP16 mixed."""
-    from workbench.collect import collect_statistics
+    from workbench.calib.collect import collect_statistics
     from workbench.data import PRESETS, open_data
-    from workbench.ranges import compute_ranges
+    from workbench.calib.ranges import compute_ranges
 
     info = ModelInfo.from_path(sample_model_path)
     folder = sample_model_path.parent
@@ -119,8 +119,8 @@ def test_emulation_is_bit_exact_on_the_sample(sample_model_path):
 
 def _realistic(kind):
     import realistic_models as R
-    from workbench.collect import collect_statistics
-    from workbench.ranges import compute_ranges
+    from workbench.calib.collect import collect_statistics
+    from workbench.calib.ranges import compute_ranges
 
     spec = R.MODELS[kind]
     info = ModelInfo(spec.build())

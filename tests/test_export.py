@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import struct
-import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,19 +13,25 @@ from onnx import TensorProto, helper, numpy_helper
 import tiny_models as tm
 from workbench.errors import WorkbenchError
 from workbench.export import build, build_quantized, engine_build_commands, export_model
-from workbench.model import ModelInfo
-from workbench.plan import Precision, PrecisionPlan
+from workbench.graph.model import ModelInfo
+from workbench.graph.semantics import deployed_path
+from workbench.precision.plan import Precision, PrecisionPlan
 
 RNG = np.random.default_rng(1)
 
 
 # ----------------------------------------------------------------------------- helpers
 def session(model, optimized_path=None):
+    """Exact ONNX semantics (no fused kernels); ``optimized_path``: write what ONNX Runtime's
+    deployed path makes of the graph (all optimizations) there instead, to inspect its fusions."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.log_severity_level = 3
     if optimized_path:
         so.optimized_model_filepath = str(optimized_path)
+        with deployed_path():
+            return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
@@ -431,21 +436,15 @@ def test_engine_build_commands_quote_paths():
 
 # --------------------------------------------------------------------------- sample model
 @pytest.mark.slow
-def test_sample_model_build_time(sample_model_path):
+def test_sample_model_builds_every_variant(sample_model_path):
+    """(Build time is measured by benchmarks/ui_responsiveness.py, not asserted here.)"""
     info = ModelInfo.from_path(sample_model_path)
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 224, 224)).astype(np.float32)
     ranges = observed_ranges(info.model, {"input": x})
-    timings = {}
     for base in ("fp32", "fp16"):
         plan = PrecisionPlan.default(info, base)
         for variant in ("trt", "ort", "cpu_uint8"):
-            build_quantized(info, ranges, plan, variant=variant)  # warm the per-model cache
-            t = time.perf_counter()
-            model = build_quantized(info, ranges, plan, variant=variant)
-            timings[(base, variant)] = time.perf_counter() - t
-            onnx.checker.check_model(model)
-    print({k: f"{v * 1000:.0f} ms" for k, v in timings.items()})
-    assert max(timings.values()) < 0.5
+            onnx.checker.check_model(build_quantized(info, ranges, plan, variant=variant))
     plan = PrecisionPlan.default(info)
     assert len(plan.int8_nodes()) == 59  # 49 Conv + 9 residual Add + 1 Gemm
     model = build_quantized(info, ranges, plan, variant="ort")

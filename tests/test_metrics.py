@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.metrics import Target, compare_outputs, cosine, sqnr_db, topk_agreement
+from workbench.evaluate.metrics import Target, compare_outputs, cosine, sqnr_db, topk_agreement
 
 
 def test_sqnr_and_cosine_on_known_inputs():

@@ -4,7 +4,7 @@ import pytest
 
 import tiny_models
 from workbench.errors import WorkbenchError
-from workbench.model import ModelInfo, load_model
+from workbench.graph.model import ModelInfo, load_model
 
 
 def test_missing_corrupt_and_empty_files_name_the_file(tmp_path):

@@ -26,7 +26,7 @@ def test_core_imports_and_runs_without_ui_and_tensorrt(tmp_path):
         import workbench
         from workbench import (ModelInfo, open_data, collect_statistics, compute_ranges, PrecisionPlan,
                                build_quantized, Evaluator, Session)
-        import workbench.cli, workbench.backends, workbench.backends.trt, workbench.sensitivity
+        import workbench.cli, workbench.backends, workbench.backends.trt, workbench.search.sensitivity
         folder = {str(tmp_path)!r}
         for i in range(4):
             np.save(folder + f'/{{i}}.npy', np.random.rand(3, 16, 16).astype(np.float32))

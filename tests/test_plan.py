@@ -10,8 +10,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import tiny_models as tm
 from workbench.errors import WorkbenchError
-from workbench.model import ModelInfo
-from workbench.plan import Precision, PrecisionPlan
+from workbench.graph.model import ModelInfo
+from workbench.precision.plan import Precision, PrecisionPlan
 
 
 @pytest.fixture

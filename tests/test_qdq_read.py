@@ -14,9 +14,9 @@ import qdq_models
 import tiny_models
 from workbench.errors import WorkbenchError
 from workbench.imported import is_qdq_model, read_qdq_model
-from workbench.model import ModelInfo
-from workbench.plan import PrecisionPlan
-from workbench.ranges import TensorRange
+from workbench.graph.model import ModelInfo
+from workbench.precision.plan import PrecisionPlan
+from workbench.calib.ranges import TensorRange
 
 
 def run_exact(model, feed: dict, outputs=None) -> dict:
@@ -274,7 +274,7 @@ def test_int4_blocked_weights_dequantized_exactly():
 # --------------------------------------------------------------------------- clipping against data
 def test_clipping_of_a_too_small_model_scale_is_reported_with_data():
     realistic = pytest.importorskip("realistic_models")
-    from workbench.collect import collect_statistics
+    from workbench.calib.collect import collect_statistics
 
     fp32, qat, acts, weights = qat_small_cnn()
     qm = read_qdq_model(qat)

@@ -82,8 +82,8 @@ def test_ort_uint8_becomes_symmetric_int8_covering_the_same_range(tmp_path):
 
 def test_model_source_in_ranges_and_plan_overrides():
     realistic = pytest.importorskip("realistic_models")
-    from workbench.collect import collect_statistics
-    from workbench.ranges import compute_ranges
+    from workbench.calib.collect import collect_statistics
+    from workbench.calib.ranges import compute_ranges
 
     _, qat, acts, _ = qat_small_cnn(dtype=TensorProto.INT8)
     qm = read_qdq_model(qat)

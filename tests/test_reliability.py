@@ -222,7 +222,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(ws):
 
 
 def test_interrupt_or_failure_between_files_leaves_nothing(ws, capsys, monkeypatch):
-    from workbench import ranges as ranges_mod
+    from workbench.calib import ranges as ranges_mod
 
     def boom(self, path):
         raise KeyboardInterrupt
@@ -362,7 +362,7 @@ def test_parent_of_the_output_is_a_file(ws, capsys):
 
 # --------------------------------------------------------------------------- plain mistakes
 def _no_collection(monkeypatch):
-    from workbench import collect
+    from workbench.calib import collect
 
     def refuse(*a, **k):
         raise AssertionError("the arguments should have been refused before any collection")
@@ -607,9 +607,9 @@ def test_existing_qdq_refusal_names_the_cli_flag(ws, capsys):
     assert main(["quantize", str(ws.model), "--data", str(ws.data), "--ranges", str(ws.root / "cal" / "ranges.json"),
                  "-o", str(ws.root / "q.onnx")]) == 0
     from workbench.export.build import build
-    from workbench.model import ModelInfo
-    from workbench.plan import PrecisionPlan
-    from workbench.ranges import Ranges
+    from workbench.graph.model import ModelInfo
+    from workbench.precision.plan import PrecisionPlan
+    from workbench.calib.ranges import Ranges
 
     q = ModelInfo.from_path(ws.root / "q.onnx")
     with pytest.raises(WorkbenchError, match="--allow-existing-qdq"):
@@ -658,7 +658,7 @@ def test_session_load_of_a_broken_project_names_the_file(ws):
 
 
 def test_session_save_is_one_result(ws, monkeypatch):
-    from workbench import stats as stats_mod
+    from workbench.calib import stats as stats_mod
     from workbench.session import Session
 
     s = Session(ws.model, ws.data, batch_size=2)
@@ -682,7 +682,7 @@ def test_session_save_is_one_result(ws, monkeypatch):
 def test_result_writer_commit_rollback_and_declarations(tmp_path):
     from workbench._io import atomic_write_text
     from workbench.errors import InternalError
-    from workbench.outputs import ResultWriter
+    from workbench.outputs.writer import ResultWriter
 
     out = tmp_path / "a" / "b"
     files = [out / "x.txt", out / "y.txt"]

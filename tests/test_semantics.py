@@ -13,17 +13,17 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import tiny_models
-from workbench.collect import collect_statistics
-from workbench.cpu_kernels import REDUCED_WEIGHT_QMAX, u8s8_saturates
+from workbench.calib.collect import collect_statistics
+from workbench.backends.cpu_kernels import REDUCED_WEIGHT_QMAX, u8s8_saturates
 from workbench.data import open_data
 from workbench.errors import WorkbenchError
-from workbench.evaluate import Evaluator
+from workbench.evaluate.evaluator import Evaluator
 from workbench.export import build_quantized
 from workbench.export.build import build
-from workbench.model import ModelInfo
-from workbench.plan import PrecisionPlan
-from workbench.ranges import compute_ranges
-from workbench.semantics import DEPLOYED, EXACT, describe
+from workbench.graph.model import ModelInfo
+from workbench.precision.plan import PrecisionPlan
+from workbench.calib.ranges import compute_ranges
+from workbench.graph.semantics import DEPLOYED, EXACT, describe
 
 DATA = Path(__file__).parent / "data"
 

@@ -110,3 +110,52 @@ def test_core_does_not_import_the_ui():
 
 def test_the_checker_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# The house, bottom to top (docs/ARCHITECTURE.md draws it). A module may import its own layer and
+# the layers below it, never a layer above (in-function imports count).
+LAYERS = [
+    ("workbench.errors", "workbench._io", "workbench._optional", "workbench.validate", "workbench.sample"),
+    ("workbench.outputs",),
+    ("workbench.graph",),
+    ("workbench.data",),
+    ("workbench.backends",),
+    ("workbench.calib",),
+    ("workbench.precision",),
+    ("workbench.export",),
+    ("workbench.imported",),
+    ("workbench.evaluate",),
+    ("workbench.improve",),
+    ("workbench.search",),
+    ("workbench.session",),
+    ("workbench.ui",),
+    ("workbench.cli",),
+]
+
+
+def layer_of(module: str) -> int:
+    for i, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return i
+    raise AssertionError(f"{module} belongs to no layer: add it to LAYERS and docs/ARCHITECTURE.md")
+
+
+def upward_imports(graph: dict) -> list:
+    return sorted(f"{m} (layer {layer_of(m)}) imports {d} (layer {layer_of(d)})"
+                  for m, deps in graph.items() if m != "workbench"
+                  for d in deps if d != "workbench" and layer_of(d) > layer_of(m))
+
+
+def test_no_import_runs_upward():
+    assert upward_imports(_graph()) == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = {"workbench.graph.model": {"workbench.search.autorange"}, "workbench.search.autorange": set()}
+    assert upward_imports(graph) == [
+        "workbench.graph.model (layer 2) imports workbench.search.autorange (layer 11)"]
+
+
+def test_few_loose_modules():
+    loose = sorted(p.stem for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    assert len(loose) <= 5, loose

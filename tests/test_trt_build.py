@@ -22,8 +22,8 @@ from workbench.backends.trt_build import build_engine, layers_path, sidecar_path
 from workbench.backends.trt_config import BuildConfig
 from workbench.errors import WorkbenchError
 from workbench.export import build_quantized
-from workbench.model import ModelInfo
-from workbench.plan import PrecisionPlan
+from workbench.graph.model import ModelInfo
+from workbench.precision.plan import PrecisionPlan
 
 pytestmark = needs_builder
 WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")

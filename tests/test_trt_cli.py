@@ -15,7 +15,7 @@ import tiny_models as tm
 from test_trt_build import export, feed_cnn
 from trt_marks import STATUS, needs_builder, needs_rtx
 from workbench.cli import main
-from workbench.export.commands import engine_build_commands
+from workbench.backends.commands import engine_build_commands
 
 
 @pytest.fixture

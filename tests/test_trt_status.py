@@ -12,7 +12,7 @@ from workbench.backends.gpu import GpuInfo, parse_cc, probe_gpu, rtx_runtime_che
 from workbench.backends.trt_import import FLAVORS, import_trt, installed, version_major
 from workbench.backends.trt_status import trt_status
 from workbench.errors import WorkbenchError
-from workbench.export.commands import engine_build_commands
+from workbench.backends.commands import engine_build_commands
 
 H200 = GpuInfo("NVIDIA H200", (9, 0))
 RTX4090 = GpuInfo("NVIDIA GeForce RTX 4090", (8, 9))
@@ -100,13 +100,13 @@ def test_registry_lists_backends_and_refuses_unknown_ones():
 
 
 def test_data_and_feeds_load_no_backend():
-    code = ("import sys, workbench.data, workbench.feeds\n"
+    code = ("import sys, workbench.data, workbench.graph.feeds\n"
             "print(sorted(m for m in sys.modules if m.startswith('workbench.backends') or 'tensorrt' in m))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
     from workbench.backends.base import check_feed
-    from workbench.feeds import check_feed as feeds_check_feed
+    from workbench.graph.feeds import check_feed as feeds_check_feed
     assert check_feed is feeds_check_feed
 
 

@@ -62,7 +62,7 @@ def test_layout_of_a_large_graph_places_every_node_once():
 
 def test_model_graph_and_figure_of_the_sample(sample_model_path):
     pytest.importorskip("plotly")
-    from workbench.model import ModelInfo
+    from workbench.graph.model import ModelInfo
     from workbench.ui import graph_plot
 
     info = ModelInfo.from_path(sample_model_path)

@@ -3,6 +3,10 @@
 Importing this package never imports onnxruntime, tensorrt or tensorrt_rtx, nor the TensorRT
 modules of the workbench; the TensorRT names below load on first use. Which backends exist is
 the registry's business (:mod:`workbench.backends.registry`).
+
+Layer 4, backends: owns runners (loader + runner), TensorRT's calibration-cache format
+(``trt_cache``), the engine build/check commands (``commands``) and the CPU-kernel probe.
+May import: graph, data, outputs and the top-level helpers.
 """
 from __future__ import annotations
 

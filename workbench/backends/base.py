@@ -11,7 +11,7 @@ implement four small hooks:
 - ``_infer(feed)``: run once on an already checked feed and return ``{name: ndarray}``.
 
 Which backends exist (and ``get_runner``) is in :mod:`workbench.backends.registry`; the feed
-checks live in :mod:`workbench.feeds` (re-exported here).
+checks live in :mod:`workbench.graph.feeds` (re-exported here).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import WorkbenchError
-from ..feeds import TensorSpec, batch_size_of, check_feed, format_shape, onnx_input_specs
+from ..graph.feeds import TensorSpec, batch_size_of, check_feed, format_shape, onnx_input_specs
 
 __all__ = ["LatencyStats", "Runner", "TensorSpec", "batch_size_of", "check_feed", "format_shape",
            "onnx_input_specs"]

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import WorkbenchError
+from ..graph.semantics import deployed_path
 from .base import Runner, TensorSpec
 
 # ONNX Runtime type strings -> numpy dtypes.
@@ -36,13 +37,14 @@ class OrtSessionLoader:
         model: ONNX path (str / Path), serialized bytes, or ``onnx.ModelProto``.
         threads: ``intra_op_num_threads``; None lets ONNX Runtime choose (all cores).
         optimization: graph optimisation level, one of ``OPTIMIZATION_LEVELS``. Default
-            ``"all"``; use ``"disable"`` or ``"basic"`` to keep intermediate tensors unfused.
+            ``"disable"``: exact ONNX semantics (:mod:`workbench.graph.semantics`); ``"all"`` is
+            ONNX Runtime's deployed path (fused kernels), for latency and FP32 speed only.
         extra_outputs: names of intermediate tensors to expose as additional outputs.
         spinning: let ONNX Runtime's idle pool threads busy-wait (its default, lowest latency);
             False when other work (the calibration's histogram thread) needs the cores.
     """
 
-    def __init__(self, model, *, threads: int | None = None, optimization: str = "all",
+    def __init__(self, model, *, threads: int | None = None, optimization: str = "disable",
                  extra_outputs: Sequence[str] = (), spinning: bool = True) -> None:
         if optimization not in OPTIMIZATION_LEVELS:
             raise WorkbenchError(f"Unknown ONNX Runtime optimization level '{optimization}'; "
@@ -100,7 +102,10 @@ class OrtSessionLoader:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = self._model_source()
         try:
-            return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
+            if self.optimization == "disable":
+                return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
+            with deployed_path():  # asked for by name: latency, FP32 speed, the cpu_uint8 file as deployed
+                return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph...)
             where = f"'{self.model}'" if isinstance(self.model, (str, os.PathLike)) else "the model"
             raise WorkbenchError(f"ONNX Runtime could not load {where}: {exc}") from None
@@ -114,14 +119,15 @@ class OrtRunner(Runner):
         output_names: outputs to return (graph outputs or intermediate tensors, which are
             then exposed as extra outputs). None returns all graph outputs.
         threads: ``intra_op_num_threads`` (None: ONNX Runtime default).
-        optimization: ONNX Runtime graph optimisation level (default ``"all"``).
+        optimization: ONNX Runtime graph optimisation level (default ``"disable"``: exact ONNX
+            semantics; ``"all"`` for latency on ONNX Runtime's deployed path).
     """
 
     backend = "ort"
     latency_note = ORT_LATENCY_NOTE
 
     def __init__(self, model_or_path, *, output_names: Sequence[str] | None = None,
-                 threads: int | None = None, optimization: str = "all") -> None:
+                 threads: int | None = None, optimization: str = "disable") -> None:
         super().__init__()
         self._requested = list(output_names) if output_names is not None else None
         self.loader = OrtSessionLoader(model_or_path, threads=threads, optimization=optimization,

@@ -48,7 +48,7 @@ def trt_build_command(onnx_path: str | os.PathLike, shapes: Mapping[str, Sequenc
                       timing_cache: str | os.PathLike | None = None, flavor: str | None = None,
                       compute_capabilities: Sequence[str] = ()) -> list[str]:
     """The equivalent build commands for one target: [trtexec, polygraphy] for TensorRT 10/11,
-    [polygraphy] for TensorRT-RTX. Taken from :func:`workbench.export.commands.engine_build_commands`.
+    [polygraphy] for TensorRT-RTX. Taken from :func:`workbench.backends.commands.engine_build_commands`.
 
     Args:
         onnx_path: the Q/DQ / FP16 ONNX.
@@ -60,7 +60,7 @@ def trt_build_command(onnx_path: str | os.PathLike, shapes: Mapping[str, Sequenc
         flavor: ``"rtx"`` for TensorRT-RTX; anything else means TensorRT 10/11.
         compute_capabilities: TensorRT-RTX targets.
     """
-    from ..export.commands import engine_build_commands
+    from .commands import engine_build_commands
 
     shapes = parse_shapes(shapes) if isinstance(shapes, str) else dict(shapes or {})
     cmds = engine_build_commands(onnx_path, engine_path, shapes=shapes, timing_cache=timing_cache,

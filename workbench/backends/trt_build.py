@@ -5,7 +5,7 @@ logger that keeps every message, so that a failure becomes one WorkbenchError na
 node(s) and TensorRT's own words, and so that what the builder reports about the engine
 (its per-layer table on TensorRT-RTX, memory totals, warnings) lands in the build record.
 The printed equivalent commands (``polygraphy convert``, ``trtexec``) come from
-:mod:`workbench.export.commands`.
+:mod:`workbench.backends.commands`.
 
 Without a usable GPU, TensorRT-RTX still builds (build-only mode): the record then says that
 running, timing and layer inspection need a supported GPU.
@@ -272,15 +272,15 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     if not onnx_path.is_file():
         raise WorkbenchError(f"ONNX model not found: '{onnx_path}'")
-    from ..outputs import check_outputs, input_paths
+    from ..outputs.writer import check_outputs, input_paths
 
     protected = input_paths(onnx_path, *inputs, calibration_cache=config.legacy_int8_cache,
                             fp32_model=config.compare_fp32)
     outputs = [engine_path, sidecar_path(engine_path), layers_path(engine_path)]
     check_outputs(outputs, protected, overwrite=overwrite)  # before any work
     if config.legacy:  # a cache for another network would silently give wrong scales
-        from ..cache import check_calibration_cache
-        from ..model import ModelInfo
+        from .trt_cache import check_calibration_cache
+        from ..graph.model import ModelInfo
 
         check_calibration_cache(config.legacy_int8_cache, ModelInfo.from_path(onnx_path))
     mod = import_trt(config.flavor)
@@ -340,7 +340,7 @@ def _fp32_comparison(mod: TrtModule, config: BuildConfig, mode: str, targets, ca
 
 def _save(engine_path: Path, data: bytes, report: BuildReport, layer_info, inputs, overwrite: bool) -> None:
     """Engine, build record and layer table are one result: they appear together or not at all."""
-    from ..outputs import ResultWriter
+    from ..outputs.writer import ResultWriter
 
     files = [engine_path, sidecar_path(engine_path)] + ([layers_path(engine_path)] if layer_info else [])
     with ResultWriter(files, inputs=inputs, overwrite=overwrite, what="TensorRT engine") as result:

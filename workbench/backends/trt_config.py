@@ -151,7 +151,7 @@ def default_timing_cache_path(version: str | None = None, gpu: str | None = None
 def read_cache_header(path: str | os.PathLike) -> tuple[int, str]:
     """(version, algorithm) of a calibration cache (``TRT-8600-EntropyCalibration2``), checked to
     be one TensorRT has a calibrator class for."""
-    from ..cache import read_calibration_cache
+    from .trt_cache import read_calibration_cache
 
     try:
         cache = read_calibration_cache(path)

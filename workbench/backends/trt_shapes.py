@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import WorkbenchError
-from ..feeds import TensorSpec, format_shape, onnx_input_specs
+from ..graph.feeds import TensorSpec, format_shape, onnx_input_specs
 
 Shape = tuple[int, ...]
 

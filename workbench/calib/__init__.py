@@ -1,5 +1,12 @@
-"""Calibration: streaming per-tensor histograms (collector), pure amax algorithms, and the
-range-method registry that names them for the CLI, the Session and the app."""
+"""Layer 5, calibration: statistics -> ranges.
+
+Owns: running the FP32 model to stream per-tensor histograms (``collect``, ``collector``,
+``stats``), the pure amax algorithms (``basic``, ``entropy``, ``mse``), the range-method registry
+that names them for the CLI, the Session and the app (``registry``), the amax rules (``amax``:
+validity, scale = amax / 127) and the per-tensor ranges (``ranges``, ``rangemap``).
+Choosing ranges by scoring the network's output ("auto") is a search: ``workbench.search``.
+May import: graph, data, backends (the ONNX Runtime runner), outputs and the top-level helpers.
+"""
 from .algorithms import (
     BASE_METHOD,
     DEFAULT_METHOD,
@@ -19,6 +26,9 @@ from .algorithms import (
 )
 from .collector import HistogramCollector
 from .registry import REGISTRY, Param, RangeMethod, get_method, register
+from .ranges import Ranges, TensorRange, compute_ranges
+from .stats import Statistics
+from .collect import collect_statistics
 
 __all__ = [
     "BASE_METHOD",
@@ -27,6 +37,11 @@ __all__ = [
     "METHODS",
     "NUM_BINS",
     "REGISTRY",
+    "Ranges",
+    "Statistics",
+    "TensorRange",
+    "collect_statistics",
+    "compute_ranges",
     "CalibrationWarning",
     "DegenerateTensorWarning",
     "HistogramCollector",

@@ -2,7 +2,7 @@
 
 Internal to :mod:`workbench.calib` (import the algorithms through
 :mod:`workbench.calib.algorithms`). The amax validity rule and the scale ``amax / 127`` come
-from :mod:`workbench.amax`, the one definition every layer uses.
+from :mod:`workbench.calib.amax`, the one definition every layer uses.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from ..amax import MIN_AMAX, is_valid_amax, symmetric_scale  # noqa: F401 (MIN_AMAX re-exported)
+from .amax import MIN_AMAX, is_valid_amax, symmetric_scale  # noqa: F401 (MIN_AMAX re-exported)
 from ..errors import WorkbenchError
 
 NUM_BINS = 2048
@@ -85,7 +85,7 @@ def _check_width(bin_width: float, name: str | None) -> float:
 
 
 def _finish(amax: float, name: str | None, what: str) -> float:
-    """Guarantee a valid amax (:func:`workbench.amax.is_valid_amax`; warn and use
+    """Guarantee a valid amax (:func:`workbench.calib.amax.is_valid_amax`; warn and use
     DEGENERATE_AMAX otherwise)."""
     if is_valid_amax(amax):
         return float(amax)

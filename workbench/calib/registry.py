@@ -9,7 +9,7 @@ table, so a new method with a parameter is one function, one :func:`register` ca
 
 ``"auto"`` is registered too but has no ``compute``: it is output-aware (it picks, per tensor,
 the candidate amax that gives the best network output on held-out data; see
-:mod:`workbench.autorange`), so it needs the model and data, not just a histogram.
+:mod:`workbench.search.autorange`), so it needs the model and data, not just a histogram.
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class RangeMethod:
         """This method's amax for one histogram; ``params`` not given take their defaults."""
         if self.compute is None:
             raise WorkbenchError(f"The range method '{self.name}' is chosen by the network's output, not "
-                                 "from one histogram: use workbench.autorange.auto_ranges.")
+                                 "from one histogram: use workbench.search.autorange.auto_ranges.")
         values = {p.name: p.default for p in self.params}
         values.update({k: v for k, v in params.items() if k in self.param_names})
         return self.compute(hist, bin_width, absmax, name=name, **values)
@@ -211,3 +211,19 @@ def all_amax(hist, bin_width: float, absmax: float, *, name: str | None = None, 
         warn_degenerate(name, "no non-zero finite values were seen", DEGENERATE_AMAX)
         return {m: DEGENERATE_AMAX for m in histogram_methods()}
     return {m: REGISTRY[m].amax(h, bin_width, absmax, name=name, **params) for m in histogram_methods()}
+
+
+def check_method_name(method, what: str = "The calibration method (--method)") -> str:
+    """``method`` if it names a registered range method; WorkbenchError listing them otherwise."""
+    from ..validate import check_choice
+
+    return check_choice(method, method_names(), what)
+
+
+def check_calibration_settings(method, percentile, batch_size) -> None:
+    """The Session's calibration settings: a known method, p in (0, 100], a positive batch size."""
+    from ..validate import check_percentile, check_positive_int
+
+    check_method_name(method, "The calibration method (method)")
+    check_percentile(percentile, "The percentile (percentile)")
+    check_positive_int(batch_size, "The batch size (batch_size)")

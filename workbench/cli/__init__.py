@@ -3,6 +3,8 @@
 One module per group of commands, each with ``register(subparsers)``; options come from the
 argument groups in :mod:`workbench.cli.args`. User mistakes (WorkbenchError) print one readable
 line and exit with status 2; no traceback.
+
+Layer 14 (top), the command line. May import every layer, ui included (``workbench lab``).
 """
 from __future__ import annotations
 

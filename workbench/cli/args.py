@@ -150,7 +150,7 @@ class EvalArgs:
     def parse(self, args, model):
         """An Evaluator on --eval-data (or, with a note, on the calibration data); built once per
         command (calibration's auto search and the final report share it)."""
-        from ..evaluate import Evaluator
+        from ..evaluate.evaluator import Evaluator
 
         cached = getattr(self, "_cached", None)
         if cached is not None and cached[0] is args and cached[1] is model:
@@ -222,7 +222,7 @@ class CalibArgs:
     def validate(self, args) -> None:
         """Refuse bad range parameters (whatever the method) before any work."""
         from ..calib import registry
-        from ..metrics import Target
+        from ..evaluate.metrics import Target
         from ..validate import check_percentile, check_positive_int
 
         check_percentile(args.percentile, "--percentile", allow_none=True)
@@ -233,7 +233,7 @@ class CalibArgs:
 
     def parse(self, args, model, data_args: DataArgs, tensors="default", eval_args=None, plan_args=None):
         """Calibrate (or load --ranges) and return Ranges for ``model``; ``tensors``: what to
-        observe (see :func:`workbench.collect.tensors_to_observe`).
+        observe (see :func:`workbench.calib.collect.tensors_to_observe`).
 
         ``auto`` (the default) scores candidates on --eval-data (``eval_args``), else on
         calibration samples held out from the histograms, under the plan of ``plan_args``. The
@@ -241,7 +241,7 @@ class CalibArgs:
         import warnings
 
         from ..errors import StaleError
-        from ..ranges import Ranges
+        from ..calib.ranges import Ranges
 
         if getattr(args, "ranges", None):
             ranges = Ranges.load(args.ranges)
@@ -263,15 +263,15 @@ class CalibArgs:
 
     def run(self, args, model, data, tensors="default", eval_args=None, plan_args=None, statistics=None):
         """Statistics (collected, or loaded from ``statistics``) and the ranges of --method with
-        the collapse guards: a :class:`workbench.autorange.Calibration`. Keeps ``stats``,
+        the collapse guards: a :class:`workbench.search.autorange.Calibration`. Keeps ``stats``,
         ``evaluator`` (the held-out samples, or None) and ``histogram_data`` on ``self``."""
-        from ..autorange import calibrate_ranges
+        from ..search.autorange import calibrate_ranges
         from ..calib import registry
-        from ..collect import collect_statistics
-        from ..evaluate import Evaluator
-        from ..holdout import held_out_from_histograms, split_holdout
-        from ..ranges import compute_ranges
-        from ..stats import Statistics
+        from ..calib.collect import collect_statistics
+        from ..evaluate.evaluator import Evaluator
+        from ..search.holdout import held_out_from_histograms, split_holdout
+        from ..calib.ranges import compute_ranges
+        from ..calib.stats import Statistics
         from .common import progress_bar
 
         auto = registry.get_method(args.method).output_aware
@@ -329,7 +329,7 @@ class PlanArgs:
     def parse(self, args, model, ranges, start=None):
         """The default plan (or ``start``, e.g. a Q/DQ model's own, or --plan) with the
         overrides applied and FP16 safety checked."""
-        from ..plan import PrecisionPlan
+        from ..precision.plan import PrecisionPlan
 
         if args.plan:
             self.check_fingerprint(args, model)

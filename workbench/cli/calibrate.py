@@ -15,7 +15,7 @@ _eval = EvalArgs()
 
 
 def cmd_calibrate(args) -> int:
-    from .. import cache as trt_cache
+    from ..backends import trt_cache
     from ..calib import registry
     from .common import print_table, result_for
     from .qdq import ModelScaleArgs, clipping_summary
@@ -70,7 +70,7 @@ def _explain(args, model, ranges):
     """Range sensitivity on the held-out samples (the evaluation data, or the calibration
     samples the auto search held out, or, for a single method without --eval-data, the
     calibration data, said so)."""
-    from ..range_checks import range_sensitivity
+    from ..search.range_checks import range_sensitivity
     from .common import progress_bar
 
     evaluator = _calib.evaluator
@@ -84,7 +84,7 @@ _cache_data = DataArgs(required=False)
 
 
 def cmd_check_cache(args) -> int:
-    from ..cache import check_calibration_cache, sidecar_path
+    from ..backends.trt_cache import check_calibration_cache, sidecar_path
     from .qdq import read_if_quantized
 
     _cache_data.validate(args)

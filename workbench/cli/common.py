@@ -43,7 +43,7 @@ def cli_inputs(args) -> list:
     """``(label, path)`` of every input named on the command line (models with their external
     data), for the output guard: no output may resolve to one of them."""
     from ..data import parse_script_spec
-    from ..outputs import input_paths
+    from ..outputs.writer import input_paths
 
     pairs = []
     for attr, label in _INPUT_ARGS:
@@ -60,7 +60,7 @@ def cli_inputs(args) -> list:
 
 
 def _external(path: Path) -> list:
-    from ..outputs import external_data_files
+    from ..outputs.writer import external_data_files
 
     return external_data_files(path) if path.is_file() else []
 
@@ -68,7 +68,7 @@ def _external(path: Path) -> list:
 def result_for(args, files, what: str, *, extra_inputs=(), folder=None, optional=()):
     """The :class:`~workbench.outputs.ResultWriter` of a command: ``files`` checked against every
     input of ``args`` and locked, to be used as ``with result_for(...) as result:``."""
-    from ..outputs import ResultWriter
+    from ..outputs.writer import ResultWriter
 
     return ResultWriter(files, inputs=cli_inputs(args) + list(extra_inputs),
                         overwrite=getattr(args, "overwrite", False), what=what, folder=folder,
@@ -102,7 +102,7 @@ def report_written_files(evaluator, results: dict) -> dict:
     (some in FP16, others through inserted casts), so its figures can differ slightly.
     Returns {kind: EvalResult summary dict}.
     """
-    from ..semantics import DEPLOYED, DEPLOYED_GAP_DB, EXACT, SATURATION_HINT, describe
+    from ..graph.semantics import DEPLOYED, DEPLOYED_GAP_DB, EXACT, SATURATION_HINT, describe
 
     out = {}
     print(f"Accuracy of the written files vs FP32 on {evaluator.num_samples} evaluation samples:")

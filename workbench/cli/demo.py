@@ -16,7 +16,7 @@ def _new_folder(base: str) -> Path:
 
 def cmd_demo(args) -> int:
     from ..export import export_result_files
-    from ..outputs import ResultWriter, input_paths
+    from ..outputs.writer import ResultWriter, input_paths
     from ..sample import sample_paths
     from ..validate import check_positive_int
     from .common import report_written_files
@@ -46,14 +46,14 @@ def _run(args, paths, out: Path, kinds, result):
     """Calibrate, compare methods, search and export (staged in ``result``)."""
     import pandas as pd
 
-    from ..collect import collect_statistics
+    from ..calib.collect import collect_statistics
     from ..data import PRESETS, open_data
-    from ..evaluate import Evaluator
+    from ..evaluate.evaluator import Evaluator
     from ..export import export_result
-    from ..model import ModelInfo
-    from ..plan import PrecisionPlan
-    from ..ranges import DEFAULT_METHOD, METHODS, compute_ranges
-    from ..sensitivity import auto_mixed_precision
+    from ..graph.model import ModelInfo
+    from ..precision.plan import PrecisionPlan
+    from ..calib.ranges import DEFAULT_METHOD, METHODS, compute_ranges
+    from ..search.sensitivity import auto_mixed_precision
     from .common import progress_bar
 
     pd.set_option("display.width", 160)

@@ -5,7 +5,7 @@ import json
 
 
 def cmd_info(args) -> int:
-    from ..plan import PrecisionPlan
+    from ..precision.plan import PrecisionPlan
     from .qdq import read_if_quantized
 
     model, qm = read_if_quantized(args.model)  # a Q/DQ model: its recovered FP32 graph

@@ -12,7 +12,7 @@ def read_if_quantized(path):
     """(ModelInfo to work on, QuantizedModel or None): the recovered FP32 graph of a Q/DQ model,
     else the model itself."""
     from ..imported import is_qdq_model, read_qdq_model
-    from ..model import ModelInfo
+    from ..graph.model import ModelInfo
 
     info = ModelInfo.from_path(path)
     if not is_qdq_model(info):
@@ -45,7 +45,7 @@ class ModelScaleArgs:
     def open(self, args):
         """(ModelInfo to quantize, QuantizedModel or None); prints the note for a Q/DQ model."""
         if getattr(args, "allow_existing_qdq", False):
-            from ..model import ModelInfo
+            from ..graph.model import ModelInfo
 
             return ModelInfo.from_path(args.model), None
         model, qm = read_if_quantized(args.model)
@@ -106,18 +106,18 @@ def _print_findings(findings: list, limit: int | None) -> None:
 def cmd_inspect(args) -> int:
     from ..errors import WorkbenchError
     from ..imported import read_qdq_model
-    from ..ranges import check_method
+    from ..calib.ranges import check_histogram_method
     from .common import print_table, result_for, write_json
 
     _data.validate(args)
-    check_method(args.method)
+    check_histogram_method(args.method)
     if not 0.0 <= args.max_clipped < 1.0:
         raise WorkbenchError(f"--max-clipped is a share of the values in [0, 1), got {args.max_clipped}.")
     with result_for(args, [args.json] if args.json else [], "inspection report") as out:
         qm = read_qdq_model(args.model)
         stats = None
         if _data.given(args):
-            from ..collect import collect_statistics
+            from ..calib.collect import collect_statistics
 
             data = _data.parse(args, qm.fp32)
             stats = collect_statistics(qm.fp32, data, tensors=qm.tensors_to_observe(),
@@ -151,7 +151,7 @@ def cmd_inspect(args) -> int:
 
 
 def register(sub) -> None:
-    from ..ranges import DEFAULT_METHOD, METHODS
+    from ..calib.ranges import DEFAULT_METHOD, METHODS
     from ..imported import MAX_CLIPPED
 
     p = sub.add_parser(

@@ -16,7 +16,7 @@ _eval = EvalArgs()
 
 def cmd_quantize(args) -> int:
     from ..export import export_result, export_result_files
-    from ..export.names import stem_of
+    from ..outputs.names import stem_of
 
     _data.validate(args)
     _eval.data.validate(args)
@@ -46,10 +46,10 @@ def cmd_quantize(args) -> int:
 def cmd_evaluate(args) -> int:
     import sys
 
-    from ..evaluate import Evaluator
-    from ..model import ModelInfo, load_model
-    from ..semantics import DEPLOYED, DEPLOYED_GAP_DB, EXACT, SATURATION_HINT
-    from ..validate import agreement_warning, check_model_pair
+    from ..evaluate.evaluator import Evaluator
+    from ..graph.model import ModelInfo, load_model
+    from ..graph.semantics import DEPLOYED, DEPLOYED_GAP_DB, EXACT, SATURATION_HINT
+    from ..evaluate.model_pair import agreement_warning, check_model_pair
 
     _data.validate(args)
     with result_for(args, [args.json] if args.json else [], "evaluation report") as out:

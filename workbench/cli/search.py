@@ -12,7 +12,7 @@ _plan = PlanArgs()
 
 def _validate(args) -> None:
     """Refuse bad numbers before any work (calibration would otherwise run first)."""
-    from ..metrics import Target
+    from ..evaluate.metrics import Target
     from ..validate import check_nonnegative_int, check_positive_int
 
     _data.validate(args)
@@ -27,7 +27,7 @@ def _validate(args) -> None:
 
 def _search_inputs(args):
     """Model, ranges, plan and evaluator for the sensitivity / autoprec commands."""
-    from ..model import ModelInfo
+    from ..graph.model import ModelInfo
 
     model = ModelInfo.from_path(args.model)
     ranges = _calib.parse(args, model, _data, eval_args=_eval, plan_args=_plan)
@@ -36,7 +36,7 @@ def _search_inputs(args):
 
 def cmd_sensitivity(args) -> int:
     from .._io import atomic_write_text
-    from ..sensitivity import sensitivity
+    from ..search.sensitivity import sensitivity
 
     _validate(args)
     with result_for(args, [args.output], "sensitivity table") as result:
@@ -53,8 +53,8 @@ def cmd_sensitivity(args) -> int:
 def cmd_autoprec(args) -> int:
     from .._io import atomic_write_text
     from ..export import export_result, export_result_files
-    from ..export.names import stem_of
-    from ..sensitivity import auto_mixed_precision
+    from ..outputs.names import stem_of
+    from ..search.sensitivity import auto_mixed_precision
 
     _validate(args)
     stem = stem_of(args.output)

@@ -55,7 +55,7 @@ def register(subparsers) -> None:
 def _print_commands(args, config) -> int:
     from ..backends.trt import trt_build_command
     from ..backends.trt_import import installed
-    from ..export.commands import engine_build_commands
+    from ..backends.commands import engine_build_commands
 
     shapes = config.opt_shapes or config.shapes
     mod = installed(config.flavor)

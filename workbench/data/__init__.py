@@ -4,13 +4,16 @@ Every source yields batches ``{input_name: ndarray}`` in a deterministic order, 
 model's inputs (names, dtypes, ranks, static dims) with errors that name the file and the tensor,
 and against plain mistakes that would otherwise give silent garbage: all-NaN inputs, a zero std,
 16-bit images, batch sizes that cannot fit in memory (see :mod:`workbench.data.base`).
+
+Layer 3, data: owns sources, input checks (``validate`` at the top level checks argument values).
+May import: graph, outputs and the top-level helpers.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import WorkbenchError
-from ..model import ModelInfo
+from ..graph.model import ModelInfo
 from .arrays import ARRAY_EXTENSIONS, ArrayFolderData
 from .base import (CalibrationData, DataWarning, activation_bytes_per_sample, available_memory,
                    check_positive_int, list_files)

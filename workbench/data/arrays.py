@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WorkbenchError
-from ..model import ModelInfo
+from ..graph.model import ModelInfo
 from .base import CalibrationData, hash_files, list_files
 
 ARRAY_EXTENSIONS = (".npy", ".npz")

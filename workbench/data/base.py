@@ -21,8 +21,8 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import WorkbenchError
-from ..feeds import check_feed
-from ..model import ModelInfo
+from ..graph.feeds import check_feed
+from ..graph.model import ModelInfo
 from ..validate import check_positive_int
 
 #: Share of the available memory a batch may take (inputs plus activations).

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WorkbenchError
-from ..model import ModelInfo, TensorSpec
+from ..graph.model import ModelInfo, TensorSpec
 from .base import CalibrationData, format_bytes, hash_files, list_files
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..errors import WorkbenchError
-from ..feeds import check_feed
-from ..model import ModelInfo
+from ..graph.feeds import check_feed
+from ..graph.model import ModelInfo
 from .base import CalibrationData, DataWarning, hash_files
 
 #: Samples a loader may yield without a limit before the notice that it may never end.

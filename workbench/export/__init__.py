@@ -16,6 +16,9 @@ Which file is for what:
 * ``variant="cpu_uint8"``: for deployment with ONNX Runtime on CPU: uint8 asymmetric
   activations with zero points from the same statistics, int8 per-channel weights, Q/DQ also
   on INT8 outputs so ONNX Runtime fuses QLinearConv/QLinearMatMul. FP16 plan entries run FP32.
+
+Layer 7, export: owns writing a plan as ONNX files. May import: graph, data, backends, calib,
+precision, outputs and the top-level helpers.
 """
 from __future__ import annotations
 
@@ -25,12 +28,12 @@ from pathlib import Path
 
 from .._io import atomic_save_onnx, refuse_overwrite
 from ..errors import WorkbenchError
-from ..amax import symmetric_scale
-from ..plan import FP16_MAX, PrecisionPlan
-from ..rangemap import range_map
+from ..calib.amax import symmetric_scale
+from ..precision.plan import FP16_MAX, PrecisionPlan
+from ..calib.rangemap import range_map
 from .build import VARIANT_ROLES, VARIANTS, BuildResult, build, build_quantized
-from .commands import engine_build_commands
-from .names import export_path, stem_of
+from ..backends.commands import engine_build_commands
+from ..outputs.names import export_path, stem_of
 
 __all__ = ["build", "build_quantized", "export_model", "export_files", "export_result_files", "export_result",
            "engine_build_commands", "ExportResult", "BuildResult", "VARIANTS", "VARIANT_ROLES", "qdq_placement"]
@@ -96,7 +99,7 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
                  cache_algorithm: str = "EntropyCalibration2", write_plan: bool = True,
                  reduce_range: bool | None = None, result=None, overwrite: bool = True) -> ExportResult:
     """Write the quantized model for ``plan`` to ``out_path`` (atomically) with its plan JSON
-    and, if asked, the calibration cache, named by :mod:`workbench.export.names`: for
+    and, if asked, the calibration cache, named by :mod:`workbench.outputs.names`: for
     ``out/model.onnx``, ``out/model.plan.json`` and ``out/model.calib.cache``.
 
     Args:
@@ -133,7 +136,7 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
         refuse_overwrite(extra, model_info.path)
     from contextlib import nullcontext
 
-    from ..outputs import ResultWriter, model_inputs
+    from ..outputs.writer import ResultWriter, model_inputs
 
     writer = nullcontext(result) if result is not None else ResultWriter(
         files, inputs=model_inputs(model_info), overwrite=overwrite, what=f"export of '{out_path.name}'")
@@ -145,7 +148,7 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
         if plan_path is not None:
             res.plan.save(result.path(plan_path))
         if cache_path is not None:
-            from ..cache import write_calibration_cache
+            from ..backends.trt_cache import write_calibration_cache
 
             rmap = range_map(ranges)
             overrides = plan.amax_overrides
@@ -169,7 +172,7 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
 def export_files(out_path, *, calibration_cache: bool = True, write_plan: bool = True) -> list:
     """Every file :func:`export_model` writes for ``out_path`` (the model, its plan, the cache
     and the cache's provenance file), for the output guard of a caller's result."""
-    from ..cache import sidecar_path
+    from ..backends.trt_cache import sidecar_path
 
     stem = stem_of(out_path)
     files = [Path(out_path)] + ([export_path(stem, "plan")] if write_plan else [])
@@ -199,7 +202,7 @@ def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq"
                   cache_algorithm: str = "EntropyCalibration2", allow_existing_qdq: bool = False,
                   result=None, overwrite: bool = True) -> dict:
     """Write one result: the TensorRT Q/DQ model with its plan and calibration cache, plus the
-    ONNX Runtime files of ``kinds`` beside it, all named by :mod:`workbench.export.names` from
+    ONNX Runtime files of ``kinds`` beside it, all named by :mod:`workbench.outputs.names` from
     ``stem`` (``out/model`` -> ``out/model.onnx``, ``out/model.ort.onnx``, ...).
 
     Args:
@@ -212,14 +215,14 @@ def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq"
     (``result``: the caller's ResultWriter, which declared :func:`export_result_files`;
     None: a result of their own, ``overwrite`` saying whether existing files may be replaced).
     """
-    from .names import VARIANT_KIND
+    from ..outputs.names import VARIANT_KIND
 
     unknown = [k for k in kinds if k not in VARIANT_KIND.values()]
     if unknown:
         raise WorkbenchError(f"Unknown model kind(s) {unknown}; choose from {sorted(VARIANT_KIND.values())}.")
     variant_of = {k: v for v, k in VARIANT_KIND.items()}
     if result is None:
-        from ..outputs import ResultWriter, model_inputs
+        from ..outputs.writer import ResultWriter, model_inputs
 
         with ResultWriter(export_result_files(stem, kinds), inputs=model_inputs(model_info),
                           overwrite=overwrite, what=f"export of '{Path(stem).name}'") as own:

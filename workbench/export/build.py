@@ -18,11 +18,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..amax import QMAX, check_amax, symmetric_scale
-from ..cpu_kernels import REDUCED_WEIGHT_QMAX
+from ..calib.amax import QMAX, check_amax, symmetric_scale
+from ..backends.cpu_kernels import REDUCED_WEIGHT_QMAX
 from ..errors import WorkbenchError
-from ..plan import FP16_MAX, Precision, PrecisionPlan
-from ..rangemap import range_map
+from ..precision.plan import FP16_MAX, Precision, PrecisionPlan
+from ..calib.rangemap import range_map
 from . import qdq
 from .rewriter import Rewriter, apply_fp16
 
@@ -46,8 +46,8 @@ def _prepare(model_info, upgrade: bool):
     if not upgrade:
         return facts
     def convert():
-        from ..graph import GraphFacts
-        from ..model import ModelInfo
+        from ..graph.facts import GraphFacts
+        from ..graph.model import ModelInfo
 
         try:
             model = onnx.version_converter.convert_version(model_info.model, MIN_QDQ_OPSET)
@@ -199,14 +199,14 @@ def build(model_info, ranges, plan: PrecisionPlan, *, variant: str = "trt",
 
 def _weight_qmax(variant: str, reduce_range: bool | None, notes: list) -> int:
     """127, or 63 (7-bit weights) for the cpu_uint8 variant when ``reduce_range`` is True or,
-    with None, when ONNX Runtime's u8s8 kernels saturate on this CPU (workbench.cpu_kernels)."""
+    with None, when ONNX Runtime's u8s8 kernels saturate on this CPU (workbench.backends.cpu_kernels)."""
     if variant != "cpu_uint8":
         if reduce_range:
             raise WorkbenchError("reduce_range applies to the cpu_uint8 variant only: TensorRT uses "
                                  "the full INT8 weight range [-127, 127].")
         return QMAX
     if reduce_range is None:
-        from ..cpu_kernels import u8s8_saturates
+        from ..backends.cpu_kernels import u8s8_saturates
 
         reduce_range = u8s8_saturates()
         if reduce_range:
@@ -234,9 +234,9 @@ def build_quantized(model_info, ranges: Mapping, plan: PrecisionPlan, *, variant
     """The quantized model for ``plan`` as an in-memory ``onnx.ModelProto``.
 
     Args:
-        model_info: the source :class:`workbench.model.ModelInfo` (never modified).
+        model_info: the source :class:`workbench.graph.model.ModelInfo` (never modified).
         ranges: tensor name -> object with ``.amax`` (and ``.min``/``.max``), or a
-            ``workbench.ranges.Ranges``. Needed for every activation an INT8 node reads
+            ``workbench.calib.ranges.Ranges``. Needed for every activation an INT8 node reads
             (unless the plan has an amax override for it).
         plan: the :class:`PrecisionPlan` (made for this model).
         variant: "trt" (the file for TensorRT), "ort" (the same Q/DQ with FP16 emulated, for
@@ -246,7 +246,7 @@ def build_quantized(model_info, ranges: Mapping, plan: PrecisionPlan, *, variant
         fp16_threshold: an FP16 node whose observed activation |max| exceeds this stays FP32
             (default 65504; 512 is ModelOpt AutoCast's stricter setting).
         reduce_range: cpu_uint8 only: 7-bit weights ([-63, 63]). None (default): when ONNX
-            Runtime's u8s8 kernels saturate on this CPU (:func:`workbench.cpu_kernels.u8s8_saturates`).
+            Runtime's u8s8 kernels saturate on this CPU (:func:`workbench.backends.cpu_kernels.u8s8_saturates`).
 
     Use :func:`workbench.export.build.build` for the effective plan, scales and notes too.
     """

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..amax import QMAX
-from ..ops import POOL_OPS, WEIGHTED_OPS
+from ..calib.amax import QMAX
+from ..graph.ops import POOL_OPS, WEIGHTED_OPS
 
 
 def uint8_params(amax: float, lo: float | None, hi: float | None) -> tuple[np.float32, np.uint8]:

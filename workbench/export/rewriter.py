@@ -11,7 +11,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import InternalError
-from ..graph import unique_name
+from ..graph.facts import unique_name
 
 
 class Rewriter:

@@ -10,6 +10,9 @@ TensorRT would make of them, and compare their thresholds with calibration.
     qm.amax()           # the model's own thresholds, per activation tensor
 
 See docs/QUANTIZED_MODELS.md.
+
+Layer 8, already-quantized models. May import: graph, data, backends, calib, precision, export,
+outputs and the top-level helpers.
 """
 from .qtypes import QUANT_TYPES, QuantType
 from .quantized import MAX_CLIPPED, QuantizedModel, is_qdq_model, read_qdq_model

@@ -11,8 +11,8 @@ model's own plan and compares.
 """
 from __future__ import annotations
 
-from ..model import WEIGHTED_OPS
-from ..plan import Precision
+from ..graph.model import WEIGHTED_OPS
+from ..precision.plan import Precision
 from .records import Finding
 
 #: Ops that only move data: Q/DQ in front of them is propagated by TensorRT, so a pair
@@ -210,7 +210,7 @@ def clipping_findings(qm, stats, max_clipped: float) -> list:
     """Model scales that clip more than ``max_clipped`` of the calibration values, and
     asymmetric ranges that start above the observed minimum."""
     from ..calib.algorithms import clipped_fraction
-    from ..ranges import DEFAULT_METHOD, compute_ranges
+    from ..calib.ranges import DEFAULT_METHOD, compute_ranges
 
     ranges = compute_ranges(stats, DEFAULT_METHOD)
     out = []

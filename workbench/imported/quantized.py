@@ -8,8 +8,8 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import WorkbenchError
-from ..model import ModelInfo
-from ..plan import Precision, PrecisionPlan
+from ..graph.model import ModelInfo
+from ..precision.plan import Precision, PrecisionPlan
 from .parse import find_structure, is_qdq_node
 from .recover import recover
 
@@ -115,7 +115,7 @@ class QuantizedModel:
         """Tensors of :attr:`fp32` to collect statistics for: the default selection (inputs of
         the default plan's INT8 nodes, float outputs), every activation the model quantizes and
         the activation inputs of the nodes its plan runs in INT8."""
-        from ..collect import tensors_to_observe
+        from ..calib.collect import tensors_to_observe
 
         floats = set(self.fp32.float_tensors())
         names = list(tensors_to_observe(self.fp32, "default"))
@@ -201,7 +201,7 @@ class QuantizedModel:
         import pandas as pd
 
         from ..calib.algorithms import clipped_fraction
-        from ..ranges import DEFAULT_METHOD, compute_ranges
+        from ..calib.ranges import DEFAULT_METHOD, compute_ranges
 
         method = method or DEFAULT_METHOD
         ranges = compute_ranges(stats, method) if stats is not None else None

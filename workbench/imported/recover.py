@@ -30,8 +30,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import InternalError
-from ..graph import unique_name
-from ..model import WEIGHTED_OPS
+from ..graph.facts import unique_name
+from ..graph.model import WEIGHTED_OPS
 from .parse import Structure
 from .qtypes import dequantize
 from .records import Finding, QuantizedTensor, Recovered

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-from ..ranges import Ranges, TensorRange
+from ..calib.ranges import Ranges, TensorRange
 
 #: The name of the model's own thresholds among the range methods' (histogram line, column).
 MODEL_SOURCE = "model"
@@ -25,7 +25,7 @@ MODEL_SOURCE = "model"
 
 @dataclass
 class ModelRanges(Ranges):
-    """:class:`~workbench.ranges.Ranges` plus ``weight_scales`` (weight tensor -> float32 scales
+    """:class:`~workbench.calib.ranges.Ranges` plus ``weight_scales`` (weight tensor -> float32 scales
     the exporter uses instead of ``max|w| / 127``)."""
 
     weight_scales: dict = field(default_factory=dict)

@@ -68,14 +68,14 @@ class BuildsMixin:
 
     # ------------------------------------------------------------------ sensitivity and auto
     def run_sensitivity(self, *, samples: int | None = 16, progress=None, cancel=None, live: bool = True):
-        """Rank the INT8 nodes by sensitivity (see :func:`workbench.sensitivity.sensitivity`).
+        """Rank the INT8 nodes by sensitivity (see :func:`workbench.search.sensitivity.sensitivity`).
 
         With ``live`` (default) ``sensitivity_table`` fills in as nodes are scored (an
         ``Event.SENSITIVITY`` each, ``attrs["complete"]`` False until the end); when the run is
         cancelled the partial ranking stays (Cancelled is raised after it is stored).
         """
         from ..errors import Cancelled
-        from ..sensitivity import rank_rows, sensitivity
+        from ..search.sensitivity import rank_rows, sensitivity
 
         rows: list = []
 
@@ -107,7 +107,7 @@ class BuildsMixin:
         Without a complete sensitivity ranking, one is made first (it fills in live and is
         kept when cancelled, see :meth:`run_sensitivity`); ``progress`` counts ranked nodes,
         then scored plans."""
-        from ..sensitivity import search_estimate, auto_mixed_precision
+        from ..search.sensitivity import search_estimate, auto_mixed_precision
 
         ranking, offset = self.sensitivity_table, 0
         if ranking is None or not ranking.attrs.get("complete", True):

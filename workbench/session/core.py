@@ -13,8 +13,8 @@ A session can be saved to a project folder and loaded back::
       statistics.npz     calibration histograms (reused when model and data are unchanged)
       exports/           files written by :meth:`Session.export`
 
-Nothing here imports ipywidgets or plotly; only :meth:`Session.export` with ``kind="report"``
-imports the report writer of :mod:`workbench.ui` (it draws the plots).
+Nothing here imports ipywidgets, plotly or :mod:`workbench.ui`; the HTML report is written by
+:func:`workbench.ui.report.export_report` (it draws the plots).
 """
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
                  loader_script: str | None = None, calib_samples: int | None = None,
                  eval_samples: int | None = None, method: str = DEFAULT_METHOD, percentile: float = DEFAULT_PERCENTILE,
                  batch_size: int = 8, project=None, plan_base: str = "fp32"):
-        from ..validate import check_calibration_settings, check_choice, check_path, check_positive_int
+        from ..calib.registry import check_calibration_settings
+        from ..validate import check_choice, check_path, check_positive_int
 
         for value, what in ((model, "Session(model=...)"), (data, "Session(data=...)"),
                             (eval_data, "Session(eval_data=...)"), (project, "Session(project=...)")):
@@ -78,7 +79,7 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
         self.history: list[Build] = []
         self.sensitivity_table = None
         self.auto_result = None
-        self.range_search = None       # the auto range search's result (workbench.autorange)
+        self.range_search = None       # the auto range search's result (workbench.search.autorange)
         self.range_sensitivity = None  # what each tensor's threshold costs at the output
         self.selected: str | None = None
         self.last_calibration: dict = {}
@@ -175,7 +176,7 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
         """The :class:`workbench.evaluate.Evaluator` on the evaluation data (built on first use:
         it runs the FP32 model once)."""
         if self._evaluator is None:
-            from ..evaluate import Evaluator
+            from ..evaluate.evaluator import Evaluator
 
             s = self.data_settings
             data = self._open(s.eval_source, s.eval_limit) if s.eval_source else self.data
@@ -208,7 +209,8 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
 
         Returns the ranges in use. ``last_calibration`` says whether statistics were reused.
         """
-        from ..validate import check_calibration_settings, check_positive_int
+        from ..calib.registry import check_calibration_settings
+        from ..validate import check_positive_int
 
         c = self.calib_settings
         check_calibration_settings(method or c.method, c.percentile if percentile is None else percentile,
@@ -228,8 +230,8 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
             raise
 
     def _calibrate(self, info, method, percentile, reuse, progress, cancel):
-        from ..collect import collect_statistics
-        from ..stats import Statistics
+        from ..calib.collect import collect_statistics
+        from ..calib.stats import Statistics
 
         data = self.data
         mfp, dfp = info.fingerprint(), data.fingerprint()
@@ -240,7 +242,7 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
             stats, how = self.stats, "reused (in memory)"
         path = self._stats_path()
         if stats is None and reuse and path is not None and path.exists():
-            # statistics do not depend on the batch size (see workbench.collect)
+            # statistics do not depend on the batch size (see workbench.calib.collect)
             try:
                 stats, how = Statistics.load(path, mfp, dfp), f"reused from '{path}'"
             except StaleError:
@@ -262,7 +264,7 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
 
     def _load_saved_statistics(self) -> bool:
         """Take the project's statistics if they match the model and data (no inference)."""
-        from ..stats import Statistics
+        from ..calib.stats import Statistics
 
         try:
             stats = Statistics.load(self._stats_path(), self.model_info.fingerprint(), self.data.fingerprint())

@@ -1,4 +1,4 @@
-"""Writing a session's artefacts (one naming scheme: :mod:`workbench.export.names`).
+"""Writing a session's artefacts (one naming scheme: :mod:`workbench.outputs.names`).
 
 Every export is one result (:class:`workbench.outputs.ResultWriter`): its files (a model with
 its plan, cache and provenance) appear together or not at all, never at the path of an input
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import WorkbenchError
-from ..export.names import EXPORT_KINDS, VARIANT_KIND, export_path
+from ..outputs.names import EXPORT_KINDS, VARIANT_KIND, export_path
 
 
 class ExportsMixin:
@@ -25,7 +25,7 @@ class ExportsMixin:
         """``(label, path)`` of everything this session reads (model and its external data, data
         folders, loader script), for the output guard: no export or save may resolve to one."""
         from ..data import parse_script_spec
-        from ..outputs import model_inputs
+        from ..outputs.writer import model_inputs
 
         pairs = model_inputs(self.model_info) if self.model_info is not None else []
         s = self.data_settings
@@ -38,7 +38,7 @@ class ExportsMixin:
 
     def _writer(self, files, what: str, overwrite: bool | None, path: Path):
         """A ResultWriter for ``files``; ``overwrite=None`` replaces files only inside the project."""
-        from ..outputs import ResultWriter
+        from ..outputs.writer import ResultWriter
 
         if overwrite is None:
             inside = self.project is not None and Path(self.project).resolve() in Path(path).resolve().parents
@@ -64,7 +64,7 @@ class ExportsMixin:
         """Write one artefact and return its path.
 
         Args:
-            kind: one of :data:`workbench.export.names.EXPORT_KINDS`: "qdq" (Q/DQ ONNX for
+            kind: one of :data:`workbench.outputs.names.EXPORT_KINDS`: "qdq" (Q/DQ ONNX for
                 TensorRT, with its plan and calibration cache beside it), "ort" (ONNX Runtime
                 evaluation twin), "cpu_uint8" (ONNX Runtime CPU deployment), "plan", "cache"
                 (TensorRT <= 10 calibration cache, with its provenance file), "ranges" or
@@ -77,12 +77,9 @@ class ExportsMixin:
             raise WorkbenchError(f"Unknown export kind '{kind}'; choose one of: {', '.join(EXPORT_KINDS)}.")
         self._need_model()
         path = Path(path) if path is not None else export_path(self.export_stem(), kind)
-        if kind == "report":
-            from ..ui.report import write_report  # needs plotly (ui extra)
-
-            with self._writer([path], "report", overwrite, path) as result:
-                write_report(self, result.path(path), assets=path.parent)  # shared plotly.js: beside it
-            return path
+        if kind == "report":  # drawn by the UI layer, which the session never imports
+            raise WorkbenchError("The HTML report is drawn by the app: use "
+                                 "workbench.ui.report.export_report(session, path) (needs the 'ui' extra).")
         if kind == "plan":
             if self.plan is None:
                 raise WorkbenchError("There is no plan yet: calibrate first.")
@@ -97,7 +94,7 @@ class ExportsMixin:
             with self._writer([path], "ranges", overwrite, path) as result:
                 ranges.save(result.path(path))
             return path
-        from ..cache import sidecar_path, write_calibration_cache
+        from ..backends.trt_cache import sidecar_path, write_calibration_cache
         from ..calib.registry import cache_algorithm
 
         info = self._need_model()

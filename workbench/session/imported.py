@@ -31,7 +31,7 @@ class ImportedMixin:
     def _read_model(self, path):
         """The ModelInfo to work on for ``path`` (sets :attr:`imported`)."""
         from ..imported import is_qdq_model, read_qdq_model
-        from ..model import ModelInfo
+        from ..graph.model import ModelInfo
 
         info = ModelInfo.from_path(path)
         self.imported = read_qdq_model(info) if is_qdq_model(info) else None
@@ -39,7 +39,7 @@ class ImportedMixin:
 
     def _initial_plan(self):
         """The plan a new session starts from: the model's own for a Q/DQ model, else the default."""
-        from ..plan import PrecisionPlan
+        from ..precision.plan import PrecisionPlan
 
         if self.imported is None:
             return PrecisionPlan.default(self._need_model(), self.plan_base)

@@ -67,8 +67,9 @@ class ProjectMixin:
         current plan and build history. Raises WorkbenchError when the model file changed."""
         import pandas as pd
 
-        from ..plan import PrecisionPlan
-        from ..validate import check_calibration_settings, check_path
+        from ..precision.plan import PrecisionPlan
+        from ..calib.registry import check_calibration_settings
+        from ..validate import check_path
 
         project = Path(check_path(project, "The project folder"))
         where = project / SESSION_FILE

@@ -11,16 +11,17 @@ class RangesMixin:
 
     def set_method(self, method: str, percentile: float | None = None, *, progress=None, cancel=None) -> None:
         """Use another calibration method (re-reads the statistics; no new inference for a
-        histogram method). ``auto`` (see :mod:`workbench.autorange`) scores candidates on the
+        histogram method). ``auto`` (see :mod:`workbench.search.autorange`) scores candidates on the
         evaluation data (the calibration data when there is none, said so in the result), one
         emulated run each: ``progress(done, total)`` and ``cancel`` (the partial choice is kept)
         as for :meth:`calibrate`. The result of the search is :attr:`range_search`; collapse-guard
         warnings are ``base_ranges.notes`` and each tensor's ``flags``."""
-        from ..autorange import calibrate_ranges
+        from ..search.autorange import calibrate_ranges
         from ..calib import registry
-        from ..validate import check_method, check_percentile
+        from ..calib.registry import check_method_name
+        from ..validate import check_percentile
 
-        check_method(method, "The calibration method")
+        check_method_name(method, "The calibration method")
         percentile = check_percentile(percentile, "The percentile", allow_none=True)
         if self.stats is None:
             raise WorkbenchError("Calibrate first: there are no statistics to compute ranges from.")
@@ -42,11 +43,11 @@ class RangesMixin:
         self._notify(Event.RANGES)
 
     def explain_ranges(self, *, samples: int | None = 16, progress=None, cancel=None):
-        """Range sensitivity of the ranges in use (:func:`workbench.range_checks.range_sensitivity`):
+        """Range sensitivity of the ranges in use (:func:`workbench.search.range_checks.range_sensitivity`):
         per INT8 input tensor what its threshold costs at the output, kept as
         :attr:`range_sensitivity` for the layer table (``cost_db``) and the histogram panel
         (``sentence``)."""
-        from ..range_checks import range_sensitivity
+        from ..search.range_checks import range_sensitivity
 
         if self.ranges is None:
             raise WorkbenchError("Calibrate first: there are no ranges to explain.")

@@ -81,7 +81,7 @@ class Build:
         notes: messages (e.g. why TensorRT was not used).
         paths: files written for this build (e.g. the TensorRT engine).
         label: free text. semantics: how the accuracy figures were computed (exact ONNX
-            semantics on the ONNX Runtime evaluation twin, see :mod:`workbench.semantics`).
+            semantics on the ONNX Runtime evaluation twin, see :mod:`workbench.graph.semantics`).
     """
 
     id: int

@@ -218,8 +218,8 @@ class ViewsMixin:
     def _preview_scorer(self, samples: int):
         """A PlanScorer on the first ``samples`` evaluation samples for the current ranges
         (rebuilt when the ranges or the kind of emulation change)."""
-        from ..emulate import needs_all_fp16
-        from ..sensitivity import PlanScorer
+        from ..evaluate.emulate import needs_all_fp16
+        from ..search.sensitivity import PlanScorer
 
         key = (getattr(self, "_ranges_version", 0), samples, bool(needs_all_fp16(self.plan, self._targets())))
         cache = getattr(self, "_preview_cache", None)
@@ -258,9 +258,9 @@ class ViewsMixin:
         samples; None without emulation or when the threshold is not in use), samples,
         seconds.
         """
-        from ..amax import check_amax
+        from ..calib.amax import check_amax
         from ..calib.algorithms import clipped_fraction
-        from ..metrics import compare_outputs
+        from ..evaluate.metrics import compare_outputs
 
         started = time.perf_counter()
         node, tensor = tensor, self.tensor_of(tensor) or tensor

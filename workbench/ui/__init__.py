@@ -1,6 +1,8 @@
 """Widgets and plots over the session: ``Workbench`` (the app) and ``plots`` (figure functions).
 
 Importing ``workbench.ui`` needs the ``ui`` extra (ipywidgets, plotly); the core never imports it.
+
+Layer 13, the app. May import every layer below (session included); never cli.
 """
 from __future__ import annotations
 

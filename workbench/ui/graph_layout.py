@@ -12,7 +12,7 @@ Sugiyama-style, in four steps:
    neighbours under the order and a minimum gap of 1 (least squares, pool-adjacent-violators),
    so a chain is a straight line and a residual branch bends around it.
 
-:func:`model_graph` reads nodes and edges from a :class:`workbench.model.ModelInfo`.
+:func:`model_graph` reads nodes and edges from a :class:`workbench.graph.model.ModelInfo`.
 """
 from __future__ import annotations
 

@@ -111,3 +111,40 @@ def curve_figure(x: Sequence[float], y: Sequence[float], *, marker_x: float | No
                       xaxis=dict(title=x_title), yaxis=yaxis,
                       yaxis2=dict(overlaying="y", range=[0, 1], visible=False), margin=_MARGIN)
     return fig
+
+
+def divergence_figure(x: Sequence[float], curves: Mapping[str, Sequence[float]], *,
+                      infinite_x: Sequence[float] = (), marker_x: float | None = None,
+                      marker_label: str = "chosen", x_title: str = "threshold",
+                      y_title: str = "KL(P||Q)", title: str | None = None) -> "go.Figure":
+    """Divergence of every candidate threshold: one line per curve (log y), the candidates whose
+    divergence is infinite as ticks along the top, and the chosen threshold as a dashed line.
+
+    Args:
+        x: candidate thresholds.
+        curves: label -> divergence per candidate (non-finite points are left out).
+        infinite_x: thresholds whose divergence is infinite (drawn as ticks at the top, trace
+            meta "infinite").
+        marker_x: the chosen threshold (trace meta "marker"; restyle its ``x`` and ``name`` to
+            move it, so the legend follows).
+        marker_label: legend text of the marker.
+    """
+    xs = [float(v) for v in np.asarray(x, dtype=np.float64).ravel()]
+    fig = go.Figure()
+    for n, (label, values) in enumerate(curves.items()):
+        ys, _ = finite_or_none(values)
+        style = dict(mode="lines") if n == 0 else dict(mode="markers", marker=dict(size=3))
+        fig.add_trace(go.Scatter(x=xs, y=ys, name=label, meta=label, connectgaps=False, **style))
+    inf_x = [float(v) for v in np.asarray(infinite_x, dtype=np.float64).ravel()]
+    if inf_x:
+        fig.add_trace(go.Scatter(x=inf_x, y=[0.97] * len(inf_x), yaxis="y2", mode="markers",
+                                 marker=dict(symbol="line-ns-open", size=8, color="crimson"),
+                                 name=f"∞ ({len(inf_x)} candidates)", meta="infinite"))
+    if marker_x is not None:
+        fig.add_trace(go.Scatter(x=[marker_x, marker_x], y=[0, 1], yaxis="y2", mode="lines",
+                                 name=marker_label, meta="marker", line=dict(color="black", dash="dash")))
+    fig.update_layout(title=dict(text=title or "", font=dict(size=13)), height=300,
+                      xaxis=dict(title=x_title), yaxis=dict(title=y_title, type="log"),
+                      yaxis2=dict(overlaying="y", range=[0, 1], visible=False), margin=_MARGIN,
+                      legend=dict(orientation="h", y=-0.25))
+    return fig

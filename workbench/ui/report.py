@@ -98,9 +98,10 @@ def _auto_text(session) -> str:
     return head + _table(r.curve[cols])
 
 
-def plotly_js_file(folder: Path) -> str:
-    """Write plotly.js beside the report once (``plotly-<version>.min.js``) and return its name.
-    An identical existing file is reused; a different one is left alone and a new name used."""
+def plotly_js_name(folder: Path) -> tuple:
+    """``(name, text)`` of plotly.js beside the reports in ``folder`` (``plotly-<version>.min.js``);
+    ``text`` is None when an identical file is already there (reused), else the file to write.
+    A different existing file is left alone and another name used."""
     import plotly
     from plotly.offline import get_plotlyjs
 
@@ -109,21 +110,31 @@ def plotly_js_file(folder: Path) -> str:
     for name in (f"plotly-{plotly.__version__}.min.js", f"plotly-{plotly.__version__}-{digest}.min.js"):
         path = folder / name
         if not path.exists():
-            atomic_write_text(path, js)
-            return name
+            return name, js
         if hashlib.sha256(path.read_bytes()).hexdigest()[:10] == digest:
-            return name
+            return name, None
     raise FileExistsError(f"'{folder / name}' exists with other content")
 
 
-def write_report(session, path, *, assets=None) -> Path:
-    """Write the HTML report to ``path``; plotly.js goes to the folder ``assets`` (default: the
-    report's folder; give the final folder when ``path`` is a staged file), shared by the
-    reports there (see the module docstring)."""
-    path = Path(path)
-    folder = Path(assets) if assets is not None else path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    js = plotly_js_file(folder)
+def export_report(session, path=None, *, overwrite: bool | None = None) -> Path:
+    """Write the session's HTML report (default path: the session's export stem +
+    ``.report.html``) and, the first time in that folder, plotly.js beside it: both files in one
+    result (:class:`workbench.outputs.ResultWriter`), so a failed write leaves neither."""
+    from ..outputs.names import export_path
+
+    session._need_model()
+    path = Path(path) if path is not None else export_path(session.export_stem(), "report")
+    js_name, js_text = plotly_js_name(path.parent)
+    files = [path] + ([path.parent / js_name] if js_text is not None else [])
+    with session._writer(files, "report", overwrite, path) as result:
+        if js_text is not None:
+            atomic_write_text(result.path(path.parent / js_name), js_text)
+        atomic_write_text(result.path(path), report_html(session, js_name))
+    return path
+
+
+def report_html(session, js_name: str) -> str:
+    """The report's HTML, loading plotly.js from ``js_name`` (a file beside the report)."""
     parts = [f"<p>Written {time.strftime('%Y-%m-%d %H:%M')}.</p>"]
     if session.model_info is not None:
         d = session.model_summary()
@@ -142,8 +153,8 @@ def write_report(session, path, *, assets=None) -> Path:
     for title, fig in report_figures(session):
         parts.append(_section(title, fig.to_html(full_html=False, include_plotlyjs=False)))
     doc = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Workbench report</title>"
-           f"<script src='{html.escape(js)}'></script>"
+           f"<script src='{html.escape(js_name)}'></script>"
            "<style>body{font-family:sans-serif;margin:20px} table.t{border-collapse:collapse;font-size:12px}"
            "table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd}</style></head><body>"
            "<h1>Quantization workbench report</h1>" + "".join(parts) + "</body></html>")
-    return atomic_write_text(path, doc)
+    return doc

@@ -1,4 +1,4 @@
-"""Export buttons, one per export kind (:data:`workbench.export.names.EXPORT_KINDS`), named by
+"""Export buttons, one per export kind (:data:`workbench.outputs.names.EXPORT_KINDS`), named by
 the same scheme as the CLI and the Session."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 
 from ..._optional import require
-from ...export.names import EXPORT_KINDS, export_path
+from ...outputs.names import EXPORT_KINDS, export_path
 from ...session import Event
 from .base import Panel
 
@@ -43,7 +43,12 @@ class ExportPanel(Panel):
     def export(self, kind: str):
         text = self.stem.value.strip()
         path = export_path(Path(text), kind) if text else None
-        out = self.session.export(kind, path)
+        if kind == "report":
+            from ..report import export_report
+
+            out = export_report(self.session, path)
+        else:
+            out = self.session.export(kind, path)
         self.written.value += f"<div style='font-size:12px'>wrote <code>{html.escape(str(out))}</code></div>"
         return out
 

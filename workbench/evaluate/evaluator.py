@@ -13,12 +13,12 @@ from typing import Callable
 
 import numpy as np
 
-from .backends.ort import OrtRunner
-from .data import CalibrationData
-from .errors import WorkbenchError
+from ..backends.ort import OrtRunner
+from ..data import CalibrationData
+from ..errors import WorkbenchError
 from .metrics import compare_outputs, cosine, is_classifier_output, sqnr_db
-from .model import ModelInfo
-from .semantics import DEPLOYED, EXACT, describe
+from ..graph.model import ModelInfo
+from ..graph.semantics import DEPLOYED, EXACT, describe
 
 
 @dataclass
@@ -32,7 +32,7 @@ class EvalResult:
         latency: {batch size: LatencyStats} of the quantized model, or {}.
         seconds: wall time of the evaluation.
         label: free text (e.g. the variant evaluated).
-        semantics: how the accuracy run executed (``workbench.semantics.describe``).
+        semantics: how the accuracy run executed (``workbench.graph.semantics.describe``).
         path: the file evaluated, when it was given as a path (None for in-memory models).
     """
 
@@ -234,7 +234,7 @@ class Evaluator:
         ``variant`` is an export variant (default "ort": Q/DQ with FP16 emulated for ONNX
         Runtime CPU; "cpu_uint8" for the CPU deployment model).
         """
-        from .export import build_quantized
+        from ..export import build_quantized
 
         proto = build_quantized(self.model, ranges, plan, variant=variant)
         layers = self.layers_for(plan) if per_layer else None

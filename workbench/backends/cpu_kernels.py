@@ -47,8 +47,8 @@ def _probe_model(channels: int = 64):
 def u8s8_saturates() -> bool:
     """True when ONNX Runtime's optimized CPU path loses accuracy on saturating u8s8 sums here
     (measured once per process on a probe Conv: more than 1 % relative error vs exact semantics)."""
-    from .backends.ort import OrtSessionLoader
-    from .semantics import DEPLOYED, EXACT
+    from .ort import OrtSessionLoader
+    from ..graph.semantics import DEPLOYED, EXACT
 
     model, channels = _probe_model()
     x = np.ones((1, channels, 4, 4), dtype=np.float32)  # uint8 255 everywhere

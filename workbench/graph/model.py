@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .errors import WorkbenchError
+from ..errors import WorkbenchError
 
 from .ops import FLOAT_TYPES, INT8_OPS, POOL_OPS, QDQ_OPS, WEIGHTED_OPS  # noqa: F401 (re-exported)
 
@@ -267,7 +267,7 @@ class ModelInfo:
     @cached_property
     def facts(self):
         """The shared read-only :class:`workbench.graph.GraphFacts` of this model."""
-        from .graph import GraphFacts
+        from .facts import GraphFacts
 
         return GraphFacts(self)
 

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from .errors import WorkbenchError
+from ..errors import WorkbenchError
 
 
 def _flat(ref, test):

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._io import atomic_write_bytes
-from .calib.collector import HistogramCollector
-from .errors import StaleError, WorkbenchError
+from .._io import atomic_write_bytes
+from .collector import HistogramCollector
+from ..errors import StaleError, WorkbenchError
 
 FORMAT_VERSION = 1
 

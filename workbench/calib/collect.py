@@ -17,11 +17,11 @@ from typing import Callable
 
 import numpy as np
 
-from .backends.ort import OrtSessionLoader
-from .calib.collector import HistogramCollector
-from .data import CalibrationData
-from .errors import Cancelled, WorkbenchError
-from .model import ModelInfo
+from ..backends.ort import OrtSessionLoader
+from .collector import HistogramCollector
+from ..data import CalibrationData
+from ..errors import Cancelled, WorkbenchError
+from ..graph.model import ModelInfo
 from .stats import Statistics
 
 
@@ -44,9 +44,7 @@ def tensors_to_observe(model: ModelInfo, tensors="default") -> list:
     if tensors in ("default", "quantizable"):
         targets = model.quantizable_nodes()
         if tensors == "default":
-            from .plan import PrecisionPlan
-
-            int8 = set(PrecisionPlan.default(model).int8_nodes())
+            int8 = model.facts.default_int8  # the default plan's INT8 nodes (one rule, in GraphFacts)
             targets = [t for t in targets if t.node in int8]
         names = [t for q in targets for t in q.activation_inputs]
         names += [s.name for s in model.outputs if s.dtype.kind == "f"]
@@ -134,7 +132,8 @@ def collect_statistics(
         raise WorkbenchError(f"'{model.name}' has no float tensors to calibrate.")
     graph_inputs = {s.name for s in model.inputs}
     fetch = [n for n in names if n not in graph_inputs]
-    session = OrtSessionLoader(model.model, threads=threads, extra_outputs=fetch, spinning=False)()
+    session = OrtSessionLoader(model.model, threads=threads, extra_outputs=fetch, spinning=False,
+                               optimization="all")()  # the FP32 model: ONNX Runtime's fast path
     collectors = {n: HistogramCollector(num_bins=num_bins, name=n) for n in names}
     # Two output buffer sets: while one batch is binned on a worker thread (numpy releases the
     # GIL in its loops), ONNX Runtime already computes the next batch into the other set.

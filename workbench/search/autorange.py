@@ -13,15 +13,15 @@ tensor by tensor:
    search starts from the best of them.
 3. Coordinate descent in graph order: for each tensor, the candidates next to the current
    choice (sorted by amax) are tried with the rest as chosen so far (one emulated run each,
-   :class:`~workbench.scoring.PlanScorer`); the search walks on in the direction that improves
+   :class:`~workbench.search.scoring.PlanScorer`); the search walks on in the direction that improves
    and keeps a change only when it beats the current choice by ``min_gain_db`` on the whole
    and on each of two interleaved halves of the samples (changes that fit a few samples are
    not kept); on a tie the candidate clipping less wins. ``exhaustive=True`` tries every
    candidate; ``sweeps`` passes.
 
 The objective is output SQNR (first output) by default, or the user's metric, or a target's
-metric (:class:`~workbench.scoring.Objective`), measured on held-out samples: the evaluation
-data when given, else calibration samples kept out of the histograms (:mod:`workbench.holdout`);
+metric (:class:`~workbench.search.scoring.Objective`), measured on held-out samples: the evaluation
+data when given, else calibration samples kept out of the histograms (:mod:`workbench.search.holdout`);
 the result says which. Progress is reported as ``progress(done, total)``; ``cancel`` stops the
 search between runs and keeps the choices made so far.
 """
@@ -31,10 +31,10 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 
-from .calib import registry
-from .errors import WorkbenchError
-from .ranges import Ranges, compute_ranges
-from .emulate import needs_all_fp16
+from ..calib import registry
+from ..errors import WorkbenchError
+from ..calib.ranges import Ranges, compute_ranges
+from ..evaluate.emulate import needs_all_fp16
 from .holdout import SearchSet, extreme_samples
 from .scoring import Objective, PlanScorer, cancelled, switchable_model
 
@@ -128,7 +128,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
 
     Args:
         evaluator: an :class:`~workbench.evaluate.Evaluator` over the held-out samples.
-        stats: the calibration :class:`~workbench.stats.Statistics` (histograms).
+        stats: the calibration :class:`~workbench.calib.stats.Statistics` (histograms).
         plan: the precision plan whose INT8 inputs are searched (default: the default plan).
         params: range-method parameters (registry names).
         objective: "sqnr", "metric", a target text ("top1>=0.99") or an Objective.
@@ -141,12 +141,12 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
         exhaustive: try every candidate of every tensor (default: the neighbours of the current
             choice along amax, walking on while the objective improves; about a third of the runs).
         calibration_data: the data the histograms came from; when given, the samples where the
-            searched tensors peak are added to the held-out ones (:mod:`workbench.holdout`), so
+            searched tensors peak are added to the held-out ones (:mod:`workbench.search.holdout`), so
             a clipping candidate is judged on the values it clips (recommended).
         progress: ``progress(done, total)`` after each run.
         cancel: a threading.Event or callable; stops between runs, keeping the partial result.
     """
-    from .plan import PrecisionPlan
+    from ..precision.plan import PrecisionPlan
 
     started = time.perf_counter()
     objective = objective if isinstance(objective, Objective) else Objective(objective)
@@ -342,10 +342,10 @@ def calibrate_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=
 
     ``auto`` runs :func:`auto_ranges` (``evaluator`` required). A histogram method is computed
     from ``stats``; with an ``evaluator`` every method is also scored at the output (one run
-    each) so a forced method far below min-max is named (:func:`~workbench.range_checks.check_method`).
+    each) so a forced method far below min-max is named (:func:`~workbench.search.range_checks.guard_forced_method`).
     """
-    from .plan import PrecisionPlan
-    from .range_checks import check_method, check_ranges, score_methods
+    from ..precision.plan import PrecisionPlan
+    from .range_checks import guard_forced_method, check_ranges, score_methods
     from .scoring import ObjectiveUndefined
 
     if registry.get_method(method).output_aware:
@@ -372,6 +372,6 @@ def calibrate_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=
         used = [t for t in sm.tensors if t in ranges and any(i8[sm.index[n]] and t in sm.qdq_tensors[n]
                                                             for n in sm.qdq_tensors)]
         scores = score_methods(scorer, plan, ranges, used)
-        ranges, notes = check_method(method, scores, ranges, tensors=used)
+        ranges, notes = guard_forced_method(method, scores, ranges, tensors=used)
     ranges, more = check_ranges(ranges)
     return Calibration(ranges, list(ranges.notes), None, scores)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
-from .precisions import FP16_MAX, NodePrecision, Precision
-from .rangemap import absmax, range_map
+from .kinds import FP16_MAX, NodePrecision, Precision
+from ..calib.rangemap import absmax, range_map
 
 
 def unsafe_fp16_reason(plan, node: str, ranges: Mapping, threshold: float = FP16_MAX) -> str:

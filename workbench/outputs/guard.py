@@ -11,8 +11,8 @@ import errno
 import os
 from pathlib import Path
 
-from ._io import FileSystemError, check_not_input
-from .errors import WorkbenchError
+from .._io import FileSystemError, check_not_input
+from ..errors import WorkbenchError
 
 _EXTERNAL_CACHE: dict = {}
 

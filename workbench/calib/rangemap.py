@@ -5,7 +5,7 @@ from typing import Mapping
 
 
 def range_map(ranges) -> Mapping:
-    """Tensor -> range for a plain mapping or a ``workbench.ranges.Ranges`` (which has ``.tensors``);
+    """Tensor -> range for a plain mapping or a ``workbench.calib.ranges.Ranges`` (which has ``.tensors``);
     ``{}`` for None."""
     if ranges is None:
         return {}

@@ -16,8 +16,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._io import fs_error
-from .errors import WorkbenchError
+from .._io import fs_error
+from ..errors import WorkbenchError
 
 LOCK_SUFFIX = ".wb-lock"
 STAGING_PREFIX = ".wb-tmp-"

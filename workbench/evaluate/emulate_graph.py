@@ -1,4 +1,4 @@
-"""ONNX building blocks of the emulation graph (:mod:`workbench.emulate`): node variants, ``If``
+"""ONNX building blocks of the emulation graph (:mod:`workbench.evaluate.emulate`): node variants, ``If``
 switches, float16 rounding, and feeds merged into few session calls."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .errors import InternalError
+from ..errors import InternalError
 
 
 def _fp16_round(x: str, name: str) -> list:

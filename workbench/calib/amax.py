@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .errors import WorkbenchError
+from ..errors import WorkbenchError
 
 #: The largest INT8 magnitude TensorRT uses: range [-127, 127].
 QMAX = 127

@@ -2,7 +2,7 @@
 
 Each entry says how to show the precision (label, colour) and which nodes can run in it (a
 rule over :class:`workbench.graph.GraphFacts`). Adding one (FP8 E4M3 is next) means an entry
-here, its Q/DQ writer in :mod:`workbench.export` and its switch in :mod:`workbench.emulate`;
+here, its Q/DQ writer in :mod:`workbench.export` and its switch in :mod:`workbench.evaluate.emulate`;
 the plan, the CLI and the UI read the registry.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import WorkbenchError
+from ..errors import WorkbenchError
 
 #: Largest finite float16 value: an activation beyond it overflows to inf in FP16.
 FP16_MAX = 65504.0

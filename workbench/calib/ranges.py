@@ -17,7 +17,7 @@
 ``amax_by_method`` holds every histogram method's amax (see :mod:`workbench.calib.registry`);
 ``chosen`` names the candidate in use (a method name, ``percentile@P``, ``minmax*F`` or
 ``manual``) and ``reason`` says why; ``candidates`` and their scores are filled by the
-``auto`` search (:mod:`workbench.autorange`).
+``auto`` search (:mod:`workbench.search.autorange`).
 """
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 
-from ._io import atomic_write_text
+from .._io import atomic_write_text
 from .amax import check_amax, symmetric_scale
-from .calib import registry
-from .calib.algorithms import DEFAULT_PERCENTILE
-from .errors import WorkbenchError
+from . import registry
+from .algorithms import DEFAULT_PERCENTILE
+from ..errors import WorkbenchError
 
 #: The histogram methods (every one's amax is kept per tensor).
 METHODS = registry.histogram_methods()
@@ -69,13 +69,13 @@ class TensorRange:
         return d
 
 
-def check_method(method: str, *, histogram_only: bool = False) -> str:
+def check_histogram_method(method: str, *, histogram_only: bool = False) -> str:
     """Validate a calibration method name (WorkbenchError listing the valid ones)."""
     m = registry.get_method(method)
     if histogram_only and m.compute is None:
         raise WorkbenchError(
             f"The range method '{method}' needs the model and held-out data (it judges each tensor's "
-            f"amax by the network's output); use workbench.autorange.auto_ranges, or one of: "
+            f"amax by the network's output); use workbench.search.autorange.auto_ranges, or one of: "
             f"{', '.join(METHODS)}.")
     return method
 
@@ -126,7 +126,7 @@ class Ranges:
     def with_method(self, method: str) -> "Ranges":
         """The same statistics read with another histogram method (manual overrides are kept)."""
         if not all(method in r.amax_by_method for r in self.tensors.values()):
-            check_method(method, histogram_only=True)
+            check_histogram_method(method, histogram_only=True)
         tensors = {n: r if r.override else replace(r, amax=r.amax_by_method[method], chosen=method,
                                                   reason=f"--method {method}")
                    for n, r in self.tensors.items()}
@@ -220,16 +220,16 @@ def compute_ranges(stats, method: str = DEFAULT_METHOD, percentile: float | None
     """Amax of every histogram method for every tensor in ``stats``; ``method`` picks the one used.
 
     Args:
-        stats: :class:`workbench.stats.Statistics`.
+        stats: :class:`workbench.calib.stats.Statistics`.
         method: a histogram method of the registry (``auto`` needs the model: see
-            :func:`workbench.autorange.auto_ranges`).
+            :func:`workbench.search.autorange.auto_ranges`).
         percentile: shorthand for ``params={"percentile": p}``.
         params: range-method parameters (registry names, e.g. ``percentile``, ``num_bits``).
 
     Degenerate tensors (all zeros, NaN only, constant) get the defined fallback of
     :mod:`workbench.calib.algorithms` and a warning there, never a zero or NaN scale.
     """
-    check_method(method, histogram_only=True)
+    check_histogram_method(method, histogram_only=True)
     params = dict(params or {})
     if percentile is not None:
         params["percentile"] = percentile

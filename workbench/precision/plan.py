@@ -31,11 +31,11 @@ import json
 import re
 from typing import Iterable, Iterator, Mapping
 
-from .amax import check_amax
-from .errors import WorkbenchError
+from ..calib.amax import check_amax
+from ..errors import WorkbenchError
 from .plan_io import PlanDiff, load_plan, plan_dataframe, plan_diff, plan_from_dict, plan_to_dict
-from .plan_safety import with_fp16_safety
-from .precisions import FP16_MAX, PRECISIONS, REASONS, NodePrecision, Precision, as_precision  # noqa: F401
+from .safety import with_fp16_safety
+from .kinds import FP16_MAX, PRECISIONS, REASONS, NodePrecision, Precision, as_precision  # noqa: F401
 
 
 def default_precision(facts, node: str, base: str) -> Precision:
@@ -74,14 +74,14 @@ class PrecisionPlan:
         """The default plan for ``model_info`` (see the module docstring).
 
         Args:
-            model_info: the :class:`workbench.model.ModelInfo` to plan.
+            model_info: the :class:`workbench.graph.model.ModelInfo` to plan.
             base: "fp32" (non-INT8 nodes keep the model's float type) or "fp16" (non-INT8
                 nodes that can compute in FP16 are FP16).
             ranges: optional tensor name -> range (``.min``/``.max``); when given, FP16 nodes
                 whose observed ranges exceed ``fp16_threshold`` are kept FP32 right away
                 (reason "unsafe-fp16"). Export applies the same check anyway.
             fp16_threshold: the |value| above which a tensor is unsafe in FP16 (default 65504;
-                :data:`workbench.precisions.FP16_STRICT_THRESHOLD` = 512 is ModelOpt AutoCast's stricter default).
+                :data:`workbench.precision.kinds.FP16_STRICT_THRESHOLD` = 512 is ModelOpt AutoCast's stricter default).
         """
         base = str(base).lower()
         if base not in ("fp32", "fp16"):
@@ -262,7 +262,7 @@ class PrecisionPlan:
     def with_fp16_safety(self, model_info, ranges: Mapping | None,
                          threshold: float = FP16_MAX) -> "PrecisionPlan":
         """A copy where FP16 nodes that are unsafe in FP16 are FP32 with reason "unsafe-fp16"
-        (:func:`workbench.plan_safety.with_fp16_safety`).
+        (:func:`workbench.precision.safety.with_fp16_safety`).
 
         Args:
             model_info: the ModelInfo this plan belongs to (its facts are the plan's).
@@ -291,7 +291,7 @@ class PrecisionPlan:
 
     def save(self, path):
         """Write the plan as JSON (atomically) and return the path."""
-        from ._io import atomic_write_text
+        from .._io import atomic_write_text
 
         return atomic_write_text(path, self.to_json() + "\n")
 

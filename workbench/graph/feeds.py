@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import WorkbenchError
+from ..errors import WorkbenchError
 from .model import TensorSpec
 
 __all__ = ["TensorSpec", "check_feed", "batch_size_of", "format_shape", "onnx_input_specs"]

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from ._io import atomic_write_text
-from .errors import WorkbenchError
+from .._io import atomic_write_text
+from ..errors import WorkbenchError
 
 DEFAULT_ALGORITHM = "EntropyCalibration2"
 DEFAULT_VERSION = 8600
@@ -194,7 +194,7 @@ def check_calibration_cache(path: str | os.PathLike, model_info, *,
     With a provenance sidecar, its model (and, when given, data) fingerprint must match. Without
     one (a cache TensorRT or another tool wrote), every cached tensor must exist in the model.
     """
-    from .errors import StaleError
+    from ..errors import StaleError
 
     cache = read_calibration_cache(path)
     side = sidecar_path(path)

@@ -1,8 +1,8 @@
 """Per-node sensitivity and automatic mixed precision, on the switchable emulation model.
 
-Both evaluate many plans, so they run :class:`~workbench.emulate.SwitchableModel` (one session,
+Both evaluate many plans, so they run :class:`~workbench.evaluate.emulate.SwitchableModel` (one session,
 plans as feeds) against the FP32 outputs the :class:`~workbench.evaluate.Evaluator` already has,
-through :class:`~workbench.scoring.PlanScorer` (re-exported here).
+through :class:`~workbench.search.scoring.PlanScorer` (re-exported here).
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import Cancelled, WorkbenchError
-from .metrics import Target
+from ..errors import Cancelled, WorkbenchError
+from ..evaluate.metrics import Target
 from .scoring import PlanScorer, cancelled
 
 
@@ -133,7 +133,7 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
     records every k evaluated.
 
     Args:
-        target: a :class:`~workbench.metrics.Target` or its text, e.g. "top1>=0.99", "sqnr>=30".
+        target: a :class:`~workbench.evaluate.metrics.Target` or its text, e.g. "top1>=0.99", "sqnr>=30".
         ranking: a DataFrame from :func:`sensitivity` to reuse.
         fallback_precision: "fp16" (default) or "fp32" for the nodes taken out of INT8.
         latency_points: measure ONNX Runtime CPU latency of the exported "ort" model at this many
@@ -242,7 +242,7 @@ def search_estimate(k_max: int) -> int:
 
 def _add_latency(evaluator, ranges, plan_for, order, curve, points: int, chosen: list) -> None:
     """Measure ONNX Runtime CPU latency (batch 1) of the exported "ort" model at a few curve rows."""
-    from .export import build_quantized
+    from ..export import build_quantized
 
     ks = sorted(set(curve["n_fallback"]))
     picks = set(ks[:: max(1, len(ks) // points)][:points]) | {len(chosen)}

@@ -1,6 +1,6 @@
 """Collapse guards and range sensitivity: which tensor's threshold hurts, said with names.
 
-Guards (:func:`check_ranges`, :func:`check_method`) mark tensors in the ranges (``flags``, read
+Guards (:func:`check_ranges`, :func:`guard_forced_method`) mark tensors in the ranges (``flags``, read
 by the app) and return warnings naming them:
 
 * ``clips_mass``: the amax in use clips more than :data:`CLIP_SHARE` of the tensor's values;
@@ -18,8 +18,8 @@ import math
 import time
 from dataclasses import replace
 
-from .calib import registry
-from .errors import Cancelled, WorkbenchError
+from ..calib import registry
+from ..errors import Cancelled, WorkbenchError
 from .scoring import PlanScorer, cancelled
 
 #: An amax clipping more than this share of a tensor's values is flagged.
@@ -44,7 +44,7 @@ def check_ranges(ranges, *, clip_share: float = CLIP_SHARE, ratio: float = DISAG
     """(ranges with ``flags`` set, warnings) for the clipping and disagreement guards.
 
     Args:
-        ranges: :class:`~workbench.ranges.Ranges`.
+        ranges: :class:`~workbench.calib.ranges.Ranges`.
         clip_share: flag an amax that clips more than this share of the values.
         ratio: flag tensors whose histogram methods disagree by more than this factor.
         tensors: only these tensors (default: all), e.g. those INT8 nodes read.
@@ -92,7 +92,7 @@ def score_methods(scorer: PlanScorer, plan, ranges, tensors: list) -> dict:
     return out
 
 
-def check_method(method: str, method_scores: dict, ranges, *, loss_db: float = LOSS_DB, tensors=None) -> tuple:
+def guard_forced_method(method: str, method_scores: dict, ranges, *, loss_db: float = LOSS_DB, tensors=None) -> tuple:
     """(ranges with ``method_loses`` flags, warnings) when ``method``'s output SQNR is more than
     ``loss_db`` below min-max's; names the tensors ``method`` clips hardest relative to min-max."""
     if method not in method_scores or "minmax" not in method_scores or method == "minmax":
@@ -128,7 +128,7 @@ def range_sensitivity(evaluator, ranges, plan=None, *, samples: int | None = 16,
     """
     import pandas as pd
 
-    from .plan import PrecisionPlan
+    from ..precision.plan import PrecisionPlan
 
     started = time.perf_counter()
     plan = plan if plan is not None else PrecisionPlan.default(evaluator.model)
@@ -202,5 +202,5 @@ def method_table(method_scores: dict):
                          for m, r in method_scores.items()])
 
 
-__all__ = ["CLIP_SHARE", "DISAGREE_RATIO", "LOSS_DB", "RangeWarning", "check_method", "check_ranges",
+__all__ = ["CLIP_SHARE", "DISAGREE_RATIO", "LOSS_DB", "RangeWarning", "guard_forced_method", "check_ranges",
            "method_table", "range_sensitivity", "score_methods"]

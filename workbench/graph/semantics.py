@@ -8,6 +8,9 @@ and for judging the ``cpu_uint8`` deployment variant, and is labelled as such.
 """
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
+
 EXACT = "disable"     # ONNX Runtime graph optimization level giving exact ONNX semantics
 DEPLOYED = "all"      # ONNX Runtime's default CPU deployment (fused QLinear kernels)
 
@@ -27,3 +30,23 @@ SATURATION_HINT = ("ONNX Runtime's fused u8s8 integer kernels saturate on x86 CP
 def describe(optimization: str) -> str:
     """A plain label for the semantics of ONNX Runtime graph optimization level ``optimization``."""
     return LABELS.get(optimization, f"ONNX Runtime, optimization '{optimization}'")
+
+
+_DEPLOYED_PATH = contextvars.ContextVar("workbench_deployed_path", default=False)
+
+
+@contextmanager
+def deployed_path():
+    """Marks ONNX Runtime sessions opened inside as deliberately on the deployed (optimized)
+    path: latency, and judging the ``cpu_uint8`` file as deployed. The tests refuse a Q/DQ
+    model opened with optimizations outside it (a judgement must use exact semantics)."""
+    token = _DEPLOYED_PATH.set(True)
+    try:
+        yield
+    finally:
+        _DEPLOYED_PATH.reset(token)
+
+
+def deployed_path_active() -> bool:
+    """True inside :func:`deployed_path`."""
+    return _DEPLOYED_PATH.get()

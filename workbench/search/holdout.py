@@ -1,6 +1,6 @@
 """The samples an output-aware search is judged on.
 
-``auto`` ranges (:mod:`workbench.autorange`) compare candidate amax values by the network's
+``auto`` ranges (:mod:`workbench.search.autorange`) compare candidate amax values by the network's
 output. Two things matter for that to generalise:
 
 * held-out samples: the evaluation data when the user gives it, else calibration samples kept
@@ -18,8 +18,8 @@ import hashlib
 
 import numpy as np
 
-from .data import CalibrationData
-from .evaluate import first_samples
+from ..data import CalibrationData
+from ..evaluate.evaluator import first_samples
 
 #: Held-out share of the calibration data when no evaluation data is given, and its bounds.
 HOLDOUT_SHARE = 0.25
@@ -81,7 +81,7 @@ def extreme_samples(model, data: CalibrationData, tensors: list, most: int = MAX
                     batch_size: int = 8) -> list:
     """Single-sample feeds of ``data`` where the ``tensors`` reach their largest |x| (one FP32
     pass), at most ``most`` of them: the samples peaking the most tensors first."""
-    from .backends.ort import OrtRunner
+    from ..backends.ort import OrtRunner
 
     inputs = {s.name for s in model.inputs}
     fetch = [t for t in tensors if t not in inputs]
@@ -121,15 +121,15 @@ class SearchSet:
     ``extra`` single-sample feeds (the FP32 reference is computed for those here). A user
     metric sees the evaluator's samples only (its labels belong to them).
 
-    Attributes read by :class:`~workbench.scoring.PlanScorer`: model, batches, reference,
+    Attributes read by :class:`~workbench.search.scoring.PlanScorer`: model, batches, reference,
     output_names, metric_fn, num_samples, user_metric.
     """
 
     def __init__(self, evaluator, extra: list = (), description: str = "held-out samples",
                  samples: int | None = None):
-        from .backends.ort import OrtRunner
-        from .emulate import merge_batches
-        from .semantics import EXACT
+        from ..backends.ort import OrtRunner
+        from ..evaluate.emulate import merge_batches
+        from ..graph.semantics import EXACT
 
         self.evaluator = evaluator
         self.model = evaluator.model

@@ -1,6 +1,6 @@
 """A precision plan as JSON and as a table, and the difference between two plans.
 
-Functions over a plan (any object with the :class:`workbench.plan.PrecisionPlan` interface);
+Functions over a plan (any object with the :class:`workbench.precision.plan.PrecisionPlan` interface);
 this module does not import the plan module, which calls it.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from .errors import WorkbenchError
-from .precisions import REASONS, NodePrecision, as_precision
+from ..errors import WorkbenchError
+from .kinds import REASONS, NodePrecision, as_precision
 
 FORMAT = "workbench-precision-plan"
 FORMAT_VERSION = 1

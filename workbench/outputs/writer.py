@@ -24,12 +24,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ._io import FileSystemError, fs_error
-from .errors import InternalError, WorkbenchError
-from .output_guard import (abs_path, anchor_and_head, check_outputs, external_data_files, input_paths,
-                           model_inputs)
-from .output_locks import (LOCK_SUFFIX, STAGING_PREFIX, acquire_lock, deferred_interrupts, lock_path,
-                           sigterm_as_interrupt, unlink_quietly)
+from .._io import FileSystemError, fs_error
+from ..errors import InternalError, WorkbenchError
+from .guard import abs_path, anchor_and_head, check_outputs, external_data_files, input_paths, model_inputs
+from .locks import LOCK_SUFFIX, STAGING_PREFIX, acquire_lock, deferred_interrupts, lock_path, sigterm_as_interrupt, unlink_quietly
 
 __all__ = ["LOCK_SUFFIX", "STAGING_PREFIX", "ResultWriter", "check_outputs", "external_data_files",
            "input_paths", "model_inputs", "write_text_result"]
@@ -287,7 +285,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def write_text_result(path, text: str, *, inputs=(), overwrite: bool = False, what: str = "file") -> Path:
     """One text file as a result: guarded, locked and atomic (see :class:`ResultWriter`)."""
-    from ._io import atomic_write_text
+    from .._io import atomic_write_text
 
     with ResultWriter([path], inputs=inputs, overwrite=overwrite, what=what) as result:
         atomic_write_text(result.path(path), text)

@@ -27,12 +27,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .amax import symmetric_scale
-from .errors import InternalError, WorkbenchError
-from .export.build import MIN_QDQ_OPSET, _prepare
-from .export.qdq import place_qdq, quantize_weight
+from ..calib.amax import symmetric_scale
+from ..errors import InternalError, WorkbenchError
+from ..export.build import MIN_QDQ_OPSET, _prepare
+from ..export.qdq import place_qdq, quantize_weight
 from .emulate_graph import _branch, _fp16_round, _read_names, if_node, merge_batches, node_variant
-from .model import ModelInfo
+from ..graph.model import ModelInfo
 
 INT8_FLAGS = "wb_int8"
 FP16_FLAGS = "wb_fp16"
@@ -60,7 +60,7 @@ class SwitchableModel:
     """Fake-quant emulation of ``model`` whose per-node precision is chosen at run time.
 
     Every quantizable node gets INT8 and FP16 switches; with ``all_fp16`` every other node that
-    can run in FP16 (per the exporter's schema rule, :func:`workbench.fp16_slots.fp16_slots`)
+    can run in FP16 (per the exporter's schema rule, :func:`workbench.graph.fp16_slots.fp16_slots`)
     gets an FP16 switch too. Other nodes stay FP32.
 
     Args:
@@ -275,10 +275,10 @@ class SwitchableModel:
     @property
     def session(self):
         if self._session is None:
-            from .backends.ort import OrtSessionLoader
-            from .semantics import EXACT
+            from ..backends.ort import OrtSessionLoader
+            from ..graph.semantics import EXACT
 
-            # Exact ONNX semantics, like every accuracy figure (workbench.semantics).
+            # Exact ONNX semantics, like every accuracy figure (workbench.graph.semantics).
             self._session = OrtSessionLoader(self.proto, optimization=EXACT, threads=self.threads)()
         return self._session
 
@@ -322,7 +322,7 @@ class SwitchableModel:
 
     def run(self, batches: list, flags: dict, output_names=None) -> dict:
         """Run every batch with the switch ``flags``; returns {output: all rows}. Pass batches
-        merged with :func:`workbench.feeds.merge_batches` to make one call per run."""
+        merged with :func:`workbench.graph.feeds.merge_batches` to make one call per run."""
         names = output_names or [o.name for o in self.model.outputs]
         chunks = [self.session.run(names, {**feed, **flags}) for feed in batches]
         if len(chunks) == 1:

@@ -19,10 +19,10 @@ import weakref
 
 import numpy as np
 
-from .emulate import SCALE, TENSOR_FLAGS, SwitchableModel, merge_batches, needs_all_fp16
-from .errors import WorkbenchError
-from .evaluate import first_samples
-from .metrics import Target, compare_outputs, sqnr_db
+from ..evaluate.emulate import SCALE, TENSOR_FLAGS, SwitchableModel, merge_batches, needs_all_fp16
+from ..errors import WorkbenchError
+from ..evaluate.evaluator import first_samples
+from ..evaluate.metrics import Target, compare_outputs, sqnr_db
 
 #: Rows per session call when the samples are merged (bounded to keep activations in memory).
 MAX_ROWS_PER_RUN = 64
@@ -53,7 +53,7 @@ class ObjectiveUndefined(WorkbenchError):
 
 class Objective:
     """What a search maximises: ``"sqnr"`` (output SQNR in dB, the default), ``"metric"`` (the
-    evaluator's user metric), or a :class:`~workbench.metrics.Target` (its metric, in its
+    evaluator's user metric), or a :class:`~workbench.evaluate.metrics.Target` (its metric, in its
     direction). Ties on the primary value are broken by output SQNR.
 
     Args:
