@@ -168,3 +168,56 @@ def int4_matmul(seed: int = 0, block: int = 4) -> tuple:
     m.ir_version = 10
     onnx.checker.check_model(m)
     return m, deq, scales
+
+
+# ----------------------------------------------------------------------------- shared by the imported/ tests
+def run_exact(model, feed: dict, outputs=None) -> dict:
+    """``model`` run with exact ONNX semantics (ONNX Runtime, graph optimizations off)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = outputs or [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feed)))
+
+
+def cnn_feed(n=4, seed=1, size=16):
+    return {"input": np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)}
+
+
+def qat_small_cnn(*, dtype=TensorProto.INT8, constants=False, seed=0, zero_points=None):
+    """small_cnn with fake-quant pairs on the inputs of its INT8 nodes and per-channel weights."""
+    import tiny_models
+
+    rng = np.random.default_rng(seed)
+    model = tiny_models.small_cnn(opset=13)
+    acts = {t: (np.float32(rng.uniform(0.005, 0.05)), 0) for t in ("input", "r1", "r2", "sum", "pool", "flat")}
+    if zero_points:
+        acts.update({t: (acts[t][0], z) for t, z in zero_points.items()})
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    # "learned" per-channel scales: not max|w|/127, but wide enough that no code saturates
+    weights = {}
+    for w in ("conv1.weight", "conv2.weight", "fc.weight"):
+        peak = np.abs(inits[w]).reshape(len(inits[w]), -1).max(axis=1)
+        weights[w] = ((peak / 127 * rng.uniform(1.0, 1.25, len(peak))).astype(np.float32), 0)
+    return model, fake_quant(model, acts, weights, dtype=dtype, constants=constants), acts, weights
+
+
+def own_export(plan_change=None):
+    """The workbench's own export of small_cnn (random ranges, default plan, optionally changed)."""
+    import tiny_models
+    from workbench.calib.ranges import TensorRange
+    from workbench.export.build import build
+    from workbench.graph.model import ModelInfo
+    from workbench.precision.plan import PrecisionPlan
+
+    info = ModelInfo(tiny_models.small_cnn(opset=13))
+    rng = np.random.default_rng(2)
+    ranges = {t: TensorRange(t, float(rng.uniform(1, 5)), {}, -2.0, 2.0)
+              for t in info.float_tensors()}
+    plan = PrecisionPlan.default(info)
+    if plan_change:
+        plan_change(plan)
+    return info, build(info, ranges, plan), plan

@@ -77,3 +77,38 @@ def tiny_transformer(*, seed: int = 0, opset: int = 17, vocab: int = 32, seq: in
     return _model(nodes, "tiny_transformer",
                   [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", seq])],
                   [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])], params, opset)
+
+
+# ----------------------------------------------------------------------------- shared by the TensorRT tests
+def observed_ranges(model, feed):
+    """min/max/amax of every float tensor from one exact-semantics ONNX Runtime run."""
+    from types import SimpleNamespace
+
+    from workbench.backends.ort import OrtRunner
+    from workbench.graph.model import ModelInfo
+
+    names = sorted(ModelInfo(model).float_tensors())
+    outs = OrtRunner(model, output_names=names, threads=1, optimization="disable").infer(feed)
+    return {n: SimpleNamespace(amax=float(np.abs(v).max()) or 1.0, min=float(v.min()), max=float(v.max()))
+            for n, v in outs.items()}
+
+
+def export(tmp_path, model, feed, plan_edit=None, base="fp32", name="q"):
+    """The exporter's TensorRT file for ``model`` (default plan, optionally edited) and the plan."""
+    from workbench.export import build_quantized
+    from workbench.graph.model import ModelInfo
+    from workbench.precision.plan import PrecisionPlan
+
+    info = ModelInfo(model)
+    plan = PrecisionPlan.default(info, base)
+    if plan_edit:
+        plan_edit(plan)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(build_quantized(info, observed_ranges(model, feed), plan, variant="trt"), str(path))
+    return path, plan, info
+
+
+def feed_cnn(batch=2, size=16, channels=3, name="input"):
+    return {name: np.random.default_rng(0).standard_normal((batch, channels, size, size)).astype(np.float32)}
+
+

@@ -197,6 +197,8 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
         current = {t: per_method[t].amax_by_method[start] for t in used}
         best_row = method_scores[start]
     chosen = {t: _label_of(cands[t], current[t], start) for t in used}
+    for t in used:  # a merged label ("mse=percentile@99.99") stands for the start method's own amax
+        cands[t][chosen[t]] = current[t]
     reasons = {t: f"best single method ({start})" for t in used}
     scores = {t: {} for t in used}
     for sweep in range(sweeps if not stop else 0):

@@ -7,7 +7,7 @@ from onnx import TensorProto
 
 import qdq_models
 import tiny_models
-from test_qdq_read import cnn_feed, own_export, qat_small_cnn, run_exact
+from qdq_models import cnn_feed, own_export, qat_small_cnn, run_exact
 from workbench.imported import read_qdq_model
 from workbench.imported.reexport import (MODEL_SOURCE, export_tensorrt_ready, model_only_ranges,
                                          model_plan, with_model_thresholds)

@@ -7,7 +7,7 @@ import pytest
 
 import qdq_models
 import tiny_models
-from test_qdq_read import cnn_feed, qat_small_cnn
+from qdq_models import cnn_feed, qat_small_cnn
 from workbench.cli import main
 
 

@@ -60,7 +60,7 @@ def test_ranges_record_choice_reason_candidates_and_the_search(searched, tmp_pat
     kind, info, stats, ev, res = searched
     r = res.ranges
     assert r.method == "auto" and r.search["searched"] == len(res.searched)
-    assert res.summary().endswith(f"on {res.held_out}") and res.held_out == "evaluation samples"
+    assert res.summary().endswith(f"on {res.held_out}") and res.held_out.startswith("32 evaluation samples + ")
     assert f"{len(res.changed)} of {len(res.searched)} tensors changed from mse" in res.summary()
     for t in res.searched:
         tr = r[t]

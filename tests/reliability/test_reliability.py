@@ -24,7 +24,7 @@ import tiny_models
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- helpers

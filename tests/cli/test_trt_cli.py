@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 import tiny_models as tm
-from test_trt_build import export, feed_cnn
+from trt_models import export, feed_cnn
 from trt_marks import STATUS, needs_builder, needs_rtx
 from workbench.cli import main
 from workbench.backends.commands import engine_build_commands

@@ -25,7 +25,7 @@ from workbench.precision.plan import PrecisionPlan
 from workbench.calib.ranges import compute_ranges
 from workbench.graph.semantics import DEPLOYED, EXACT, describe
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def wide_conv_model(seed: int = 0) -> onnx.ModelProto:

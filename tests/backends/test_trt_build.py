@@ -16,6 +16,7 @@ import pytest
 import realistic_models as rm
 import tiny_models as tm
 import trt_models
+from trt_models import export, feed_cnn, observed_ranges  # noqa: F401
 from trt_marks import STATUS, needs_builder, needs_rtx
 from workbench.backends import trt_inspect
 from workbench.backends.trt_build import build_engine, layers_path, sidecar_path
@@ -31,27 +32,6 @@ WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 def _op(info, node):
     return next(n.op_type for n in info.model.graph.node if n.name == node)
-
-
-def observed_ranges(model, feed):
-    """min/max/amax of every float tensor from one exact-semantics ONNX Runtime run."""
-    from workbench.backends.ort import OrtRunner
-
-    names = sorted(ModelInfo(model).float_tensors())
-    outs = OrtRunner(model, output_names=names, threads=1, optimization="disable").infer(feed)
-    return {n: SimpleNamespace(amax=float(np.abs(v).max()) or 1.0, min=float(v.min()), max=float(v.max()))
-            for n, v in outs.items()}
-
-
-def export(tmp_path, model, feed, plan_edit=None, base="fp32", name="q"):
-    """The exporter's TensorRT file for ``model`` (default plan, optionally edited) and the plan."""
-    info = ModelInfo(model)
-    plan = PrecisionPlan.default(info, base)
-    if plan_edit:
-        plan_edit(plan)
-    path = tmp_path / f"{name}.onnx"
-    onnx.save(build_quantized(info, observed_ranges(model, feed), plan, variant="trt"), str(path))
-    return path, plan, info
 
 
 def build(path, **config):
@@ -88,10 +68,6 @@ def assert_record(report, engine):
     assert record["targets"] and record["runnable_here"] == STATUS.can_run
     if not STATUS.can_run:
         assert "GPU" in record["runtime_note"]
-
-
-def feed_cnn(batch=2, size=16, channels=3, name="input"):
-    return {name: np.random.default_rng(0).standard_normal((batch, channels, size, size)).astype(np.float32)}
 
 
 # -- the kinds of files the exporter writes ------------------------------------------

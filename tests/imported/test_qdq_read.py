@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto, numpy_helper
 
 import qdq_models
+from qdq_models import cnn_feed, own_export, qat_small_cnn, run_exact  # noqa: F401
 import tiny_models
 from workbench.errors import WorkbenchError
 from workbench.imported import is_qdq_model, read_qdq_model
@@ -19,17 +20,8 @@ from workbench.precision.plan import PrecisionPlan
 from workbench.calib.ranges import TensorRange
 
 
-def run_exact(model, feed: dict, outputs=None) -> dict:
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    names = outputs or [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, feed)))
 
 
-def cnn_feed(n=4, seed=1, size=16):
-    return {"input": np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)}
 
 
 def with_constants_of(original: onnx.ModelProto, recovered: onnx.ModelProto) -> onnx.ModelProto:
@@ -50,20 +42,6 @@ def with_constants_of(original: onnx.ModelProto, recovered: onnx.ModelProto) -> 
 
 
 # --------------------------------------------------------------------------- PyTorch QAT shape
-def qat_small_cnn(*, dtype=TensorProto.INT8, constants=False, seed=0, zero_points=None):
-    """small_cnn with fake-quant pairs on the inputs of its INT8 nodes and per-channel weights."""
-    rng = np.random.default_rng(seed)
-    model = tiny_models.small_cnn(opset=13)
-    acts = {t: (np.float32(rng.uniform(0.005, 0.05)), 0) for t in ("input", "r1", "r2", "sum", "pool", "flat")}
-    if zero_points:
-        acts.update({t: (acts[t][0], z) for t, z in zero_points.items()})
-    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    # "learned" per-channel scales: not max|w|/127, but wide enough that no code saturates
-    weights = {}
-    for w in ("conv1.weight", "conv2.weight", "fc.weight"):
-        peak = np.abs(inits[w]).reshape(len(inits[w]), -1).max(axis=1)
-        weights[w] = ((peak / 127 * rng.uniform(1.0, 1.25, len(peak))).astype(np.float32), 0)
-    return model, qdq_models.fake_quant(model, acts, weights, dtype=dtype, constants=constants), acts, weights
 
 
 @pytest.mark.parametrize("constants", [False, True], ids=["initializers", "constant_nodes"])
@@ -205,17 +183,6 @@ def test_qoperator_and_float_models_are_refused_with_a_reason(tmp_path):
 
 
 # --------------------------------------------------------------------------- the workbench's own export
-def own_export(plan_change=None):
-    from workbench.export.build import build
-
-    info = ModelInfo(tiny_models.small_cnn(opset=13))
-    rng = np.random.default_rng(2)
-    ranges = {t: TensorRange(t, float(rng.uniform(1, 5)), {}, -2.0, 2.0)
-              for t in info.float_tensors()}
-    plan = PrecisionPlan.default(info)
-    if plan_change:
-        plan_change(plan)
-    return info, build(info, ranges, plan), plan
 
 
 def test_own_export_read_back_exactly():

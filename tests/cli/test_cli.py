@@ -10,7 +10,7 @@ import tiny_models
 from workbench.backends.trt_cache import read_calibration_cache
 from workbench.cli import main
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data"
 
 

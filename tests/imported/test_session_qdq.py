@@ -7,7 +7,7 @@ import pytest
 
 import qdq_models
 import tiny_models
-from test_qdq_read import cnn_feed, qat_small_cnn, run_exact
+from qdq_models import cnn_feed, qat_small_cnn, run_exact
 from workbench.imported import read_qdq_model
 from workbench.evaluate.metrics import compare_outputs
 from workbench.session import Session

@@ -24,7 +24,7 @@ from workbench.backends.base import TensorSpec
 from workbench.cli.trt import register
 from workbench.errors import WorkbenchError
 
-DATA = Path(__file__).parent / "data" / "trt_inspector"
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "trt_inspector"
 TRT10 = DATA / "trt10_detailed_qdq_small_cnn.json"
 TRT11 = DATA / "trt11_detailed_qdq_small_cnn.json"
 OLD = DATA / "trt85_no_metadata_fused_names.json"
