@@ -28,11 +28,42 @@ def _text(cells) -> str:
     return "\n".join(out)
 
 
-def test_teaching_notebook(tmp_path):
-    text = _text(_run("04_teaching_quantization.ipynb", tmp_path))
-    assert "zero_point=0" in text and "KL search by hand" in text
-    # infinite KL values never reach a widget (plotly's JSON would be invalid)
+def _teaching_text(name: str) -> str:
+    """Output of a teaching notebook, executed once per test run (shared with the claim checks
+    of test_teaching_claims.py, so each notebook runs once)."""
+    import teaching_claims
+
+    text = _text(teaching_claims.executed(name).cells)
+    # infinite values never reach a widget (plotly's JSON would be invalid); no stray warnings
     assert "serialization failed" not in text and "Warning" not in text
+    return text
+
+
+def test_teaching_notebook():
+    text = _teaching_text("04_teaching_quantization.ipynb")
+    assert "zero_point=0" in text and "published search" in text
+    assert "widgets update their readouts and legends" in text
+
+
+def test_fp16_notebook():
+    text = _teaching_text("05_fp16.ipynb")
+    assert "largest FP16: 65504.0" in text and "automatic: 8 of 8 finite" in text
+
+
+def test_int8_arithmetic_notebook():
+    text = _teaching_text("06_int8_arithmetic.ipynb")
+    assert "max |by hand - Q/DQ model|" in text and "the widget updates its readout" in text
+
+
+@pytest.mark.slow
+def test_calibration_sets_notebook():
+    text = _teaching_text("07_calibration_sets.ipynb")
+    assert "best set by SQNR" in text and "the widget updates its readout" in text
+
+
+def test_fake_quantization_notebook():
+    text = _teaching_text("08_fake_quantization.ipynb")
+    assert "QAT best" in text and "Plan it implies: 1 INT8" in text
 
 
 @pytest.mark.slow
