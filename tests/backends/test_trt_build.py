@@ -16,7 +16,7 @@ import pytest
 import realistic_models as rm
 import tiny_models as tm
 import trt_models
-from trt_models import export, feed_cnn, observed_ranges  # noqa: F401
+from trt_models import WEIGHTED, _op, assert_builder_agrees_with_plan, export, feed_cnn, observed_ranges  # noqa: F401
 from trt_marks import STATUS, needs_builder, needs_rtx
 from workbench.backends import trt_inspect
 from workbench.backends.trt_build import build_engine, layers_path, sidecar_path
@@ -27,37 +27,9 @@ from workbench.graph.model import ModelInfo
 from workbench.precision.plan import PrecisionPlan
 
 pytestmark = needs_builder
-WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-
-
-def _op(info, node):
-    return next(n.op_type for n in info.model.graph.node if n.name == node)
-
-
 def build(path, **config):
     engine = path.with_suffix(".engine")
     return build_engine(path, engine, BuildConfig(**config)), engine
-
-
-# Measured: TensorRT-RTX 1.7.1 runs ConvTranspose in FP32 even with INT8 Q/DQ on its input and
-# its per-output-channel (axis 1) or per-tensor weights; if a later version runs it in INT8,
-# the test below fails and docs/TENSORRT.md needs updating.
-RTX_FP32_OPS = ("ConvTranspose",)
-
-
-def assert_builder_agrees_with_plan(report, plan, info):
-    """TensorRT-RTX's layer table: each weighted node runs in its planned precision (except the
-    ops TensorRT-RTX runs in FP32 anyway, which must show FP32 and be listed in the report)."""
-    if STATUS.flavor != "rtx":
-        return  # TensorRT 10/11 log layers in another format; the GPU tests inspect the engine
-    assert report.builder_layers is not None, "TensorRT-RTX logged no layer table"
-    df = trt_inspect.layers_dataframe(report.builder_layers["path"])
-    wanted = {n: plan.precision(n).name for n in plan.nodes if _op(info, n) in WEIGHTED}
-    assert wanted, "the model has no weighted node to compare"
-    fp32_anyway = {n for n in wanted if _op(info, n) in RTX_FP32_OPS and wanted[n] == "INT8"}
-    diff = trt_inspect.compare_with_plan(df, {n: ("FP32" if n in fp32_anyway else p) for n, p in wanted.items()})
-    assert diff.empty, diff.to_string()
-    assert set(report.builder_layers["qdq_nodes_not_int8"]) == fp32_anyway
 
 
 def assert_record(report, engine):

@@ -130,7 +130,7 @@ def test_autoprec_result_builds_as_planned(tmp_path):
     """A mixed INT8/FP16 plan found by the automatic search (6 dB above all-INT8), built by
     Session.rebuild(backend="trt"): TensorRT runs each weighted node as the search decided."""
     import realistic_models as rm
-    from test_trt_build import assert_builder_agrees_with_plan
+    from trt_models import assert_builder_agrees_with_plan
     from workbench.session import Session
 
     model = tm.save(rm.classifier_relu6(), tmp_path / "m.onnx")

@@ -148,21 +148,30 @@ class EvalArgs:
         self.metric.add(g)
 
     def parse(self, args, model):
-        """An Evaluator on --eval-data (or, with a note, on the calibration data); built once per
-        command (calibration's auto search and the final report share it)."""
-        from ..evaluate.evaluator import Evaluator
-
+        """An Evaluator on --eval-data, else on the calibration samples the one hold-out rule
+        holds out (:func:`workbench.search.calibration.hold_out`); built once per command
+        (calibration's search and the final report share it, see :meth:`adopt`)."""
         cached = getattr(self, "_cached", None)
         if cached is not None and cached[0] is args and cached[1] is model:
             return cached[2]
+        from ..evaluate.evaluator import Evaluator
+        from ..search.calibration import hold_out, judge
+
         metric_fn = self.metric.parse(args)
         if self.data.given(args):
-            data = self.data.parse(args, model)
+            evaluator = Evaluator(model, self.data.parse(args, model), batch_size=args.batch_size,
+                                  metric_fn=metric_fn)
         else:
-            print("note: no --eval-data given; evaluating on the calibration data (optimistic).")
-            data = self.calib_data.parse(args, model, limit=args.eval_samples or args.samples)
-        self._cached = (args, model, Evaluator(model, data, batch_size=args.batch_size, metric_fn=metric_fn))
-        return self._cached[2]
+            holdout = hold_out(self.calib_data.parse(args, model, limit=args.samples))
+            print(f"note: {holdout.note()}")
+            evaluator = judge(model, holdout, batch_size=args.batch_size, metric_fn=metric_fn,
+                              max_samples=args.eval_samples)
+        self._cached = (args, model, evaluator)
+        return evaluator
+
+    def adopt(self, args, model, evaluator) -> None:
+        """Use ``evaluator`` (built by the calibration over the held-out samples) for this command."""
+        self._cached = (args, model, evaluator)
 
 
 #: Held-out samples the auto range search uses by default (each candidate costs one run over them).
@@ -262,48 +271,40 @@ class CalibArgs:
         return self.run(args, model, data_args.parse(args, model), tensors, eval_args, plan_args).ranges
 
     def run(self, args, model, data, tensors="default", eval_args=None, plan_args=None, statistics=None):
-        """Statistics (collected, or loaded from ``statistics``) and the ranges of --method with
-        the collapse guards: a :class:`workbench.search.autorange.Calibration`. Keeps ``stats``,
-        ``evaluator`` (the held-out samples, or None) and ``histogram_data`` on ``self``."""
-        from ..search.autorange import calibrate_ranges
-        from ..calib import registry
-        from ..calib.collect import collect_statistics
-        from ..evaluate.evaluator import Evaluator
-        from ..search.holdout import held_out_from_histograms, split_holdout
-        from ..calib.ranges import compute_ranges
+        """Statistics and the ranges of --method through the one calibration path
+        (:func:`workbench.search.calibration.calibrate`: one default, one hold-out rule); a
+        :class:`~workbench.search.calibration.CalibrationResult`. Keeps ``stats``, ``evaluator``
+        (where ranges were judged, which ``eval_args`` then reuses) and ``histogram_data``."""
         from ..calib.stats import Statistics
+        from ..search.calibration import calibrate
         from .common import progress_bar
 
-        auto = registry.get_method(args.method).output_aware
-        evaluator, held_out, hist_data = None, "evaluation samples", data
-        if eval_args is not None and eval_args.data.given(args):
-            evaluator = eval_args.parse(args, model)
-        elif auto:
-            hist_data, held = split_holdout(data)
-            metric_fn = eval_args.metric.parse(args) if eval_args is not None else None
-            evaluator = Evaluator(model, held, batch_size=args.batch_size, metric_fn=metric_fn)
-            if held_out_from_histograms(hist_data, held):
-                held_out = "calibration samples held out from the histograms"
-                print(f"note: no --eval-data; 'auto' judges ranges on {evaluator.num_samples} calibration samples "
-                      "held out from the histograms (statistics from the others).")
-            else:
-                held_out = "calibration samples (too few to hold any out: optimistic)"
-                print(f"note: no --eval-data and only {evaluator.num_samples} calibration samples; 'auto' judges ranges on "
-                      "the samples the histograms come from (optimistic). Give --eval-data.")
-        if statistics:
-            stats = Statistics.load(statistics, model.fingerprint(), hist_data.fingerprint())
+        evaluator = eval_args.parse(args, model) if eval_args is not None and eval_args.data.given(args) else None
+        metric_fn = eval_args.metric.parse(args) if eval_args is not None and evaluator is None else None
+
+        def load(histogram_data):
+            stats = Statistics.load(statistics, model.fingerprint(), histogram_data.fingerprint())
             print(f"Reusing statistics from {statistics} ({stats.num_samples} samples).")
-        else:
-            stats = collect_statistics(model, hist_data, tensors=tensors, batch_size=args.batch_size,
-                                       progress=not args.quiet)
-        plan = plan_args.parse(args, model, compute_ranges(stats, params=self.params(args))) if plan_args else None
+            return stats
+
+        from ..calib import registry
+
+        # the plan the searches judge under, made once the statistics exist (FP16 safety reads ranges)
+        plan = (lambda base_ranges: plan_args.parse(args, model, base_ranges)) if plan_args is not None else None
+
+        auto = registry.get_method(args.method).output_aware
         with progress_bar("auto ranges" if auto else "scoring methods", "run", args.quiet or not auto) as bar:
-            outcome = calibrate_ranges(stats, args.method, evaluator=evaluator, plan=plan,
-                                       params=self.params(args), calibration_data=hist_data,
-                                       objective=getattr(args, "auto_objective", "sqnr"),
-                                       samples=getattr(args, "auto_samples", None),
-                                       held_out=held_out, progress=bar)
-        self.stats, self.evaluator, self.histogram_data, self.outcome = stats, evaluator, hist_data, outcome
+            outcome = calibrate(model, data, method=args.method, evaluator=evaluator, params=self.params(args),
+                                plan=plan, tensors=tensors, batch_size=args.batch_size,
+                                statistics=load if statistics else None,
+                                objective=getattr(args, "auto_objective", "sqnr"),
+                                auto_samples=getattr(args, "auto_samples", None), metric_fn=metric_fn,
+                                collect_progress=not args.quiet, search_progress=bar)
+        print(f"note: {outcome.holdout.note()}")
+        if eval_args is not None:
+            eval_args.adopt(args, model, outcome.evaluator)
+        self.stats, self.evaluator, self.outcome = outcome.stats, outcome.evaluator, outcome
+        self.histogram_data = outcome.holdout.histogram_data
         if outcome.auto is not None:
             print(f"auto ranges: {outcome.auto.summary()}")
         for note in outcome.notes:

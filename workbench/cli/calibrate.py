@@ -40,18 +40,19 @@ def cmd_calibrate(args) -> int:
         ranges.write_csv(result.path(files["ranges.csv"]))
         trt_cache.write_calibration_cache(
             result.path(files["calibration.cache"]), ranges.scales(),
-            algorithm=registry.cache_algorithm(args.method), provenance={
+            algorithm=registry.cache_algorithm(outcome.method), provenance={
                 "model": str(args.model), "model_fingerprint": model.fingerprint(),
-                "data_fingerprint": data.fingerprint(), "method": args.method,
-                "num_samples": stats.num_samples})
+                "data_fingerprint": data.fingerprint(), "method": outcome.method,
+                "num_samples": stats.num_samples, "judged_on": outcome.holdout.description})
         if args.explain:
             table = _explain(args, model, ranges)
             from .._io import atomic_write_text
+            from ..outputs.csvsafe import dataframe_csv
 
-            atomic_write_text(result.path(files[EXPLAIN_FILE]), table.to_csv(index=False))
+            atomic_write_text(result.path(files[EXPLAIN_FILE]), dataframe_csv(table))
     bad = stats.nonfinite_tensors()
     print(f"Calibrated {len(ranges.tensors)} tensors on {stats.num_samples} samples in "
-          f"{stats.seconds:.1f} s ({args.method}).")
+          f"{stats.seconds:.1f} s ({outcome.method}).")
     if bad:
         print(f"WARNING: {len(bad)} tensors had NaN/Inf values: " + ", ".join(list(bad)[:10]))
     if qm is not None:  # the model's own scales against this calibration

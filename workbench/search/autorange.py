@@ -70,6 +70,10 @@ def candidates(stats_collector, by_method: dict, base: str) -> dict:
     return unique
 
 
+class NothingToChoose(WorkbenchError):
+    """No INT8 node of the plan reads a calibrated tensor: ``auto`` has no threshold to choose."""
+
+
 @dataclass
 class AutoRangeResult:
     """The outcome of :func:`auto_ranges`.
@@ -159,7 +163,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     used = [t for t in sm.tensors if t in per_method and t not in overrides and any(
         i8[sm.index[n]] and t in sm.qdq_tensors[n] for n in sm.qdq_tensors)]
     if not used:
-        raise WorkbenchError("The plan has no INT8 node reading a calibrated tensor: nothing for 'auto' to choose.")
+        raise NothingToChoose("The plan has no INT8 node reading a calibrated tensor: nothing for 'auto' to choose.")
     extra = extreme_samples(model, calibration_data, used) if calibration_data is not None else []
     samples_set = SearchSet(evaluator, extra, held_out, samples)
     held_out = f"{samples_set.held_out} {samples_set.description}"
@@ -358,7 +362,7 @@ def calibrate_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=
             res = auto_ranges(evaluator, stats, plan, params=params, objective=objective, samples=samples,
                               held_out=held_out, calibration_data=calibration_data, progress=progress,
                               cancel=cancel)
-        except ObjectiveUndefined as exc:  # e.g. NaN inputs the user allowed: no output to judge by
+        except (ObjectiveUndefined, NothingToChoose) as exc:  # NaN inputs the user allowed; no INT8 tensor
             base = registry.BASE_METHOD
             fallback = calibrate_ranges(stats, base, params=params)
             return Calibration(fallback.ranges, [f"{exc} Using '{base}' ranges instead of 'auto'."]
