@@ -141,7 +141,7 @@ def test_quantize_reports_accuracy_per_written_file_with_its_semantics(tmp_path,
         np.save(data / f"s{i}.npy", rng.uniform(0, 10, (1, 64, 8, 8)).astype(np.float32))
     assert main([ "quantize", model, "--data", str(data), "--cpu-uint8", "-o", str(tmp_path / "q.onnx")]) == 0
     out = capsys.readouterr().out
-    assert "no --eval-data given" in out
+    assert "No evaluation data" in out and "optimistic" in out  # 6 samples: too few to hold any out, said so
     lines = {name: [l for l in out.splitlines() if l.strip().startswith(name + ":")]
              for name in ("q.onnx", "q.ort.onnx", "q.cpu_uint8.onnx")}
     assert len(lines["q.onnx"]) == 1 and "exact ONNX semantics" in lines["q.onnx"][0]

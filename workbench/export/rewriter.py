@@ -116,6 +116,7 @@ def _fp32_output_consumers(g, y: str, fp16: set) -> bool:
 def apply_fp16(g, rw: Rewriter, fp16: set, *, emulate: bool) -> None:
     """Real FP16 (Cast to float16 around the node, float16 weights) or its FP32 emulation."""
     to_fp16: dict[str, str] = {}   # fp32 tensor -> its float16 (or rounded) version
+    fp16_nodes = [n.name for n in g.nodes if n.name in fp16]  # graph order: the same file every run
 
     def rounded(t: str) -> str:
         if t not in to_fp16:
@@ -138,7 +139,7 @@ def apply_fp16(g, rw: Rewriter, fp16: set, *, emulate: bool) -> None:
 
     # Outputs first, so consumers know the FP16 name of a tensor produced by an FP16 node.
     fp16_out: dict[str, str] = {}
-    for name in fp16:
+    for name in fp16_nodes:
         node = g.node(name)
         for j in g.slots(name)[1]:
             y = node.output[j]
@@ -158,7 +159,7 @@ def apply_fp16(g, rw: Rewriter, fp16: set, *, emulate: bool) -> None:
                     n = helper.make_node("Cast", [y16], [y], name=rw.unique(f"{y}_to_fp32_Cast"),
                                          to=TensorProto.FLOAT)
                     rw.after.setdefault(y16, []).append(n)
-    for name in fp16:
+    for name in fp16_nodes:
         node = g.node(name)
         for i in g.slots(name)[0]:
             t = node.input[i]
