@@ -159,3 +159,10 @@ def test_the_layer_check_finds_an_upward_import():
 def test_few_loose_modules():
     loose = sorted(p.stem for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
     assert len(loose) <= 5, loose
+
+
+def test_no_test_file_is_over_400_lines():
+    tests = PACKAGE.parent / "tests"
+    long = {str(p.relative_to(tests)): n for p in tests.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"test files over {MAX_LINES} lines: {long}"

@@ -191,7 +191,7 @@ def test_sixteen_bit_grey_png_matches_its_eight_bit_twin(tmp_path, cnn):
 
 def test_32_bit_integer_image_beyond_16_bits_is_refused():
     """Older Pillow opens 16-bit PNGs as mode "I": 0..65535 is taken as 16 bits, more is refused."""
-    from workbench.data.images import ImageFolderData
+    from workbench.data.folder import ImageFolderData
 
     ok = ImageFolderData._high_to_float(Image.fromarray(np.full((4, 4), 65535, np.int32)), "ok.png")
     assert ok.mode == "F" and np.asarray(ok).max() == 65535

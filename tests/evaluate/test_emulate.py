@@ -1,4 +1,4 @@
-"""The switchable emulation model must compute what the exported "ort" model computes."""
+"""The switchable emulation model must compute what the exported TensorRT file ("trt") computes."""
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -48,7 +48,7 @@ def test_switchable_model_matches_exported_ort_variant(case):
         plan.set_pattern("^(add|maxpool|gap|fc)$", "fp32")
     elif case == "add_without_producer":
         plan.set_node("conv2", "fp32")  # Add's input r2 is no longer fused into an INT8 conv
-    exported = _run(build_quantized(info, ranges, plan, variant="ort"), x)
+    exported = _run(build_quantized(info, ranges, plan, variant="trt"), x)
     sm = SwitchableModel(info)
     emulated = sm.run([{"input": x}], sm.flags(plan, ranges))["logits"]
     np.testing.assert_allclose(emulated, exported, atol=1e-5, rtol=1e-5)
@@ -70,7 +70,7 @@ def test_switchable_model_mirrors_residual_add_fusion(conv2):
     assert fused == (conv2 == "int8")
     sm = SwitchableModel(info)
     emulated = sm.run([{"input": x}], sm.flags(plan, ranges))["logits"]
-    exported = _run(build_quantized(info, ranges, plan, variant="ort"), x)
+    exported = _run(build_quantized(info, ranges, plan, variant="trt"), x)
     np.testing.assert_allclose(emulated, exported, atol=1e-5, rtol=1e-5)
 
 
@@ -87,7 +87,7 @@ def test_fp16_base_plans_match_the_export(model):
         SwitchableModel(info).flags(plan, ranges)
     sm = SwitchableModel(info, all_fp16=True)
     emulated = sm.run([{"input": x}], sm.flags(plan, ranges))["logits"]
-    np.testing.assert_array_equal(emulated, _run(build_quantized(info, ranges, plan, variant="ort"), x))
+    np.testing.assert_array_equal(emulated, _run(build_quantized(info, ranges, plan, variant="trt"), x))
 
 
 @pytest.mark.slow
@@ -111,7 +111,7 @@ def test_emulation_is_bit_exact_on_the_sample(sample_model_path):
     emulated = sm.run([feed], sm.flags(plan, ranges))["logits"]
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    s = ort.InferenceSession(build_quantized(info, ranges, plan, variant="ort").SerializeToString(), opts,
+    s = ort.InferenceSession(build_quantized(info, ranges, plan, variant="trt").SerializeToString(), opts,
                              providers=["CPUExecutionProvider"])
     exported = s.run(["logits"], feed)[0]
     assert np.array_equal(emulated, exported)
@@ -134,7 +134,7 @@ def _realistic(kind):
 def _exported(info, ranges, plan, feed):
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    s = ort.InferenceSession(build_quantized(info, ranges, plan, variant="ort").SerializeToString(), opts,
+    s = ort.InferenceSession(build_quantized(info, ranges, plan, variant="trt").SerializeToString(), opts,
                              providers=["CPUExecutionProvider"])
     return s.run(None, feed)[0]
 
@@ -165,7 +165,7 @@ def test_a_tensor_switched_off_keeps_its_float_values():
     all_on = sm.run([feed], sm.flags(plan, ranges))["prob"]
     off = sm.run([feed], sm.flags(plan, ranges, tensors_off={"enc1"}))["prob"]
     assert not np.array_equal(all_on, off)
-    proto = build_quantized(info, ranges, plan, variant="ort")
+    proto = build_quantized(info, ranges, plan, variant="trt")
     dq = [n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"
           and any(q.output[0] == n.input[0] and q.input[0] == "enc1" for q in proto.graph.node
                   if q.op_type == "QuantizeLinear")]

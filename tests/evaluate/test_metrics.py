@@ -36,3 +36,19 @@ def test_targets():
         Target("accuracy is good")
     with pytest.raises(WorkbenchError, match="needs 'top1_agreement'"):
         Target("top1>=0.9").met({"sqnr_db": 20.0})
+
+
+def test_near_ties_are_counted_and_a_margin_target_reads_them():
+    from workbench.evaluate.metrics import FILE_NOISE_REL, near_ties
+
+    ref = np.array([[10.0, 0.0, 1.0], [10.0, 9.99, 0.0], [5.0, 1.0, 0.0], [2.0, 8.0, 0.0]])
+    test = ref.copy()
+    test[3] = [8.0, 2.0, 0.0]  # a plain disagreement, not a tie
+    ties = near_ties(ref, test)
+    assert ties.tolist() == [False, True, False, False]
+    # the tie threshold is twice the emulation's noise bound of the sample
+    assert 10.0 - 9.99 < 2 * FILE_NOISE_REL * 10.0 < 1.0
+    row = compare_outputs(ref, test)
+    assert row["top1_agreement"] == pytest.approx(0.75) and row["near_ties"] == 1
+    assert row["top1_margin"] == pytest.approx(0.5)
+    assert Target("top1>=0.75").met(row) and not Target("top1_margin>=0.75").met(row)

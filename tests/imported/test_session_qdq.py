@@ -54,7 +54,7 @@ def test_replace_scales_switch_precision_export_and_reset(qat_project, tmp_path)
     s.calibrate()
     model_amax = s.model_thresholds()
     assert s.use_calibrated_scales(["r1"]) == ["r1"]
-    assert s.ranges["r1"].amax == s.base_ranges["r1"].amax_by_method[s.calib_settings.method]
+    assert s.calibration.method == "auto" and s.ranges["r1"].amax == s.calibration.ranges["r1"].amax
     assert s.range_source("r1") == s.calib_settings.method and s.range_source("sum") == "model"
     s.undo()
     assert s.ranges["r1"].amax == model_amax["r1"]

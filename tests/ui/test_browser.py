@@ -350,6 +350,25 @@ def test_quickstart_in_jupyterlab(tmp_path, sample_model_path):
                 page.wait_for_timeout(800)
                 _shot(page, page.locator(".wb-tabs"), name)
             assert page.evaluate(TRUNCATED_JS) == []
+
+            # input preparation: the sample's normalisation, one prepared photo, errors beside the panel
+            page.locator(".wb-setup [class*='Collapse-header']").first.click()
+            stats = page.locator(".wb-prep-stats")
+            stats.wait_for(timeout=30_000)
+            text = stats.text_content()
+            lo, hi = (float(text.split(k)[1].split()[0]) for k in ("min ", "max "))
+            assert "1x3x224x224" in text and -1.0 <= lo < hi <= 1.0, text  # (pixel - 127) / 128
+            assert page.evaluate("() => document.querySelector('img.wb-prep-image').naturalWidth") == 224
+            assert "efficientnet-lite" in page.locator(".wb-prep-sources").text_content()
+            height = page.locator(".wb-prep-height input")
+            for value, expect in (("250", "(N, 3, 250, 224)"), ("0", "")):
+                height.fill(value)
+                height.press("Tab")
+                page.locator("button.wb-prep-apply").click()
+                page.wait_for_function("t => { const e = document.querySelector('.wb-prep-error').textContent;"
+                                       " return t ? e.includes(t) : e.trim() === ''; }", arg=expect, timeout=30_000)
+            _shot(page, page.locator(".wb-prep"), "panel_preparation.png")
+            assert page.evaluate(TRUNCATED_JS) == []  # the panel's fields too, now that it is open
             assert page.locator(".wb-error").text_content().strip() == ""
         finally:
             page.screenshot(path=str(RESULTS / "browser_quickstart.png"))

@@ -170,7 +170,7 @@ def test_results_marked_stale_on_change_and_fresh_after_rebuild(wb):
     p["precision"].undo.click()  # back to what was built: fresh again
     assert "data-state='fresh'" in r.stale.value
     p["calibration"].method.value = "minmax"
-    assert "range method changed: mse → minmax" in r.stale.value
+    assert "range method changed: auto → minmax" in r.stale.value
     r.rebuild.click()
     assert "data-state='fresh'" in r.stale.value and "data-build='1'" in r.metrics.value
 

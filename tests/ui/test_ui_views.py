@@ -94,9 +94,9 @@ def test_preview_amax_is_what_setting_it_would_give(session):
 def test_preview_sample_count_follows_the_time_budget(session):
     s = session
     assert s.preview_samples() == 2  # before any run
-    s._preview_seconds_per_sample = 0.05
+    s.state.preview_seconds_per_sample = 0.05
     assert s.preview_samples(budget_s=0.22) == 4
-    s._preview_seconds_per_sample = 1.0
+    s.state.preview_seconds_per_sample = 1.0
     assert s.preview_samples(budget_s=0.22) == 1
 
 

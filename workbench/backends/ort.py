@@ -107,8 +107,10 @@ class OrtSessionLoader:
             with deployed_path():  # asked for by name: latency, FP32 speed, the cpu_uint8 file as deployed
                 return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph...)
+            from .ort_errors import load_failure
+
             where = f"'{self.model}'" if isinstance(self.model, (str, os.PathLike)) else "the model"
-            raise WorkbenchError(f"ONNX Runtime could not load {where}: {exc}") from None
+            raise WorkbenchError(load_failure(where, exc, self.model)) from None
 
 
 class OrtRunner(Runner):

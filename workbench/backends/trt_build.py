@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_bytes, atomic_write_text
+from ..outputs.names import layers_path, sidecar_path  # noqa: F401  (re-exported: engine records)
 from ..errors import WorkbenchError
 from .gpu import RTX_DEFAULT_CCS, format_ccs, rtx_runtime_check
 from .trt_buildlog import BUILDER_LOG_SOURCE, layers_from_log, memory_from_log, not_int8, weight_precisions
@@ -87,16 +88,6 @@ class BuildReport:
         if not self.runnable_here:
             lines.append(f"Build only: {self.runtime_note}")
         return "\n".join(lines)
-
-
-def sidecar_path(engine_path: str | os.PathLike) -> Path:
-    """``model.engine`` -> ``model.engine.json``."""
-    return Path(f"{engine_path}.json")
-
-
-def layers_path(engine_path: str | os.PathLike) -> Path:
-    """``model.engine`` -> ``model.engine.layers.json`` (the builder log's layer table)."""
-    return Path(f"{engine_path}.layers.json")
 
 
 def file_sha256(path: str | os.PathLike) -> str:

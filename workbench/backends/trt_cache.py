@@ -26,6 +26,7 @@ from typing import Iterable, Mapping
 
 from .._io import atomic_write_text
 from ..errors import WorkbenchError
+from ..outputs.names import sidecar_path
 
 DEFAULT_ALGORITHM = "EntropyCalibration2"
 DEFAULT_VERSION = 8600
@@ -163,9 +164,6 @@ def parse_calibration_cache(text: str, source: str = "<string>") -> CalibrationC
     return cache
 
 
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """Where the provenance of a cache is kept: ``<cache>.json`` next to it."""
-    return Path(f"{path}.json")
 
 
 def write_calibration_cache(

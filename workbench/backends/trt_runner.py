@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WorkbenchError
+from ..outputs.names import sidecar_path
 from .base import Runner, TensorSpec
 from .trt_import import import_trt
 from .trt_status import trt_status
@@ -21,7 +22,7 @@ from .trt_status import trt_status
 def engine_record(engine) -> dict:
     """The build record ``<engine>.json`` written by :func:`build_engine` ({} when absent)."""
     if isinstance(engine, (str, os.PathLike)):
-        sidecar = Path(f"{engine}.json")
+        sidecar = sidecar_path(engine)
         if sidecar.is_file():
             try:
                 record = json.loads(sidecar.read_text())

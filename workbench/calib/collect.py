@@ -21,6 +21,7 @@ from ..backends.ort import OrtSessionLoader
 from .collector import HistogramCollector
 from ..data import CalibrationData
 from ..errors import Cancelled, WorkbenchError
+from ..graph.feeds import batch_size_of, per_sample_rows
 from ..graph.model import ModelInfo
 from .stats import Statistics
 
@@ -127,6 +128,16 @@ def collect_statistics(
             :class:`Cancelled` between batches.
         threads: ONNX Runtime intra-op threads (None: its default, all cores).
     """
+    from ..validate import check_positive_int, check_type
+
+    check_type(model, ModelInfo, "collect_statistics(model=...)", expected="a ModelInfo (ModelInfo.from_path(path))")
+    check_type(data, CalibrationData, "collect_statistics(data=...)", expected="a CalibrationData (open_data(...))")
+    if not isinstance(tensors, str) and not (isinstance(tensors, (list, tuple, set))
+                                             and all(isinstance(t, str) for t in tensors)):
+        raise WorkbenchError(f"collect_statistics(tensors=...) must be 'default', 'quantizable', 'all' or a list "
+                             f"of tensor names, got {type(tensors).__name__} {tensors!r:.60}.")
+    check_positive_int(num_bins, "collect_statistics(num_bins=...)")
+    check_positive_int(threads, "collect_statistics(threads=...)", allow_none=True)
     names = tensors_to_observe(model, tensors)
     if not names:
         raise WorkbenchError(f"'{model.name}' has no float tensors to calibrate.")
@@ -141,10 +152,11 @@ def collect_statistics(
     in_graph_inputs = sorted(graph_inputs.intersection(collectors))
 
     def accumulate(outputs: dict, feed: dict, first: bool) -> None:
+        n = batch_size_of(feed) if feed else 0
         for source, names_ in ((outputs, fetch), (feed, in_graph_inputs)):
             for name in names_:
                 value = source[name]
-                if first and value.ndim and value.shape[0] > 1:
+                if first and n > 1 and per_sample_rows(value, n) is not None:
                     # The first SAMPLE sets each histogram's bin width (TensorRT: the first batch),
                     # so the histograms, and every amax, do not depend on the batch size.
                     collectors[name].collect(value[:1])

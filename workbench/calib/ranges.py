@@ -167,13 +167,23 @@ class Ranges:
             "tensors": {n: r.to_dict() for n, r in self.tensors.items()},
         }, indent=1)
 
-    def save(self, path: str | os.PathLike) -> None:
-        atomic_write_text(path, self.to_json())
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Write ``ranges.json`` atomically; an existing file is refused unless ``overwrite``."""
+        from ..validate import check_new_file
+
+        atomic_write_text(check_new_file(path, "The ranges file", overwrite=overwrite), self.to_json())
 
     @classmethod
     def from_json(cls, text: str, source: str = "<string>") -> "Ranges":
         try:
             d = json.loads(text)
+            if not isinstance(d, dict) or not isinstance(d.get("tensors"), dict):
+                found = type(d.get("tensors")).__name__ if isinstance(d, dict) else f"a JSON {type(d).__name__}"
+                raise WorkbenchError(f"'{source}' is not a workbench ranges.json file: 'tensors' must be an "
+                                     f"object mapping tensor names to their ranges, found {found}.")
+            if not d["tensors"]:
+                raise WorkbenchError(f"'{source}' holds no tensor ranges ('tensors' is empty); calibrate "
+                                     "again (workbench calibrate) to write one with ranges.")
             tensors = {}
             for name, t in d["tensors"].items():
                 t = dict(t)
@@ -185,8 +195,10 @@ class Ranges:
             return cls(d["method"], tensors, percentile, d.get("num_samples", 0),
                        d.get("model_fingerprint", ""), d.get("data_fingerprint", ""), params,
                        d.get("search"), list(d.get("notes", [])))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WorkbenchError(f"'{source}' is not a workbench ranges.json file ({exc}).") from None
+        except WorkbenchError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise WorkbenchError(f"'{source}' is not a workbench ranges.json file ({type(exc).__name__}: {exc}).") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Ranges":
@@ -211,8 +223,14 @@ class Ranges:
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def write_csv(self, path: str | os.PathLike) -> None:
-        atomic_write_text(path, self.to_dataframe().to_csv(index=False))
+    def write_csv(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Write the table (:meth:`to_dataframe`) as CSV, names escaped for spreadsheets
+        (:mod:`workbench.outputs.csvsafe`); an existing file is refused unless ``overwrite``."""
+        from ..outputs.csvsafe import dataframe_csv
+        from ..validate import check_new_file
+
+        path = check_new_file(path, "The ranges table", overwrite=overwrite)
+        atomic_write_text(path, dataframe_csv(self.to_dataframe()))
 
 
 def compute_ranges(stats, method: str = DEFAULT_METHOD, percentile: float | None = None, *,
@@ -229,7 +247,13 @@ def compute_ranges(stats, method: str = DEFAULT_METHOD, percentile: float | None
     Degenerate tensors (all zeros, NaN only, constant) get the defined fallback of
     :mod:`workbench.calib.algorithms` and a warning there, never a zero or NaN scale.
     """
+    from ..validate import check_type
+    from .stats import Statistics
+
+    check_type(stats, Statistics, "compute_ranges(stats=...)",
+               expected="a Statistics (from collect_statistics or Statistics.load)")
     check_histogram_method(method, histogram_only=True)
+    check_type(params, dict, "compute_ranges(params=...)", allow_none=True)
     params = dict(params or {})
     if percentile is not None:
         params["percentile"] = percentile

@@ -57,8 +57,12 @@ class Statistics:
                 f"{self.data_fingerprint[:12]}, this data is {data_fingerprint[:12]}); recalibrate."
             )
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write an ``.npz`` atomically (collector arrays + a JSON header)."""
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Write an ``.npz`` atomically (collector arrays + a JSON header); an existing file is
+        refused unless ``overwrite``."""
+        from ..validate import check_new_file
+
+        path = check_new_file(path, "The statistics file", overwrite=overwrite)
         header = {
             "format": FORMAT_VERSION,
             "model_fingerprint": self.model_fingerprint,
@@ -93,13 +97,20 @@ class Statistics:
             raise WorkbenchError(f"Statistics file '{path}' does not exist.") from None
         except Exception as exc:
             raise WorkbenchError(f"'{path}' is not a workbench statistics file ({exc}).") from None
-        if header.get("format") != FORMAT_VERSION:
-            raise WorkbenchError(f"'{path}' has statistics format {header.get('format')}, "
+        if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
+            found = header.get("format") if isinstance(header, dict) else None
+            raise WorkbenchError(f"'{path}' has statistics format {found}, "
                                  f"this workbench reads format {FORMAT_VERSION}.")
-        collectors = {name: HistogramCollector.from_arrays(per_tensor.get(i, {}), name=name)
-                      for i, name in enumerate(header["tensors"])}
-        stats = cls(collectors, header["model_fingerprint"], header["data_fingerprint"],
-                    int(header["num_samples"]), float(header.get("seconds", 0.0)),
-                    header.get("data_description", ""))
+        try:
+            collectors = {name: HistogramCollector.from_arrays(per_tensor.get(i, {}), name=name)
+                          for i, name in enumerate(header["tensors"])}
+            stats = cls(collectors, header["model_fingerprint"], header["data_fingerprint"],
+                        int(header["num_samples"]), float(header.get("seconds", 0.0)),
+                        header.get("data_description", ""))
+        except WorkbenchError as exc:
+            raise WorkbenchError(f"Statistics file '{path}' is corrupt: {exc}; recalibrate to rewrite it.") from None
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise WorkbenchError(f"Statistics file '{path}' is corrupt or incomplete "
+                                 f"({type(exc).__name__}: {exc}); recalibrate to rewrite it.") from None
         stats.check(model_fingerprint, data_fingerprint, source=f"statistics in '{path}'")
         return stats

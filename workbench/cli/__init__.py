@@ -31,7 +31,57 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``workbench`` console script; returns the exit status."""
+    """Entry point of the ``workbench`` console script; returns the exit status.
+
+    Run as the command (``argv`` None), the process ends when the command has: threads that user
+    code (a loader or metric script) started and left running are not waited for (see
+    :func:`_exit_without_lingering_threads`).
+    """
+    if argv is not None:
+        return _main(argv)
+    try:
+        code = _main(argv)
+    except SystemExit as exc:  # argparse's usage errors and --help
+        _exit_without_lingering_threads(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2))
+        raise
+    except BaseException:  # a bug: its traceback, then the same exit
+        if _lingering_threads():
+            import traceback
+
+            traceback.print_exc()
+            _exit_without_lingering_threads(1)
+        raise
+    _exit_without_lingering_threads(code)
+    return code
+
+
+def _lingering_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+
+
+def _exit_without_lingering_threads(code: int) -> None:
+    """End the process now, with ``code``, if non-daemon threads other than the main one are
+    still running: Python would otherwise wait for them forever at exit (a data loader script
+    that starts a worker thread and never stops it). Every result was committed before this."""
+    import os
+
+    lingering = _lingering_threads()
+    if not lingering:
+        return
+    names = ", ".join(f"'{t.name}'" for t in lingering[:5])
+    print(f"workbench: note: {len(lingering)} thread(s) started by user code ({names}) were still running; "
+          "exiting without waiting for them.", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

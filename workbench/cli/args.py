@@ -7,44 +7,9 @@ twice. Core imports happen inside ``parse`` so ``workbench --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 from .backend_args import BackendArgs  # noqa: F401 - the backends' argument group (--backend, --trt-flavor)
-
-
-class PreprocessArgs:
-    """Image preprocessing flags (image folders only)."""
-
-    def add(self, parser: argparse.ArgumentParser) -> None:
-        pre = parser.add_argument_group("image preprocessing (image folders only)")
-        pre.add_argument("--preset", default=None,
-                         help="efficientnet-lite | imagenet | caffe | unit | symmetric (default imagenet); "
-                              "flags below override single fields")
-        pre.add_argument("--resize", type=int, default=None, help="resize the short side to N pixels (0: off)")
-        pre.add_argument("--crop", type=int, default=None, help="centre crop NxN (default: model input size)")
-        pre.add_argument("--color", choices=["RGB", "BGR"], default=None, help="channel order")
-        pre.add_argument("--scale", type=float, default=None, help="multiply 0..255 pixels by this first")
-        pre.add_argument("--mean", type=float, nargs="+", default=None, help="per-channel mean (scaled units)")
-        pre.add_argument("--std", type=float, nargs="+", default=None, help="per-channel std (scaled units)")
-        pre.add_argument("--layout", choices=["NCHW", "NHWC"], default=None, help="default: from the model")
-
-    def validate(self, args) -> None:
-        """Refuse bad preprocessing flags (--std 0, --crop -1, an unknown preset) before any work."""
-        self.parse(args)
-
-    def parse(self, args):
-        """The ImagePreprocess of --preset with the single-field flags applied."""
-        from ..data import PRESETS, preset
-
-        pre = preset(args.preset) if args.preset else PRESETS["imagenet"]
-        fields = {k: getattr(args, k) for k in ("resize", "crop", "color", "scale", "layout")
-                  if getattr(args, k, None) is not None}
-        if fields.get("resize") == 0:
-            fields["resize"] = None
-        for k in ("mean", "std"):
-            if getattr(args, k, None) is not None:
-                fields[k] = tuple(getattr(args, k))
-        return replace(pre, **fields)
+from .prep_args import PreprocessArgs  # the input-preparation flags (--preset, --size, --resize, ...)
 
 
 class DataArgs:
@@ -105,9 +70,11 @@ class DataArgs:
 
         if limit is None:
             limit = getattr(args, f"{self._key}samples", None)
-        return open_data(getattr(args, f"{self._key}data"), model, preprocess=self.preprocess.parse(args),
+        data = open_data(getattr(args, f"{self._key}data"), model, preparation=self.preprocess.parse(args),
                          loader_script=getattr(args, f"{self._key}data_loader_script"), limit=limit,
-                         allow_nonfinite=getattr(args, "allow_nonfinite", False))
+                         allow_nonfinite=getattr(args, "allow_nonfinite", False), origin="flag")
+        self.preprocess.report(args, data)
+        return data
 
 
 class MetricArgs:
@@ -341,9 +308,15 @@ class PlanArgs:
         for prec in ("fp16", "fp32"):
             for op in getattr(args, f"op_{prec}"):
                 plan.set_op_type(op, prec)
+        matched: dict = {}  # node -> [(flag, pattern)] of every pattern that set it
         for prec in ("int8", "fp16", "fp32"):
             for pattern in getattr(args, prec):
-                plan.set_pattern(pattern, prec)
+                for node in plan.set_pattern(pattern, prec):
+                    matched.setdefault(node, []).append((f"--{prec}", pattern))
+        if not getattr(args, "_overlaps_said", False):  # the plan is parsed more than once per command
+            from .common import say_overlaps
+
+            args._overlaps_said = say_overlaps(matched, plan)
         return plan.with_fp16_safety(model, ranges)
 
 

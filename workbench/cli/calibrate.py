@@ -28,7 +28,9 @@ def cmd_calibrate(args) -> int:
         raise WorkbenchError(f"Output path '{out}' exists and is not a folder (-o names the output folder).")
     names = CALIB_FILES + ((EXPLAIN_FILE,) if args.explain else ())
     files = {name: out / name for name in names}
-    with result_for(args, files.values(), "calibration result", folder=out) as result:
+    # one result, one folder: an older run's explanation is removed when this run writes none
+    stale = [] if args.explain else [out / EXPLAIN_FILE]
+    with result_for(args, files.values(), "calibration result", folder=out, optional=stale) as result:
         model, qm = ModelScaleArgs().open(args)  # a Q/DQ model: its recovered FP32 graph
         data = _data.parse(args, model)
         tensors = ModelScaleArgs.tensors(qm) if args.tensors == "default" else args.tensors
@@ -85,7 +87,8 @@ _cache_data = DataArgs(required=False)
 
 
 def cmd_check_cache(args) -> int:
-    from ..backends.trt_cache import check_calibration_cache, sidecar_path
+    from ..backends.trt_cache import check_calibration_cache
+    from ..outputs.names import sidecar_path
     from .qdq import read_if_quantized
 
     _cache_data.validate(args)

@@ -75,6 +75,36 @@ def result_for(args, files, what: str, *, extra_inputs=(), folder=None, optional
                         optional=optional)
 
 
+def output_stem(args) -> Path:
+    """The result stem of ``-o`` (``out/q.onnx`` -> ``out/q``). An existing folder is refused:
+    it is not silently used as a stem (``out.onnx`` beside it), nor written into."""
+    from ..errors import WorkbenchError
+    from ..outputs.names import stem_of
+
+    out = Path(args.output)
+    if out.is_dir():
+        model = Path(getattr(args, "model", "model") or "model").stem
+        raise WorkbenchError(f"-o '{out}' is an existing folder; -o names the output model file. "
+                             f"Give a file path, e.g. -o '{out / (model + '.quant.onnx')}'. Nothing was written.")
+    return stem_of(out)
+
+
+def say_overlaps(matched: dict, plan) -> bool:
+    """One warning when patterns of different precisions matched the same nodes: which one wins
+    (the later flag in the order --int8, --fp16, --fp32), so no choice is overridden silently."""
+    import sys
+
+    both = {n: m for n, m in matched.items() if len({flag for flag, _ in m}) > 1}
+    if not both:
+        return False
+    node, m = next(iter(both.items()))
+    flags = " and ".join(f"{flag} {pattern!r}" for flag, pattern in m)
+    print(f"WARNING: {len(both)} node(s) match patterns of more than one precision (e.g. '{node}': {flags}); "
+          f"the later precision in the order --int8, --fp16, --fp32 wins, so they are "
+          f"{plan.precision(node).value.upper()}.", file=sys.stderr)
+    return True
+
+
 def print_table(df, title: str) -> None:
     """Print a DataFrame under ``title`` (4 significant decimals, no index)."""
     import pandas as pd

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .args import BackendArgs, CalibArgs, DataArgs, EvalArgs, MetricArgs, OutputArgs, PlanArgs
-from .common import print_table, report_written_files, result_for, write_json
+from .common import output_stem, print_table, report_written_files, result_for, write_json
+from .improve_args import ImproveArgs
 from .qdq import ModelScaleArgs
 
 _data = DataArgs()
@@ -12,24 +13,31 @@ _metric = MetricArgs()
 _backend = BackendArgs()
 _model_scales = ModelScaleArgs()
 _eval = EvalArgs()
+_improve = ImproveArgs()
 
 
 def cmd_quantize(args) -> int:
-    from ..export import export_result, export_result_files
-    from ..outputs.names import stem_of
+    from ..export import export_result, export_result_files, export_result_stale
 
     _data.validate(args)
     _eval.data.validate(args)
     _calib.validate(args)
-    stem = stem_of(args.output)
+    _improve.validate(args)
+    stem = output_stem(args)
     kinds = ["qdq"] + ([] if args.no_eval_variant else ["ort"]) + (["cpu_uint8"] if args.cpu_uint8 else [])
-    with result_for(args, export_result_files(stem, kinds), "quantized model") as result:
+    with result_for(args, export_result_files(stem, kinds), "quantized model",
+                    optional=export_result_stale(stem, kinds)) as result:
         model, qm = _model_scales.open(args)  # a Q/DQ model: its recovered FP32 graph
         ranges = _calib.parse(args, model, _data, tensors=_model_scales.tensors(qm), eval_args=_eval,
                               plan_args=_plan)
         plan = _plan.parse(args, model, ranges, start=_model_scales.start_plan(args, qm))
         ranges = _model_scales.ranges(qm, ranges)
-        results = export_result(model, ranges, plan, stem, kinds=kinds, result=result,
+        improved = _improve.run(args, model, ranges, plan, _calib, _eval, _data, imported=qm)
+        if improved is not None:  # the improved graph (same nodes, changed initializers) and its ranges
+            model_out, ranges = improved.model, improved.ranges
+        else:
+            model_out = model
+        results = export_result(model_out, ranges, plan, stem, kinds=kinds, result=result,
                                 allow_existing_qdq=args.allow_existing_qdq)
     print(f"INT8 nodes: {len(plan.int8_nodes())}, FP16: {len(plan.fp16_nodes())}, "
           f"FP32: {len(plan.nodes_with('fp32'))}")
@@ -127,6 +135,7 @@ def register(sub) -> None:
                    help="the model already has Q/DQ nodes: keep them and quantize only the tensors they "
                         "do not cover (refused by default)")
     _model_scales.add(p)
+    _improve.add(p)
     _eval.add(p, _data)
     p.add_argument("--no-eval", action="store_true",
                    help="do not evaluate the written files (default: each file vs FP32 on --eval-data, "

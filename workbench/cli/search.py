@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .args import CalibArgs, DataArgs, EvalArgs, OutputArgs, PlanArgs
-from .common import print_table, progress_bar, report_written_files, result_for
+from .common import output_stem, print_table, progress_bar, report_written_files, result_for
 
 _data = DataArgs()
 _eval = EvalArgs()
@@ -19,6 +19,7 @@ def _validate(args) -> None:
     _eval.data.validate(args)
     _calib.validate(args)
     check_positive_int(args.sens_samples, "--sens-samples")
+    check_positive_int(getattr(args, "workers", None), "--workers", allow_none=True)
     if hasattr(args, "latency_points"):
         check_nonnegative_int(args.latency_points, "--latency-points")
     if hasattr(args, "target"):
@@ -36,14 +37,17 @@ def _search_inputs(args):
 
 def cmd_sensitivity(args) -> int:
     from .._io import atomic_write_text
+    from ..outputs.csvsafe import dataframe_csv
     from ..search.sensitivity import sensitivity
 
     _validate(args)
     with result_for(args, [args.output], "sensitivity table") as result:
         model, ranges, plan, evaluator = _search_inputs(args)
-        with progress_bar("Sensitivity", "node", args.quiet) as progress:
-            table = sensitivity(evaluator, ranges, plan, samples=args.sens_samples, progress=progress)
-        atomic_write_text(result.path(args.output), table.to_csv(index=False))
+        with progress_bar("Sensitivity", "node", args.quiet) as progress, _executor(args) as executor:
+            table = sensitivity(evaluator, ranges, plan, samples=args.sens_samples, progress=progress,
+                                executor=executor)
+        _print_reruns(table.attrs.get("reruns", ()))
+        atomic_write_text(result.path(args.output), dataframe_csv(table))
     print_table(table.head(15), f"Most sensitive nodes ({table.attrs['samples']} samples; "
                                 f"all-INT8 baseline SQNR {table.attrs['baseline']['sqnr_db']:.1f} dB)")
     print(f"Wrote {args.output}")
@@ -52,30 +56,56 @@ def cmd_sensitivity(args) -> int:
 
 def cmd_autoprec(args) -> int:
     from .._io import atomic_write_text
-    from ..export import export_result, export_result_files
-    from ..outputs.names import stem_of
+    from ..outputs.csvsafe import dataframe_csv
+    from ..export import export_result, export_result_files, export_result_stale
     from ..search.sensitivity import auto_mixed_precision
 
     _validate(args)
-    stem = stem_of(args.output)
-    curve_path = stem.with_name(stem.name + ".curve.csv")
-    with result_for(args, export_result_files(stem, ("qdq", "ort")) + [curve_path], "mixed-precision result") as out:
+    stem = output_stem(args)
+    from ..outputs import names
+
+    curve_path = names.curve_path(stem)
+    with result_for(args, export_result_files(stem, ("qdq", "ort")) + [curve_path], "mixed-precision result",
+                    optional=export_result_stale(stem, ("qdq", "ort"))) as out:
         model, ranges, plan, evaluator = _search_inputs(args)
-        with progress_bar("Mixed-precision search", "step", args.quiet) as progress:
+        with progress_bar("Mixed-precision search", "step", args.quiet) as progress, _executor(args) as executor:
             res = auto_mixed_precision(evaluator, ranges, plan, args.target,
                                        sensitivity_samples=args.sens_samples,
-                                       latency_points=args.latency_points, progress=progress)
-        cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "sqnr_db", "cosine", "meets_target",
-                            "latency_ms_b1", "chosen") if c in res.curve]
-        print_table(res.curve[cols], f"Trade-off curve (target {res.target.text})")
-        print(("Target met" if res.met else "Target NOT met even with every node in FP16") +
-              f" with {len(res.fallback)} node(s) out of INT8: {', '.join(res.fallback) or '-'}")
+                                       latency_points=args.latency_points, progress=progress, executor=executor)
+        _print_reruns(res.reruns)
+        cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "near_ties", "sqnr_db", "cosine",
+                            "meets_target", "latency_ms_b1", "measured_on", "chosen") if c in res.curve]
+        print_table(res.curve[cols], f"Trade-off curve (target {res.target.text}; emulated rows are the "
+                                     "search's, the last row is the written file)")
+        for note in res.notes:
+            print(f"note: {note}")
         results = export_result(model, ranges, res.plan, stem, kinds=("qdq", "ort"), result=out)
-        atomic_write_text(out.path(curve_path), res.curve.to_csv(index=False))
-    report_written_files(evaluator, results)
+        atomic_write_text(out.path(curve_path), dataframe_csv(res.curve))
+    written = report_written_files(evaluator, results)
+    # the claim, on the file as written to disk (exact ONNX semantics, every evaluation sample)
+    met = res.target.met(written["qdq"])
+    print(res.describe())
+    print(f"{'Target met' if met else 'Target NOT met'} ({res.target.text}) by the written file "
+          f"{results['qdq'].onnx_path.name} on all {evaluator.num_samples} evaluation samples, exact ONNX "
+          f"semantics; {len(res.fallback)} node(s) out of INT8.")
     print(f"Wrote {', '.join(str(r.onnx_path) for r in results.values())}, {results['qdq'].plan_path} "
           f"and {curve_path}")
-    return 0 if res.met else 1
+    return 0 if met else 1
+
+
+def _executor(args):
+    """The executor of ``--workers`` / ``--scheduler`` (in-process without them)."""
+    from ..search.executor import make_executor
+
+    executor = make_executor(getattr(args, "workers", None), getattr(args, "scheduler", None))
+    if executor.workers > 1 or getattr(args, "scheduler", None):
+        print(f"Evaluations run on {executor.describe()}.")
+    return executor
+
+
+def _print_reruns(reruns) -> None:
+    for line in reruns:
+        print(f"note: {line}")
 
 
 def _search_parser(sub, name: str, help: str, description: str):
@@ -86,6 +116,10 @@ def _search_parser(sub, name: str, help: str, description: str):
     _eval.add(p, _data)
     _calib.add(p)
     _plan.add(p)
+    p.add_argument("--workers", type=int, default=None,
+                   help="run the search's independent evaluations in N local worker processes")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run them on a dask distributed cluster (pip install 'workbench[dask]')")
     return p
 
 

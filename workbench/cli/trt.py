@@ -138,6 +138,7 @@ def _inspect(args, source: Path, result) -> int:
     import pandas as pd
 
     from .._io import atomic_write_text
+    from ..outputs.csvsafe import dataframe_csv
     from ..backends import trt_inspect
 
     info, origin = _engine_info(args, source, result)
@@ -161,5 +162,5 @@ def _inspect(args, source: Path, result) -> int:
         out = df.copy()
         for col in ("input_precisions", "output_precisions", "input_formats", "output_formats", "onnx_nodes"):
             out[col] = out[col].map(lambda v: ";".join(str(x) for x in v))
-        atomic_write_text(result.path(args.csv), out.to_csv(index=False))
+        atomic_write_text(result.path(args.csv), dataframe_csv(out))
     return 0

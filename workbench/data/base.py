@@ -120,11 +120,16 @@ class CalibrationData:
         return static[0] if static else batch_size
 
     def iter_batches(self, batch_size: int = 8) -> Iterator[dict]:
-        """Yield checked batches of up to ``batch_size`` samples stacked on axis 0."""
+        """Yield checked batches of up to ``batch_size`` samples stacked on axis 0. Samples of
+        another shape start a new batch (a dynamic-H/W model fed images of several sizes), so
+        the sample order never depends on the batch size."""
         bs = self.batch_size_for(batch_size)
         pending: list = []
         for where, sample in self._iter_samples():
             self.check_values(sample, where)
+            if pending and _shapes(sample) != _shapes(pending[0][1]):
+                yield self._stack(pending)
+                pending = []
             if not pending:
                 self._check_memory(sample, bs, where)
             pending.append((where, sample))
@@ -198,6 +203,10 @@ class CalibrationData:
 
     def describe(self) -> str:
         return self.kind
+
+
+def _shapes(sample: dict) -> tuple:
+    return tuple((k, np.shape(v)) for k, v in sample.items())
 
 
 def list_files(folder: Path, extensions: tuple, what: str) -> list:

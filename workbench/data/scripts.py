@@ -42,6 +42,9 @@ def _raised(where: str, exc: BaseException, when: str) -> WorkbenchError:
 def load_function(spec: str, *, default: str = "load_data", what: str = "script") -> Callable:
     """Import ``FILE.py[:FUNC]`` and return FUNC, with errors naming the file and the function."""
     path, name = parse_script_spec(spec, default)
+    if path.is_dir():
+        raise WorkbenchError(f"{what} '{path}' is a folder; give a Python file, FILE.py[:FUNC] "
+                             f"(e.g. '{path / 'load_data.py'}').")
     if not path.is_file():
         raise WorkbenchError(f"{what} '{path}' does not exist.")
     mod_name = f"_workbench_script_{abs(hash(str(path.resolve())))}"
@@ -89,6 +92,9 @@ class ScriptData(CalibrationData):
     def __init__(self, spec: str, model: ModelInfo, limit: int | None = None, allow_nonfinite: bool = False):
         super().__init__(model, limit, allow_nonfinite)
         self.path, self.func_name = parse_script_spec(spec)
+        if self.path.is_dir():
+            raise WorkbenchError(f"Data loader script '{self.path}' is a folder; give a Python file, "
+                                 f"FILE.py[:FUNC] (e.g. '{self.path / 'load_data.py'}').")
         if not self.path.is_file():
             raise WorkbenchError(f"Data loader script '{self.path}' does not exist.")
         self._func = None

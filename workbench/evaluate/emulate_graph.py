@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 from ..errors import InternalError
 
 
-def _fp16_round(x: str, name: str) -> list:
+def fp16_round(x: str, name: str) -> list:
     """Nodes that round ``x`` to float16 and back into ``name``."""
     return [helper.make_node("Cast", [x], [name + "_16"], to=TensorProto.FLOAT16),
             helper.make_node("Cast", [name + "_16"], [name], to=TensorProto.FLOAT)]
@@ -22,7 +22,7 @@ def _graph(nodes: list, out_value: str, name: str) -> onnx.GraphProto:
     return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(out_value, TensorProto.FLOAT, None)])
 
 
-def _branch(nodes: list, cond: str, then_nodes: list, then_out: str, else_nodes: list, else_out: str,
+def branch(nodes: list, cond: str, then_nodes: list, then_out: str, else_nodes: list, else_out: str,
             out: str) -> None:
     """Append ``out = cond ? (then_nodes -> then_out) : (else_nodes -> else_out)`` as an ONNX ``If``.
 
@@ -42,7 +42,8 @@ def merge_batches(batches: list, max_rows: int = 64) -> list:
     out, pending, rows = [], [], 0
     for feed in batches:
         n = len(next(iter(feed.values()))) if feed else 0
-        if pending and rows + n > max_rows:
+        if pending and (rows + n > max_rows or any(np.shape(v)[1:] != np.shape(pending[0][k])[1:]
+                                                   for k, v in feed.items())):  # one shape per call
             out.append({k: np.concatenate([f[k] for f in pending]) for k in pending[0]})
             pending, rows = [], 0
         pending.append(feed)
@@ -51,18 +52,6 @@ def merge_batches(batches: list, max_rows: int = 64) -> list:
         out.append(pending[0] if len(pending) == 1 else
                    {k: np.concatenate([f[k] for f in pending]) for k in pending[0]})
     return out
-
-
-def _read_names(graph: onnx.GraphProto) -> set:
-    """Every tensor name read by the nodes of ``graph`` and of its subgraphs (and its outputs)."""
-    names = {o.name for o in graph.output}
-    for node in graph.node:
-        names.update(node.input)
-        for a in node.attribute:
-            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
-                names |= _read_names(sub)
-    return names
-
 
 
 def node_variant(node, tag: str, inputs: dict, extra: list) -> tuple:

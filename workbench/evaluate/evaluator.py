@@ -17,6 +17,7 @@ from ..backends.ort import OrtRunner
 from ..data import CalibrationData
 from ..errors import WorkbenchError
 from .metrics import compare_outputs, cosine, is_classifier_output, sqnr_db
+from .rows import concat_rows, one_shape
 from ..graph.model import ModelInfo
 from ..graph.semantics import DEPLOYED, EXACT, describe
 
@@ -73,7 +74,7 @@ def first_samples(batches, limit: int | None) -> tuple:
 
 
 def _concat(chunks: list) -> dict:
-    return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+    return {name: concat_rows([c[name] for c in chunks]) for name in chunks[0]}
 
 
 class Evaluator:
@@ -95,6 +96,15 @@ class Evaluator:
     def __init__(self, model: ModelInfo, data: CalibrationData, *, max_samples: int | None = None,
                  batch_size: int = 8, layer_samples: int = 4, threads: int | None = None,
                  metric_fn: Callable | None = None, labels=None):
+        from ..validate import check_positive_int, check_type
+
+        check_type(model, ModelInfo, "Evaluator(model=...)", expected="a ModelInfo (ModelInfo.from_path(path))")
+        check_type(data, CalibrationData, "Evaluator(data=...)", expected="a CalibrationData (open_data(...))")
+        check_positive_int(max_samples, "Evaluator(max_samples=...)", allow_none=True)
+        check_positive_int(batch_size, "Evaluator(batch_size=...)")
+        if metric_fn is not None and not callable(metric_fn):
+            raise WorkbenchError(f"Evaluator(metric_fn=...) must be a function f(outputs, labels) -> float, "
+                                 f"got {type(metric_fn).__name__}.")
         self.model = model
         self.threads = threads
         self.metric_fn = metric_fn
@@ -106,7 +116,7 @@ class Evaluator:
         self.output_names = [o.name for o in model.outputs]
         self.reference = self.run(model.model)
         self.layer_samples = max(1, min(layer_samples, n))
-        self._layer_feed = _concat(first_samples(self.batches, self.layer_samples)[0])
+        self._layer_feed = _concat(one_shape(first_samples(self.batches, self.layer_samples)[0]))
         self._layer_ref: dict = {}
         self._fp32_latency: dict = {}
 
@@ -147,10 +157,23 @@ class Evaluator:
         labels = self.labels
         if num_samples is not None and num_samples < self.num_samples and hasattr(labels, "__getitem__"):
             labels = labels[:num_samples]
+        fn = self.metric_fn
+        code = getattr(getattr(fn, "__wrapped__", fn), "__code__", None)  # a script's function: its file
+        who = f"The metric function '{getattr(fn, '__name__', fn)}'" + (f" ('{code.co_filename}')" if code else "")
         try:
-            return float(self.metric_fn(outputs, labels))
+            value = fn(outputs, labels)
         except Exception as exc:
-            raise WorkbenchError(f"The metric function raised {type(exc).__name__}: {exc}") from None
+            raise WorkbenchError(f"{who} raised {type(exc).__name__}: {exc}") from None
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+        if not ok and isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf":
+            value, ok = value.item(), True
+        if not ok:
+            raise WorkbenchError(f"{who} returned {type(value).__name__} {value!r:.60}; it must return one "
+                                 "number (a float, higher is better), e.g. the top-1 accuracy.")
+        if not np.isfinite(value):
+            raise WorkbenchError(f"{who} returned {value} on {num_samples or self.num_samples} samples; it must "
+                                 "return a finite number (check for a division by zero or empty labels).")
+        return float(value)
 
     def compare(self, outputs: dict):
         """Output metrics table for ``outputs`` against the FP32 reference."""
@@ -172,8 +195,8 @@ class Evaluator:
 
     def latency_feed(self, batch_size: int) -> dict:
         """A feed of ``batch_size`` rows made by repeating the evaluation samples."""
-        full = _concat(self.batches)
-        reps = math.ceil(batch_size / self.num_samples)
+        full = _concat(one_shape(self.batches))  # samples of the first shape (images of one size)
+        reps = math.ceil(batch_size / len(next(iter(full.values()))))
         return {k: np.concatenate([v] * reps)[:batch_size] for k, v in full.items()}
 
     def measure_latency(self, model_proto, batch_sizes=(1, 8), repeat: int = 20) -> dict:
@@ -228,15 +251,17 @@ class Evaluator:
                           describe(optimization), path)
 
     def evaluate(self, plan, ranges, *, variant: str = "ort", per_layer: bool = True,
-                 latency: bool = False, batch_sizes=(1, 8)) -> EvalResult:
+                 latency: bool = False, batch_sizes=(1, 8), model: ModelInfo | None = None) -> EvalResult:
         """Build the quantized model for ``plan`` and ``ranges`` in memory and evaluate it.
 
         ``variant`` is an export variant (default "ort": Q/DQ with FP16 emulated for ONNX
-        Runtime CPU; "cpu_uint8" for the CPU deployment model).
+        Runtime CPU; "cpu_uint8" for the CPU deployment model). ``model``: the FP32 graph to
+        quantize when it is not this evaluator's (e.g. the accuracy steps' improved graph of
+        the same model); it is still compared with this evaluator's FP32 reference.
         """
         from ..export import build_quantized
 
-        proto = build_quantized(self.model, ranges, plan, variant=variant)
+        proto = build_quantized(model if model is not None else self.model, ranges, plan, variant=variant)
         layers = self.layers_for(plan) if per_layer else None
         # The CPU deployment model is judged as ONNX Runtime runs it (fused uint8 kernels).
         optimization = DEPLOYED if variant == "cpu_uint8" else EXACT

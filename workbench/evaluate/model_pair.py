@@ -27,13 +27,19 @@ def check_model_pair(fp32_info, quant_model, quant_name: str) -> list:
                 f"'{quant_name}' and the FP32 model '{fp32_name}' have different {what}: "
                 f"{', '.join(map(repr, b)) or '-'} vs {', '.join(map(repr, a)) or '-'}. Was '{quant_name}' "
                 f"made from another model? Evaluate it against its own FP32 model.")
+    notes = []
+    quant_has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in quant_model.graph.node)
+    if fp32_info.has_qdq() and not quant_has_qdq:
+        notes.append(f"The models look swapped: the FP32 model '{fp32_name}' has Q/DQ nodes and '{quant_name}' has "
+                     "none. The order is FP32_MODEL QUANT_MODEL (the reference first); the figures below treat "
+                     f"'{fp32_name}' as the reference.")
     meta = {p.key: p.value for p in quant_model.metadata_props}
     source = meta.get("workbench.source_fingerprint")
     if source and source != fp32_info.fingerprint():
-        return [f"'{quant_name}' was exported from another model ('{meta.get('workbench.source_model', '?')}', "
+        return notes + [f"'{quant_name}' was exported from another model ('{meta.get('workbench.source_model', '?')}', "
                 f"fingerprint {source[:12]}), not from the FP32 model '{fp32_name}' ({fp32_info.fingerprint()[:12]}): "
                 "the comparison below is probably meaningless."]
-    return []
+    return notes
 
 
 def agreement_warning(summary: dict, fp32_name: str, quant_name: str) -> str | None:

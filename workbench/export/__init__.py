@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .._io import atomic_save_onnx, refuse_overwrite
 from ..errors import WorkbenchError
+from ..validate import check_choice
 from ..calib.amax import symmetric_scale
 from ..precision.plan import FP16_MAX, PrecisionPlan
 from ..calib.rangemap import range_map
@@ -36,6 +37,7 @@ from ..backends.commands import engine_build_commands
 from ..outputs.names import export_path, stem_of
 
 __all__ = ["build", "build_quantized", "export_model", "export_files", "export_result_files", "export_result",
+           "export_result_stale",
            "engine_build_commands", "ExportResult", "BuildResult", "VARIANTS", "VARIANT_ROLES", "qdq_placement"]
 
 
@@ -97,7 +99,7 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
                  variant: str = "trt", calibration_cache: bool = True,
                  allow_existing_qdq: bool = False, fp16_threshold: float = FP16_MAX,
                  cache_algorithm: str = "EntropyCalibration2", write_plan: bool = True,
-                 reduce_range: bool | None = None, result=None, overwrite: bool = True) -> ExportResult:
+                 reduce_range: bool | None = None, result=None, overwrite: bool = False) -> ExportResult:
     """Write the quantized model for ``plan`` to ``out_path`` (atomically) with its plan JSON
     and, if asked, the calibration cache, named by :mod:`workbench.outputs.names`: for
     ``out/model.onnx``, ``out/model.plan.json`` and ``out/model.calib.cache``.
@@ -119,11 +121,14 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
         result: a :class:`workbench.outputs.ResultWriter` that declared :func:`export_files` (the
             caller commits it with the rest of its result); None: these files are one result of
             their own, checked, locked and moved into place together.
-        overwrite: without ``result``, replace existing files (default True); inputs never.
+        overwrite: without ``result``, replace existing files (default False: an existing file
+            is refused, nothing is written); inputs never.
 
     The ONNX file records the source model in its metadata (``workbench.source_fingerprint``,
     ``workbench.source_model``) so that evaluating it against another FP32 model is caught.
     """
+    _check_export_args(model_info, ranges, plan, out_path, "export_model", overwrite)
+    check_choice(variant, VARIANTS, "export_model(variant=...)")
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".onnx":
         raise WorkbenchError(f"Output path '{out_path}' should end in .onnx.")
@@ -172,7 +177,7 @@ def export_model(model_info, ranges, plan: PrecisionPlan, out_path: str | os.Pat
 def export_files(out_path, *, calibration_cache: bool = True, write_plan: bool = True) -> list:
     """Every file :func:`export_model` writes for ``out_path`` (the model, its plan, the cache
     and the cache's provenance file), for the output guard of a caller's result."""
-    from ..backends.trt_cache import sidecar_path
+    from ..outputs.names import sidecar_path
 
     stem = stem_of(out_path)
     files = [Path(out_path)] + ([export_path(stem, "plan")] if write_plan else [])
@@ -185,6 +190,30 @@ def export_result_files(stem, kinds=("qdq", "ort")) -> list:
     """Every file :func:`export_result` writes for ``stem`` and ``kinds``."""
     files = export_files(export_path(stem, "qdq"))
     return files + [export_path(stem, k) for k in kinds if k != "qdq"]
+
+
+def export_result_stale(stem, kinds=("qdq", "ort")) -> list:
+    """The ONNX twins of ``stem`` that ``kinds`` does not write. One result is one stem: they are
+    declared optional in the result's writer, so that an older run's twins (and their stale
+    locks) are removed when the result is replaced, and cannot pass for part of it."""
+    from ..outputs.names import VARIANT_KIND
+
+    return [export_path(stem, k) for k in VARIANT_KIND.values() if k not in kinds]
+
+
+def _check_export_args(model_info, ranges, plan, path, where: str, overwrite) -> None:
+    """Argument types of the export functions, checked before any work."""
+    from ..calib.ranges import Ranges
+    from ..graph.model import ModelInfo
+    from ..validate import check_bool, check_path, check_type
+
+    check_type(model_info, ModelInfo, f"{where}(model_info=...)", expected="a ModelInfo (ModelInfo.from_path(path))")
+    if not isinstance(ranges, (Ranges, dict)):
+        raise WorkbenchError(f"{where}(ranges=...) must be a Ranges (compute_ranges(stats) or Ranges.load(path)), "
+                             f"got {type(ranges).__name__}.")
+    check_type(plan, PrecisionPlan, f"{where}(plan=...)", expected="a PrecisionPlan (PrecisionPlan.default(model_info))")
+    check_path(path, f"{where}'s output path")
+    check_bool(overwrite, f"{where}(overwrite=...)")
 
 
 def _record_source(model, model_info) -> None:
@@ -200,7 +229,7 @@ def _record_source(model, model_info) -> None:
 
 def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq", "ort"),
                   cache_algorithm: str = "EntropyCalibration2", allow_existing_qdq: bool = False,
-                  result=None, overwrite: bool = True) -> dict:
+                  result=None, overwrite: bool = False) -> dict:
     """Write one result: the TensorRT Q/DQ model with its plan and calibration cache, plus the
     ONNX Runtime files of ``kinds`` beside it, all named by :mod:`workbench.outputs.names` from
     ``stem`` (``out/model`` -> ``out/model.onnx``, ``out/model.ort.onnx``, ...).
@@ -213,9 +242,15 @@ def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq"
     Returns {kind: ExportResult}. The twins get no plan or cache of their own (the plan of
     all of them is the one beside the TensorRT file). All files appear together or none
     (``result``: the caller's ResultWriter, which declared :func:`export_result_files`;
-    None: a result of their own, ``overwrite`` saying whether existing files may be replaced).
+    None: a result of their own, ``overwrite`` saying whether existing files may be replaced,
+    default False: an existing file is refused and nothing is written). With ``overwrite``, the
+    twins of an older result of ``stem`` that ``kinds`` does not write are removed.
     """
     from ..outputs.names import VARIANT_KIND
+
+    _check_export_args(model_info, ranges, plan, stem, "export_result", overwrite)
+    if isinstance(kinds, str) or not isinstance(kinds, (list, tuple)):
+        raise WorkbenchError(f"export_result(kinds=...) must be a list of kinds such as ['qdq', 'ort'], got {kinds!r}.")
 
     unknown = [k for k in kinds if k not in VARIANT_KIND.values()]
     if unknown:
@@ -225,7 +260,8 @@ def export_result(model_info, ranges, plan: PrecisionPlan, stem, *, kinds=("qdq"
         from ..outputs.writer import ResultWriter, model_inputs
 
         with ResultWriter(export_result_files(stem, kinds), inputs=model_inputs(model_info),
-                          overwrite=overwrite, what=f"export of '{Path(stem).name}'") as own:
+                          overwrite=overwrite, what=f"export of '{Path(stem).name}'",
+                          optional=export_result_stale(stem, kinds)) as own:
             return export_result(model_info, ranges, plan, stem, kinds=kinds, cache_algorithm=cache_algorithm,
                                  allow_existing_qdq=allow_existing_qdq, result=own)
     out = {"qdq": export_model(model_info, ranges, plan, export_path(stem, "qdq"), variant="trt",

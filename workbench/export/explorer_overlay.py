@@ -38,6 +38,7 @@ from typing import Mapping
 import onnx
 
 from ..errors import WorkbenchError
+from ..outputs import names
 from ..precision import PRECISIONS, Precision
 
 #: Colours of the bins (the house palette: matplotlib's tab10).
@@ -243,7 +244,7 @@ def _end_color(metric: OverlayMetric, top: bool) -> str:
 def overlay_path(stem, metric: str) -> Path:
     """The overlay file of ``metric`` for result ``stem``: ``out/model`` -> ``out/model.explorer.sqnr_db.json``."""
     stem = Path(stem)
-    return stem.with_name(f"{stem.name}.explorer.{metric}.json")
+    return names.overlay_path(stem, metric)
 
 
 def overlay_files(stem, metrics) -> dict:

@@ -1,6 +1,6 @@
 """The graph rewriter of the exporter and the FP16 conversion it applies.
 
-A tiny append-only rewriter (see :mod:`workbench.export.build` for why not onnx-graphsurgeon):
+A tiny append-only rewriter on :mod:`workbench.graph.edit` (which says why not onnx-graphsurgeon):
 nodes are only added next to the tensor they read, existing nodes only get an input or output
 renamed, and the original order is kept, so the result stays topologically sorted.
 """
@@ -11,7 +11,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import InternalError
-from ..graph.facts import unique_name
+from ..graph.edit import assemble, copy_node, unique_name, unread
 
 
 class Rewriter:
@@ -44,17 +44,6 @@ class Rewriter:
         return out
 
     def build(self) -> onnx.ModelProto:
-        src = self.g.model
-        m = onnx.ModelProto()
-        m.ir_version = src.ir_version
-        m.opset_import.extend(src.opset_import)
-        m.producer_name = "workbench"
-        m.producer_version = "0.1"
-        m.metadata_props.extend(src.metadata_props)
-        gr = m.graph
-        gr.name = src.graph.name
-        gr.input.extend(src.graph.input)
-        gr.output.extend(src.graph.output)
         out_nodes: list = []
 
         def emit_after(t: str) -> None:
@@ -72,35 +61,21 @@ class Rewriter:
         edited = {k[0] for k in self.input_map} | {k[0] for k in self.output_map}
         for n in self.g.nodes:
             if n.name in edited:
-                n2 = onnx.NodeProto()
-                n2.CopyFrom(n)
-                for i in range(len(n2.input)):
-                    new = self.input_map.get((n.name, i))
-                    if new is not None:
-                        n2.input[i] = new
-                for j in range(len(n2.output)):
-                    new = self.output_map.get((n.name, j))
-                    if new is not None:
-                        n2.output[j] = new
-                n = n2
+                n = copy_node(n, inputs={i: t for (name, i), t in self.input_map.items() if name == n.name},
+                              outputs={j: t for (name, j), t in self.output_map.items() if name == n.name})
             out_nodes.append(n)
             for o in n.output:
                 emit_after(o)
         if self.after:  # every anchor is a graph input, initializer or node output
             raise InternalError(f"unplaced nodes for tensors {sorted(self.after)[:5]}")
-
-        used = {t for n in out_nodes for t in n.input} | self.g.graph_outputs
-        dead = {t for t in self.replaced if t not in used}
-        gr.node.extend(n for n in out_nodes
-                       if not (n.op_type == "Constant" and n.output and n.output[0] in dead))
-        gr.initializer.extend(t for t in src.graph.initializer if t.name not in dead)
+        added = []
         for name, proto in self.inits:
-            t = gr.initializer.add()
+            t = onnx.TensorProto()
             t.CopyFrom(proto)
             t.name = name
-        produced = {t for n in gr.node for t in n.output}
-        gr.value_info.extend(v for v in src.graph.value_info if v.name in produced)
-        return m
+            added.append(t)
+        return assemble(self.g.model, out_nodes, new_initializers=added, producer="workbench",
+                        dead=unread(self.replaced, out_nodes, self.g.graph_outputs))
 
 
 def _fp32_output_consumers(g, y: str, fp16: set) -> bool:

@@ -6,7 +6,8 @@ producers/consumers, INT8 targets, the residual-Add rule), op lists (``ops``), F
 of evaluation semantics (``semantics``).
 May import: ``workbench.errors``, ``workbench._io``, ``workbench.validate``, ``workbench.outputs``.
 """
-from .facts import GraphFacts, unique_name
+from .edit import Names, assemble, copy_node, unique_name, unread
+from .facts import GraphFacts
 from .model import ModelInfo, QuantTarget, TensorSpec, load_model
 
-__all__ = ["GraphFacts", "ModelInfo", "QuantTarget", "TensorSpec", "load_model", "unique_name"]
+__all__ = ["GraphFacts", "ModelInfo", "Names", "assemble", "copy_node", "unread", "QuantTarget", "TensorSpec", "load_model", "unique_name"]

@@ -145,13 +145,4 @@ class GraphFacts:
         return None
 
 
-def unique_name(used: set, base: str) -> str:
-    """``base``, or ``base_1``, ``base_2``... : the first name not in ``used`` (which gets it)."""
-    name, k = base, 1
-    while name in used:
-        name, k = f"{base}_{k}", k + 1
-    used.add(name)
-    return name
-
-
-__all__ = ["GraphFacts", "unique_name", "DEFAULT_INT8_OPS", "WEIGHTED_OPS", "POOL_OPS"]
+__all__ = ["GraphFacts", "DEFAULT_INT8_OPS", "WEIGHTED_OPS", "POOL_OPS"]

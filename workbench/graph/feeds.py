@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import WorkbenchError
 from .model import TensorSpec
 
-__all__ = ["TensorSpec", "check_feed", "batch_size_of", "format_shape", "onnx_input_specs"]
+__all__ = ["TensorSpec", "check_feed", "batch_size_of", "format_shape", "onnx_input_specs", "per_sample_rows"]
 
 # ONNX TensorProto element type -> numpy dtype, for reading graph inputs without model.py.
 _ONNX_TO_NUMPY = {
@@ -103,6 +103,20 @@ def batch_size_of(feed: Mapping[str, np.ndarray]) -> int:
         if np.ndim(arr) >= 1:
             return int(np.shape(arr)[0])
     return 1
+
+
+def per_sample_rows(value, n: int):
+    """``value`` as ``n`` rows, one per sample, when its leading axis is the batch axis (length
+    ``n``); None for a tensor without one (a shape, or a constant-like tensor computed from
+    initializers: the same for every sample, whatever the batch size).
+
+    Every path that reads observed tensors sample by sample uses this instead of assuming that
+    axis 0 holds the samples.
+    """
+    arr = np.asarray(value)
+    if arr.ndim == 0 or arr.shape[0] != n:
+        return None
+    return arr.reshape(n, -1)
 
 
 def onnx_input_specs(model) -> list[TensorSpec]:

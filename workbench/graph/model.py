@@ -53,7 +53,9 @@ class QuantTarget:
 
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     """Read an ONNX file (with external data next to it) or raise WorkbenchError naming the file."""
-    path = Path(path)
+    from ..validate import check_path
+
+    path = Path(check_path(path, "The model path"))
     if not path.exists():
         raise WorkbenchError(f"Model file '{path}' does not exist.")
     if not path.is_file():
@@ -71,6 +73,9 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise WorkbenchError(f"'{path}' fails the ONNX checker: {first}") from None
+    from .support import check_supported
+
+    check_supported(model, path)
     return model
 
 

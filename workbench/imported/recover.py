@@ -22,7 +22,6 @@ order, so the result stays topologically sorted, and it only removes, renames an
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 
 import numpy as np
@@ -30,7 +29,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import InternalError
-from ..graph.facts import unique_name
+from ..graph.edit import Names, assemble, copy_node, unread
 from ..graph.model import WEIGHTED_OPS
 from .parse import Structure
 from .qtypes import dequantize
@@ -74,8 +73,7 @@ class _Rewrite:
                     self.slots.setdefault(t, []).append((n.name, i))
         self.graph_inputs = {i.name for i in self.g.input}
         self.graph_outputs = [o.name for o in self.g.output]
-        self.used = {n.name for n in info.nodes} | {t for n in info.nodes for t in list(n.input) + list(n.output)}
-        self.used |= self.graph_inputs | set(self.graph_outputs) | {i.name for i in self.g.initializer}
+        self.names = Names.of(self.g)
         self.alias: dict = {}      # removed tensor -> tensor read instead
         self.rename: dict = {}     # kept tensor -> final name
         self.removed: set = set()  # node names
@@ -88,7 +86,7 @@ class _Rewrite:
         self.half = any(t in _HALF for t in self.types.values())
 
     def unique(self, base: str) -> str:
-        return unique_name(self.used, base)
+        return self.names.unique(base)
 
     def resolve(self, t: str) -> str:
         seen = set()
@@ -296,50 +294,34 @@ class _Rewrite:
     # ------------------------------------------------------------------ emit
     def emit(self) -> onnx.ModelProto:
         src = self.info.model
-        m = onnx.ModelProto()
-        m.CopyFrom(src)
-        gr = m.graph
-        del gr.node[:]
         nodes = []
         for n in self.info.nodes:
             if n.name in self.removed:
                 continue
-            n2 = copy.deepcopy(n)
-            for i, t in enumerate(n2.input):
-                if t:
-                    n2.input[i] = self.final(t)
-            for j, t in enumerate(n2.output):
-                if t:
-                    n2.output[j] = self.out_map.get((n.name, j), self.rename.get(t, t))
+            n2 = copy_node(n, inputs={i: self.final(t) for i, t in enumerate(n.input) if t},
+                           outputs={j: self.out_map.get((n.name, j), self.rename.get(t, t))
+                                    for j, t in enumerate(n.output) if t})
             nodes.append(n2)
             for extra in self.after.get(n.name, ()):
                 extra.input[0] = self.rename.get(extra.input[0], extra.input[0])
                 extra.output[0] = self.rename.get(extra.output[0], extra.output[0])
                 nodes.append(extra)
         nodes += self.tail
-        used = {t for n in nodes for t in n.input} | set(self.graph_outputs)
         # constants that only removed nodes read are dropped; unused user constants stay
-        read_before = {t for n in self.info.nodes for t in n.input}
-        dead = {t for t in read_before if t not in used}
-        nodes = [n for n in nodes if not (n.op_type == "Constant" and n.output[0] in dead)]
-        inits = [t for t in src.graph.initializer if t.name not in dead]
-        del gr.initializer[:]
-        for t in inits:
-            gr.initializer.append(_float32_tensor(t) if self.half and t.data_type in _HALF else t)
-        for name, value in self.new_inits.items():
-            gr.initializer.append(numpy_helper.from_array(value, self.rename.get(name, name)))
-        inputs = [i for i in src.graph.input if i.name not in dead]
-        del gr.input[:]
-        gr.input.extend(inputs)
+        dead = unread({t for n in self.info.nodes for t in n.input}, nodes, self.graph_outputs)
+        inits = [_float32_tensor(t) if self.half and t.data_type in _HALF else t
+                 for t in src.graph.initializer if t.name not in dead]
+        added = [numpy_helper.from_array(value, self.rename.get(name, name)) for name, value in self.new_inits.items()]
         if self.half:
             for n in nodes:
                 _fp32_attributes(n)
-        gr.node.extend(nodes)
-        produced = {t for n in nodes for t in n.output} | {i.name for i in gr.input}
-        vis = [v for v in src.graph.value_info if v.name in produced and v.name not in self.alias]
-        del gr.value_info[:]
-        gr.value_info.extend(vis)
+        m = assemble(src, nodes, initializers=inits, new_initializers=added, dead=dead,
+                     inputs=[i for i in src.graph.input if i.name not in dead],
+                     keep_value_info=lambda name: name not in self.alias)
+        m.producer_name, m.producer_version = src.producer_name, src.producer_version
+        m.doc_string, m.domain, m.model_version = src.doc_string, src.domain, src.model_version
         if self.half:
+            gr = m.graph
             for vi in list(gr.input) + list(gr.output) + list(gr.value_info):
                 if vi.type.tensor_type.elem_type in _HALF:
                     vi.type.tensor_type.elem_type = TensorProto.FLOAT

@@ -3,10 +3,14 @@
 A result has a *stem* (``out/model`` for ``-o out/model.onnx``); each kind of file adds its
 suffix to it: ``model.onnx`` (Q/DQ for TensorRT), ``model.ort.onnx`` (ONNX Runtime twin),
 ``model.cpu_uint8.onnx``, ``model.plan.json``, ``model.calib.cache`` (+ ``.json`` provenance),
-``model.ranges.json``, ``model.report.html``.
+``model.ranges.json``, ``model.report.html``. Files that describe another file sit beside it:
+``<file>.json`` (:func:`sidecar_path`: a cache's provenance, an engine's build record),
+``<engine>.layers.json``, ``<stem>.curve.csv`` (autoprec's trade-off curve),
+``<stem>.explorer.<metric>.json`` (Model Explorer overlays). Every name is made here.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,3 +51,26 @@ def export_path(stem, kind: str) -> Path:
     """The file of ``kind`` for result ``stem``."""
     stem = Path(stem)
     return stem.with_name(stem.name + EXPORT_KINDS[kind].suffix)
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The record that describes ``path``: ``model.calib.cache`` -> ``model.calib.cache.json``
+    (provenance), ``model.engine`` -> ``model.engine.json`` (build record)."""
+    return Path(f"{path}.json")
+
+
+def layers_path(engine_path: str | os.PathLike) -> Path:
+    """``model.engine`` -> ``model.engine.layers.json`` (the builder log's layer table)."""
+    return Path(f"{engine_path}.layers.json")
+
+
+def curve_path(stem) -> Path:
+    """The trade-off curve of an automatic mixed-precision result: ``<stem>.curve.csv``."""
+    stem = Path(stem)
+    return stem.with_name(stem.name + ".curve.csv")
+
+
+def overlay_path(stem, metric: str) -> Path:
+    """A Model Explorer node-data overlay of result ``stem``: ``<stem>.explorer.<metric>.json``."""
+    stem = Path(stem)
+    return stem.with_name(f"{stem.name}.explorer.{metric}.json")

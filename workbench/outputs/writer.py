@@ -107,9 +107,11 @@ class ResultWriter:
                 if self._state == "open":
                     self.commit()
                 return False
+            # name the user's path before abort() forgets which staged file stands for which
+            user_error = self._user_error(exc) if isinstance(exc, (OSError, FileSystemError)) else None
             self.abort()
-            if isinstance(exc, OSError) or isinstance(exc, FileSystemError):
-                raise self._user_error(exc) from None
+            if user_error is not None:
+                raise user_error from None
             return False
         finally:
             self._signals.__exit__(None, None, None)

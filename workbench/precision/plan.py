@@ -66,6 +66,8 @@ class PrecisionPlan:
         self._entries: dict[str, NodePrecision] = entries
         self._amax: dict[str, float] = amax
         self.base = base
+        #: the accuracy steps applied with this plan (``Improvement.record()``), written as "steps"
+        self.steps: dict | None = None
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -83,6 +85,11 @@ class PrecisionPlan:
             fp16_threshold: the |value| above which a tensor is unsafe in FP16 (default 65504;
                 :data:`workbench.precision.kinds.FP16_STRICT_THRESHOLD` = 512 is ModelOpt AutoCast's stricter default).
         """
+        from ..graph.model import ModelInfo
+        from ..validate import check_type
+
+        check_type(model_info, ModelInfo, "PrecisionPlan.default(model_info=...)",
+                   expected="a ModelInfo (ModelInfo.from_path(path))")
         base = str(base).lower()
         if base not in ("fp32", "fp16"):
             raise WorkbenchError(f"Unknown plan base {base!r}; expected 'fp32' or 'fp16'.")
@@ -96,7 +103,9 @@ class PrecisionPlan:
 
     def copy(self) -> "PrecisionPlan":
         """An independent copy (cheap: entries are immutable, only the dicts are copied)."""
-        return PrecisionPlan(self._facts, dict(self._entries), dict(self._amax), self.base)
+        plan = PrecisionPlan(self._facts, dict(self._entries), dict(self._amax), self.base)
+        plan.steps = self.steps
+        return plan
 
     # ----------------------------------------------------------------------- access
     @property
@@ -236,6 +245,10 @@ class PrecisionPlan:
 
     def set_amax(self, tensor: str, amax: float) -> None:
         """Override the calibrated amax of activation ``tensor`` (must be finite and > 0)."""
+        from ..validate import check_number, check_text
+
+        check_text(tensor, "set_amax(tensor=...)", example="'conv1_out'")
+        check_number(amax, f"set_amax(amax=...) for tensor '{tensor}'", positive=True)
         if tensor not in self._facts.float_tensors:
             raise WorkbenchError(
                 f"Tensor '{tensor}' is not a float activation of this model."
@@ -289,11 +302,13 @@ class PrecisionPlan:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
 
-    def save(self, path):
-        """Write the plan as JSON (atomically) and return the path."""
+    def save(self, path, *, overwrite: bool = False):
+        """Write the plan as JSON (atomically) and return the path; an existing file is refused
+        unless ``overwrite``."""
         from .._io import atomic_write_text
+        from ..validate import check_new_file
 
-        return atomic_write_text(path, self.to_json() + "\n")
+        return atomic_write_text(check_new_file(path, "The plan file", overwrite=overwrite), self.to_json() + "\n")
 
     @classmethod
     def load(cls, path, model_info) -> "PrecisionPlan":

@@ -61,6 +61,7 @@ def plan_to_dict(plan) -> dict:
             for e in plan
         ],
         "amax_overrides": dict(sorted(plan._amax.items())),
+        **({"steps": plan.steps} if getattr(plan, "steps", None) else {}),
     }
 
 
@@ -81,6 +82,13 @@ def plan_from_dict(cls, data: Mapping, model_info, *, source: str = "plan"):
     plan = cls.default(model_info, base=data.get("base", "fp32"))
     facts = plan._facts
     rows = data.get("nodes", [])
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) and isinstance(r.get("node"), str)
+                                             for r in rows):
+        raise WorkbenchError(f"{source}: 'nodes' must be a list of objects such as "
+                             f"{{\"node\": \"conv1\", \"precision\": \"fp16\"}}, found {json.dumps(rows)[:80]}. "
+                             "Write plans with PrecisionPlan.save or workbench quantize.")
+    if not isinstance(data.get("amax_overrides") or {}, Mapping):
+        raise WorkbenchError(f"{source}: 'amax_overrides' must be an object mapping tensor names to amax values.")
     unknown = [r.get("node") for r in rows if r.get("node") not in facts.op_types]
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
@@ -105,6 +113,11 @@ def plan_from_dict(cls, data: Mapping, model_info, *, source: str = "plan"):
             r["node"], facts.op_types[r["node"]], p, reason, r.get("detail", ""))
     for t, v in (data.get("amax_overrides") or {}).items():
         plan.set_amax(t, v)
+    steps = data.get("steps")
+    if steps is not None and not isinstance(steps, Mapping):
+        raise WorkbenchError(f"{source}: 'steps' must be an object (the accuracy steps applied), found "
+                             f"{json.dumps(steps)[:80]}.")
+    plan.steps = dict(steps) if steps else None
     return plan
 
 

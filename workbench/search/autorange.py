@@ -34,8 +34,8 @@ from dataclasses import dataclass, field, replace
 from ..calib import registry
 from ..errors import WorkbenchError
 from ..calib.ranges import Ranges, compute_ranges
-from ..evaluate.emulate import needs_all_fp16
 from .holdout import SearchSet, extreme_samples
+from ..evaluate.emulate import SCALE, needs_all_fp16
 from .scoring import Objective, PlanScorer, cancelled, switchable_model
 
 #: Extra percentiles tried for every tensor.
@@ -127,7 +127,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
                 base: str = registry.BASE_METHOD, samples: int | None = None, sweeps: int = 1,
                 min_gain_db: float = MIN_GAIN_DB, held_out: str = "evaluation samples",
                 calibration_data=None, folds: int = 2, exhaustive: bool = False, progress=None,
-                cancel=None) -> AutoRangeResult:
+                cancel=None, executor=None) -> AutoRangeResult:
     """Choose every INT8 input tensor's amax by the network's output (see the module docstring).
 
     Args:
@@ -149,6 +149,8 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
             a clipping candidate is judged on the values it clips (recommended).
         progress: ``progress(done, total)`` after each run.
         cancel: a threading.Event or callable; stops between runs, keeping the partial result.
+        executor: where independent runs go (:mod:`workbench.search.executor`): the methods'
+            scores, a tensor's two neighbouring candidates.
     """
     from ..precision.plan import PrecisionPlan
 
@@ -167,7 +169,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     extra = extreme_samples(model, calibration_data, used) if calibration_data is not None else []
     samples_set = SearchSet(evaluator, extra, held_out, samples)
     held_out = f"{samples_set.held_out} {samples_set.description}"
-    scorer = PlanScorer(samples_set, per_method, None, plan, folds=folds)
+    scorer = PlanScorer(samples_set, per_method, None, plan, folds=folds, executor=executor)
     flags = scorer.flags(plan)
     cands = {t: candidates(stats.collectors[t], per_method[t].amax_by_method, base) for t in used}
     search = [t for t in used if len(cands[t]) > 1]
@@ -177,21 +179,26 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     # runs still expected (the neighbour walk's length is known only as it goes)
     remaining = [sweeps * sum(len(cands[t]) - 1 if exhaustive else min(2, len(cands[t]) - 1) for t in search)]
 
-    def run(amax: dict) -> dict:
+    def run_many(amaxes: list) -> list:
+        """Score independent amax sets in one batch (the executor may run them in parallel)."""
         nonlocal done
-        row = _score_row(scorer.score_scales(flags, sm.scales(_AmaxView(amax, per_method), overrides)))
-        done += 1
-        if progress is not None:
-            progress(done, done + max(remaining[0] - 1, 0) + max(len(methods) - done, 0))
-        remaining[0] = max(remaining[0] - (1 if done > len(methods) else 0), 0)
-        return row
+        trials = [{**flags, SCALE: sm.scales(_AmaxView(amax, per_method), overrides)} for amax in amaxes]
+
+        def one_done(i, row):
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, done + max(remaining[0] - 1, 0) + max(len(methods) - done, 0))
+            remaining[0] = max(remaining[0] - (1 if done > len(methods) else 0), 0)
+
+        return [_score_row(r) for r in scorer.score_many(trials, one_done)]
 
     method_scores = {}
-    for m in methods:
-        if cancelled(cancel):
-            stop = True
-            break
-        method_scores[m] = run({t: per_method[t].amax_by_method[m] for t in used})
+    if cancelled(cancel):
+        stop = True
+    else:
+        rows = run_many([{t: per_method[t].amax_by_method[m] for t in used} for m in methods])
+        method_scores = dict(zip(methods, rows))
     if not method_scores:
         start = base
         current = {t: per_method[t].amax_by_method[base] for t in used}
@@ -213,20 +220,24 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
             order = sorted(cands[t], key=cands[t].get)
 
             def score(label):
-                if label not in tried:
+                score_all([label])
+                return tried[label]
+
+            def score_all(labels):
+                todo = [k for k in labels if k not in tried]
+                if todo:
                     if cancelled(cancel):
                         raise _Stop
-                    tried[label] = run({**current, t: cands[t][label]})
-                return tried[label]
+                    tried.update(zip(todo, run_many([{**current, t: cands[t][k]} for k in todo])))
 
             try:
                 if exhaustive:
-                    for label in order:
-                        score(label)
+                    score_all(order)
                     best = max(tried, key=lambda k: objective.key_of(tried[k]))
                 else:  # neighbours along amax; walk on while the objective improves
                     i = order.index(chosen[t])
                     best, step = chosen[t], 0
+                    score_all([order[j] for j in (i + 1, i - 1) if 0 <= j < len(order)])  # one batch
                     for j in (i + 1, i - 1):
                         if 0 <= j < len(order) and objective.better(score(order[j]), tried[best], min_gain_db):
                             best, step = order[j], j - i

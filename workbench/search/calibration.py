@@ -43,6 +43,12 @@ class HoldOut:
     optimistic: bool
     from_evaluation_data: bool
 
+    @property
+    def kind(self) -> str:
+        """``description`` without its count ("evaluation samples", ...), for texts that count."""
+        head, _, rest = self.description.partition(" ")
+        return rest if head.isdigit() else self.description
+
     def note(self) -> str:
         """One sentence for the user, e.g. printed by the CLI and shown by the app."""
         if self.from_evaluation_data:
@@ -115,7 +121,7 @@ def choose_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=Non
 
     registry.check_method_name(method, "The calibration method")
     calibration_data = holdout.histogram_data if holdout is not None else None
-    described = holdout.description if holdout is not None else "evaluation samples"
+    described = holdout.kind if holdout is not None else "evaluation samples"
     outcome = calibrate_ranges(stats, method, evaluator=evaluator, plan=plan, params=params,
                                calibration_data=calibration_data, objective=objective, samples=auto_samples,
                                held_out=described, progress=progress, cancel=cancel)

@@ -20,6 +20,8 @@ import numpy as np
 
 from ..data import CalibrationData
 from ..evaluate.evaluator import first_samples
+from ..evaluate.rows import concat_rows
+from ..graph.feeds import per_sample_rows
 
 #: Held-out share of the calibration data when no evaluation data is given, and its bounds.
 HOLDOUT_SHARE = 0.25
@@ -95,7 +97,10 @@ def extreme_samples(model, data: CalibrationData, tensors: list, most: int = MAX
             values = dict(runner.infer(feed)) if runner is not None else {}
             values.update({t: feed[t] for t in tensors if t in inputs})
             for t in tensors:
-                v = np.abs(np.asarray(values[t], dtype=np.float32).reshape(n, -1))
+                rows = per_sample_rows(values[t], n)
+                if rows is None:  # no batch axis (a shape or constant-like tensor): no sample peaks it
+                    continue
+                v = np.abs(rows.astype(np.float32))
                 v[~np.isfinite(v)] = 0
                 peak = v.max(axis=1) if v.size else np.zeros(n)
                 r = int(np.argmax(peak))
@@ -147,7 +152,7 @@ class SearchSet:
                 runner.close()
             self.batches += merged
             for name in self.output_names:
-                self.reference[name] = np.concatenate([self.reference[name]] + [o[name] for o in outs])
+                self.reference[name] = concat_rows([self.reference[name]] + [o[name] for o in outs])
         self.num_samples = self.held_out + self.extra
         self.description = description + (f" + {self.extra} calibration samples holding the tensors' extremes"
                                            if self.extra else "")

@@ -30,10 +30,6 @@ DISAGREE_RATIO = 4.0
 LOSS_DB = 3.0
 
 
-class RangeWarning(UserWarning):
-    """A range choice the user should look at (named tensors)."""
-
-
 def _names(tensors: list, most: int = 5) -> str:
     shown = ", ".join(f"'{t}'" for t in tensors[:most])
     return shown + (f" and {len(tensors) - most} more" if len(tensors) > most else "")
@@ -194,13 +190,5 @@ def _sentence(r: dict, compare: str) -> str:
     return text
 
 
-def method_table(method_scores: dict):
-    """One row per histogram method: its output SQNR (and other metrics) with every tensor at it."""
-    import pandas as pd
-
-    return pd.DataFrame([{"method": m, **{k: v for k, v in r.items() if not isinstance(v, list)}}
-                         for m, r in method_scores.items()])
-
-
-__all__ = ["CLIP_SHARE", "DISAGREE_RATIO", "LOSS_DB", "RangeWarning", "guard_forced_method", "check_ranges",
-           "method_table", "range_sensitivity", "score_methods"]
+__all__ = ["CLIP_SHARE", "DISAGREE_RATIO", "LOSS_DB", "check_ranges", "guard_forced_method", "range_sensitivity",
+           "score_methods"]

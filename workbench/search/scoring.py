@@ -8,9 +8,11 @@ samples merged into as few session calls as memory allows, and the FP32 referenc
 configuration costs one emulated pass and nothing else. An :class:`Objective` turns a score row
 into a comparable key: output SQNR by default, the user's metric, or the metric of a target.
 
-The searches are sequential here; each configuration is independent of the others except
-through the search's choices, so a process pool or a cluster engine (Ray, Dask) could score a
-batch of them: :meth:`PlanScorer.score_many` is the one place to parallelise.
+Independent configurations (sensitivity rows, a sweep's points, a tensor's candidates) go
+through :meth:`PlanScorer.score_many`, which hands them to an executor
+(:mod:`workbench.search.executor`: in-process, local worker processes or a dask cluster); the
+executor returns raw outputs and the metrics are computed here, so they do not depend on who ran
+them.
 """
 from __future__ import annotations
 
@@ -129,12 +131,18 @@ class PlanScorer:
         plan: a plan the scorer will see (an FP16-base plan needs FP16 switches on every node).
         threads: ONNX Runtime intra-op threads of the emulation (None: one per physical core).
         folds: also report the output SQNR of this many interleaved subsets of the samples
-            (``fold_sqnr_db``), for searches that must not fit a few samples.
+            (``fold_sqnr_db``) and their metric rows (``fold_rows``), for searches that must not
+            fit a few samples.
+        executor: where :meth:`score_many` runs (:mod:`workbench.search.executor`; default here).
     """
 
     def __init__(self, evaluator, ranges, samples: int | None = None, plan=None, threads: int | None = None,
-                 folds: int = 1):
+                 folds: int = 1, executor=None):
+        from .executor import InProcess
+
         self.evaluator = evaluator
+        self.executor = executor if executor is not None else InProcess()
+        self._bound = None
         self.folds = max(1, int(folds))
         self.ranges = ranges
         targets = set(evaluator.model.facts.targets)
@@ -156,17 +164,17 @@ class PlanScorer:
 
     def score_flags(self, flags: dict) -> dict:
         """Metrics of the first output for prepared emulation inputs (see :meth:`flags`)."""
-        import time
+        return self.score_many([flags])[0]
 
-        self.calls += 1
-        started = time.perf_counter()
-        got = self.switch.run(self.batches, flags, self.names)
-        self.run_seconds += time.perf_counter() - started
+    def row(self, got: dict) -> dict:
+        """The metrics of emulated outputs ``got`` (first output; user metric; folds)."""
         row = compare_outputs(self.reference, got[self.output])
         if self.folds > 1:  # interleaved folds: a search keeps only changes that hold on each
             test = got[self.output]
             row["fold_sqnr_db"] = [sqnr_db(self.reference[k::self.folds], test[k::self.folds])
                                    for k in range(self.folds)]
+            row["fold_rows"] = [compare_outputs(self.reference[k::self.folds], test[k::self.folds])
+                                for k in range(self.folds)]
         if self.evaluator.metric_fn is not None:
             row["metric"] = self.evaluator.user_metric(got, self.num_samples)
         return row
@@ -185,9 +193,28 @@ class PlanScorer:
             trial[TENSOR_FLAGS] = tensors_on
         return self.score_flags(trial)
 
-    def score_many(self, configs: list) -> list:
-        """Score a batch of prepared emulation inputs (sequentially; see the module docstring)."""
-        return [self.score_flags(c) for c in configs]
+    def score_many(self, configs: list, on_row=None, cancel=None, labels=None) -> list:
+        """Score independent prepared emulation inputs on the scorer's executor; returns their
+        rows in order. ``on_row(i, row)`` as each comes back; ``cancel`` raises Cancelled between
+        evaluations; ``labels`` name them when one has to re-run."""
+        import time
+
+        if self._bound is None:
+            self._bound = self.executor.bind(self.switch, self.batches, self.names)
+        rows: dict = {}
+
+        def done(i, got):
+            self.calls += 1
+            rows[i] = self.row(got)
+            if on_row is not None:
+                on_row(i, rows[i])
+
+        started = time.perf_counter()
+        try:
+            self._bound.run_many(list(configs), done, cancel, labels)
+        finally:
+            self.run_seconds += time.perf_counter() - started
+        return [rows[i] for i in range(len(configs))]
 
 
 __all__ = ["MAX_ROWS_PER_RUN", "Objective", "PlanScorer", "cancelled", "switchable_model"]

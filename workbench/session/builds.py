@@ -22,12 +22,23 @@ class BuildsMixin:
             label: free text stored with the build.
             trt_flavor: "trt", "rtx" or None (whichever is installed) for ``backend="trt"``.
         """
+        from ..backends.registry import backend_names
+        from ..validate import check_bool, check_choice, check_type
+
+        check_bool(latency, "rebuild(latency=...)")
+        check_choice(backend, backend_names(), "rebuild(backend=...)")
+        check_type(label, str, "rebuild(label=...)")
         ranges = self._need_ranges()
         started = time.perf_counter()
         plan = self.plan.copy()
         notes, paths, lat_ms = self._reference_notes(), {}, None
-        result = self.evaluator.evaluate(plan, ranges, per_layer=True, latency=latency and backend == "ort",
-                                         batch_sizes=(1,))
+        model, built_ranges, built_plan = self._export_source(plan, ranges)  # the improved model while current
+        if model is not self.model_info:
+            notes.append("accuracy steps applied: " + ", ".join(self.improvement.applied()))
+        elif self.improvement_note():
+            notes.append(self.improvement_note())
+        result = self.evaluator.evaluate(built_plan, built_ranges, per_layer=True,
+                                         latency=latency and backend == "ort", batch_sizes=(1,), model=model)
         if latency and backend == "ort" and 1 in result.latency:
             lat_ms = float(result.latency[1].median_ms)
             notes.append("latency: ONNX Runtime CPU with emulated Q/DQ, not a TensorRT number")
@@ -76,6 +87,9 @@ class BuildsMixin:
         """
         from ..errors import Cancelled
         from ..search.sensitivity import rank_rows, sensitivity
+        from ..validate import check_positive_int
+
+        check_positive_int(samples, "run_sensitivity(samples=...)", allow_none=True)
 
         rows: list = []
 
@@ -108,6 +122,9 @@ class BuildsMixin:
         kept when cancelled, see :meth:`run_sensitivity`); ``progress`` counts ranked nodes,
         then scored plans."""
         from ..search.sensitivity import search_estimate, auto_mixed_precision
+        from ..validate import check_text
+
+        check_text(target, "auto(target=...)", example="'top1>=0.99'")
 
         ranking, offset = self.sensitivity_table, 0
         if ranking is None or not ranking.attrs.get("complete", True):

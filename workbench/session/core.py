@@ -24,18 +24,21 @@ from pathlib import Path
 from typing import Callable
 
 from .._io import atomic_write_text
-from ..calib.algorithms import DEFAULT_METHOD, DEFAULT_PERCENTILE
+from ..calib.algorithms import DEFAULT_PERCENTILE
+from ..calib.registry import DEFAULT_METHOD
 from ..errors import StaleError, WorkbenchError
+from ..validate import check_names, check_text
 from .builds import BuildsMixin
 from .exports import ExportsMixin
 from .imported import ImportedMixin
+from .improve import ImproveMixin
 from .project import ProjectMixin
 from .ranges import RangesMixin
-from .state import MAX_UNDO, STATS_FILE, Build, CalibrationSettings, DataSettings, Event
+from .state import MAX_UNDO, PUBLIC_STATE, STATS_FILE, Build, CalibrationSettings, DataSettings, Event, SessionState
 from .views import ViewsMixin
 
 
-class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin):
+class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin, ImproveMixin):
     """State of one quantization job; see the module docstring.
 
     Args:
@@ -72,20 +75,7 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
                                           str(eval_data) if eval_data is not None else None, eval_samples)
         self.calib_settings = CalibrationSettings(method, percentile, batch_size)
         self.plan_base = plan_base
-        self.model_info = None
-        self.stats = None
-        self.base_ranges = None       # ranges of the chosen method, without manual overrides
-        self.plan = None
-        self.history: list[Build] = []
-        self.sensitivity_table = None
-        self.auto_result = None
-        self.range_search = None       # the auto range search's result (workbench.search.autorange)
-        self.range_sensitivity = None  # what each tensor's threshold costs at the output
-        self.selected: str | None = None
-        self.last_calibration: dict = {}
-        self._undo: list = []
-        self._data = None
-        self._evaluator = None
+        self.state = SessionState()    # everything derived: one declared place (session/state.py)
         self._listeners: list[Callable[[str], None]] = []
         if model is not None:
             self.open_model(model)
@@ -107,11 +97,9 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
         model is read back (:mod:`.imported`): the session works on its recovered FP32 graph."""
         from ..validate import check_path
 
-        info = self._read_model(check_path(path, "The model"))
-        self.model_info = info
-        self.stats = self.base_ranges = self.plan = None
-        self.history, self._undo, self.sensitivity_table, self.auto_result = [], [], None, None
-        self._data = self._evaluator = None
+        info, imported = self._read_model(check_path(path, "The model"))
+        self.state.reset("model")  # everything derived from the previous model
+        self.state.model_info, self.state.imported = info, imported
         targets = info.quantizable_nodes()
         self.selected = targets[0].node if targets else None
         self._notify(Event.MODEL)
@@ -123,11 +111,23 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
 
     def set_data(self, source=None, *, loader_script: str | None = None, preset: str | None = None,
                  preprocess: dict | None = None, limit: int | None = None, eval_source=None,
-                 eval_limit: int | None = None) -> None:
+                 eval_limit: int | None = None, preparation=None) -> None:
         """Change the data settings (see :class:`DataSettings`); the data is checked right away
         when a model is open. Statistics stay until the next :meth:`calibrate`, which reuses
-        them only if the data fingerprint is unchanged."""
+        them only if the data fingerprint is unchanged.
+
+        ``preparation``: how images become the model's input, a dict of fields such as
+        ``{"preset": "imagenet", "size": (480, 640), "resize": "letterbox"}`` or an
+        :class:`workbench.data.InputPreparation`; what it leaves out comes from the model
+        (:attr:`preparation` says each field's source). A size or layout the model cannot take
+        is refused here."""
+        from ..data.prepare import InputPreparation, check_request
         from ..validate import check_path, check_positive_int
+
+        if isinstance(preparation, InputPreparation):
+            preparation = preparation.to_dict()
+        elif preparation is not None:
+            preparation = check_request(preparation)
 
         for value, what in ((source, "The data folder"), (eval_source, "The evaluation data folder")):
             if value is not None:
@@ -135,9 +135,9 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
         check_positive_int(limit, "The sample limit (limit)", allow_none=True)
         check_positive_int(eval_limit, "The evaluation sample limit (eval_limit)", allow_none=True)
         new = DataSettings(str(source) if source is not None else None, loader_script, preset, preprocess,
-                           limit, str(eval_source) if eval_source is not None else None, eval_limit)
+                           limit, str(eval_source) if eval_source is not None else None, eval_limit, preparation)
         old, self.data_settings = self.data_settings, new
-        self._data = self._evaluator = None
+        self.state.reset("data")
         try:
             if self.model_info is not None:
                 self.data
@@ -146,43 +146,59 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
             raise
         self._notify(Event.DATA)
 
-    def _preprocess(self):
-        from ..data import ImagePreprocess, preset
+    @property
+    def preparation(self):
+        """How images become the model's input (:class:`workbench.data.InputPreparation`), each
+        field with its source; ``session.preparation.describe()`` says it."""
+        from ..data.prepare import InputPreparation, combine_request
 
         s = self.data_settings
-        if s.preprocess:
-            return ImagePreprocess.from_dict(s.preprocess)
-        return preset(s.preset) if s.preset else None
+        if s.source or s.loader_script:
+            return getattr(self.data, "preparation", None)
+        return InputPreparation.resolve(self._need_model(), combine_request(s.preset, s.preprocess, s.preparation),
+                                        origin="setting")
 
     def _open(self, source, limit):
         from ..data import open_data
 
         s = self.data_settings
-        return open_data(source, self._need_model(), preprocess=self._preprocess(),
+        from ..data.prepare import combine_request
+
+        return open_data(source, self._need_model(), preparation=combine_request(s.preset, s.preprocess, s.preparation),
                          loader_script=s.loader_script if source is None else None, limit=limit)
 
     @property
     def data(self):
         """The calibration data (opened on first use)."""
-        if self._data is None:
+        if self.state.data is None:
             s = self.data_settings
             if s.source is None and s.loader_script is None:
                 raise WorkbenchError("No calibration data: give an image/.npy folder or a loader script.")
-            self._data = self._open(s.source, s.limit)
-        return self._data
+            self.state.data = self._open(s.source, s.limit)
+        return self.state.data
+
+    @property
+    def holdout(self):
+        """Where statistics come from and where ranges and builds are judged: the one hold-out
+        rule (:func:`workbench.search.calibration.hold_out`) over the data settings."""
+        if self.state.holdout is None:
+            from ..search.calibration import hold_out
+
+            s = self.data_settings
+            self.state.holdout = hold_out(self.data, self._open(s.eval_source, s.eval_limit) if s.eval_source else None)
+        return self.state.holdout
 
     @property
     def evaluator(self):
-        """The :class:`workbench.evaluate.Evaluator` on the evaluation data (built on first use:
-        it runs the FP32 model once)."""
-        if self._evaluator is None:
-            from ..evaluate.evaluator import Evaluator
+        """The :class:`workbench.evaluate.Evaluator` where ranges and builds are judged (built on
+        first use: it runs the FP32 model once): the evaluation data, else the calibration
+        samples the hold-out rule keeps out of the statistics (see :attr:`holdout`)."""
+        if self.state.evaluator is None:
+            from ..search.calibration import judge
 
-            s = self.data_settings
-            data = self._open(s.eval_source, s.eval_limit) if s.eval_source else self.data
-            self._evaluator = Evaluator(self._need_model(), data, max_samples=s.eval_limit,
-                                        batch_size=self.calib_settings.batch_size)
-        return self._evaluator
+            self.state.evaluator = judge(self._need_model(), self.holdout, batch_size=self.calib_settings.batch_size,
+                                         max_samples=self.data_settings.eval_limit)
+        return self.state.evaluator
 
     def model_summary(self) -> dict:
         """Inputs, outputs, node counts by op type and quantizable nodes of the model."""
@@ -217,23 +233,23 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
                                    c.batch_size if batch_size is None else batch_size)
         check_positive_int(num_samples, "num_samples", allow_none=True)
         info = self._need_model()
-        old = (self.data_settings.limit, c.batch_size, self._data)
+        old = (self.data_settings.limit, c.batch_size, self.state.data)
         if num_samples is not None and num_samples != self.data_settings.limit:
             self.data_settings.limit = num_samples
-            self._data = None
+            self.state.data = None
         if batch_size is not None:
             c.batch_size = int(batch_size)
         try:
             return self._calibrate(info, method, percentile, reuse, progress, cancel)
         except BaseException:  # a failed or cancelled run leaves the settings as they were
-            self.data_settings.limit, c.batch_size, self._data = old
+            self.data_settings.limit, c.batch_size, self.state.data = old
             raise
 
     def _calibrate(self, info, method, percentile, reuse, progress, cancel):
         from ..calib.collect import collect_statistics
         from ..calib.stats import Statistics
 
-        data = self.data
+        data = self.holdout.histogram_data  # the one hold-out rule: statistics from these samples
         mfp, dfp = info.fingerprint(), data.fingerprint()
         bs = self.calib_settings.batch_size
         stats, how = None, "collected"
@@ -267,7 +283,8 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
         from ..calib.stats import Statistics
 
         try:
-            stats = Statistics.load(self._stats_path(), self.model_info.fingerprint(), self.data.fingerprint())
+            stats = Statistics.load(self._stats_path(), self.model_info.fingerprint(),
+                                    self.holdout.histogram_data.fingerprint())
         except WorkbenchError:  # stale or unreadable statistics, or the data folder is gone
             return False
         self.stats = stats
@@ -304,8 +321,8 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
             self.plan = self._initial_plan()
         new = self.plan.copy()
         result = change(new)
-        self._undo.append((self.plan, label))
-        del self._undo[:-MAX_UNDO]
+        self.state.undo.append((self.plan, label))
+        del self.state.undo[:-MAX_UNDO]
         self.plan = new
         self._notify(Event.PLAN)
         return result
@@ -313,7 +330,7 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
     def set_precision(self, nodes, precision: str) -> list:
         """Put ``nodes`` (a name or a list of names) in ``precision`` ("int8", "fp16", "fp32").
         Returns the node names changed. One undo step for the whole call."""
-        names = [nodes] if isinstance(nodes, str) else list(nodes)
+        names = check_names(nodes, "set_precision(nodes=...)")
         if not names:
             raise WorkbenchError("No node selected: pick one or more layers first.")
 
@@ -336,7 +353,8 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
     def set_amax(self, tensor: str, amax: float) -> None:
         """Override the threshold of ``tensor`` (manual amax; undoable)."""
         self._need_ranges()[tensor]  # a clear error for a tensor that has no range
-        self._change_plan(lambda p: p.set_amax(tensor, float(amax)), f"amax {tensor} = {amax:.4g}")
+        self._change_plan(lambda p: p.set_amax(tensor, amax), f"amax {tensor} = {amax:.4g}"
+                          if isinstance(amax, (int, float)) else f"amax {tensor}")  # the plan checks amax
 
     def clear_amax(self, tensor: str | None = None) -> None:
         """Remove the manual threshold of ``tensor`` (None: of every tensor)."""
@@ -348,22 +366,32 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, 
 
     def undo(self) -> str | None:
         """Restore the plan before the last change; returns what was undone (None: nothing)."""
-        if not self._undo:
+        if not self.state.undo:
             return None
-        self.plan, label = self._undo.pop()
+        self.plan, label = self.state.undo.pop()
         self._notify(Event.PLAN)
         return label
 
     @property
     def undo_label(self) -> str | None:
         """What :meth:`undo` would undo, or None."""
-        return self._undo[-1][1] if self._undo else None
+        return self.state.undo[-1][1] if self.state.undo else None
 
     def select(self, node: str | None) -> None:
         """Make ``node`` the selected layer (shown in the histogram, highlighted in charts)."""
-        if node is not None and node not in self._targets():
+        if check_text(node, "select(node=...)", allow_none=True, example="'conv1'") is not None and node not in self._targets():
             raise WorkbenchError(f"'{node}' is not a quantizable node of this model.")
         self.selected = node
         self._notify(Event.SELECTION)
 
     # ------------------------------------------------------------------ views of the state
+
+
+def _state_attribute(name: str) -> property:
+    """``session.<name>`` reads and writes ``session.state.<name>`` (declared in SessionState)."""
+    return property(lambda self: getattr(self.state, name), lambda self, value: setattr(self.state, name, value),
+                    doc=f"The session's {name.replace('_', ' ')} (:class:`~workbench.session.state.SessionState`).")
+
+
+for _name in PUBLIC_STATE:
+    setattr(Session, _name, _state_attribute(_name))

@@ -50,8 +50,9 @@ class ExportsMixin:
 
         twin = variant != "trt"  # the plan and cache belong to the TensorRT file
         files = export_files(path, calibration_cache=not twin, write_plan=not twin)
+        model, ranges, plan = self._export_source(plan, ranges)  # the improved model while current
         with self._writer(files, f"export of '{Path(path).name}'", overwrite, path) as result:
-            export_model(self.model_info, ranges, plan, path, variant=variant, calibration_cache=not twin,
+            export_model(model, ranges, plan, path, variant=variant, calibration_cache=not twin,
                          write_plan=not twin, result=result)
         return Path(path)
 
@@ -73,6 +74,11 @@ class ExportsMixin:
             overwrite: replace existing files (None, the default: only inside the project
                 folder, the session's own files). An input is never replaced.
         """
+        from ..validate import check_bool, check_path
+
+        if path is not None:
+            check_path(path, "export(path=...)")
+        check_bool(overwrite, "export(overwrite=...)", allow_none=True)
         if kind not in EXPORT_KINDS:
             raise WorkbenchError(f"Unknown export kind '{kind}'; choose one of: {', '.join(EXPORT_KINDS)}.")
         self._need_model()
@@ -84,7 +90,7 @@ class ExportsMixin:
             if self.plan is None:
                 raise WorkbenchError("There is no plan yet: calibrate first.")
             with self._writer([path], "plan", overwrite, path) as result:
-                self.plan.save(result.path(path))
+                self._export_source(self.plan, self.ranges)[2].save(result.path(path))  # + the steps applied
             return path
         ranges = self._need_ranges()
         variant = {v: k for k, v in VARIANT_KIND.items()}.get(kind)
@@ -94,7 +100,8 @@ class ExportsMixin:
             with self._writer([path], "ranges", overwrite, path) as result:
                 ranges.save(result.path(path))
             return path
-        from ..backends.trt_cache import sidecar_path, write_calibration_cache
+        from ..backends.trt_cache import write_calibration_cache
+        from ..outputs.names import sidecar_path
         from ..calib.registry import cache_algorithm
 
         info = self._need_model()

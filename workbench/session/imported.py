@@ -24,18 +24,16 @@ MODEL_SOURCE = "model"
 class ImportedMixin:
     """Part of :class:`workbench.session.Session`: Q/DQ models (see the module docstring)."""
 
-    #: The :class:`~workbench.imported.QuantizedModel` of the open model, or None (FP32 model).
-    imported = None
-
     # ------------------------------------------------------------------ hooks used by the core
-    def _read_model(self, path):
-        """The ModelInfo to work on for ``path`` (sets :attr:`imported`)."""
+    def _read_model(self, path) -> tuple:
+        """``(ModelInfo to work on, QuantizedModel or None)`` for ``path``: a Q/DQ model's
+        recovered FP32 graph and the model it came from."""
         from ..imported import is_qdq_model, read_qdq_model
         from ..graph.model import ModelInfo
 
         info = ModelInfo.from_path(path)
-        self.imported = read_qdq_model(info) if is_qdq_model(info) else None
-        return info if self.imported is None else self.imported.fp32
+        imported = read_qdq_model(info) if is_qdq_model(info) else None
+        return (info, None) if imported is None else (imported.fp32, imported)
 
     def _initial_plan(self):
         """The plan a new session starts from: the model's own for a Q/DQ model, else the default."""

@@ -91,6 +91,7 @@ class ProjectMixin:
         data, calib = _settings(d, "data", DataSettings, where), _settings(d, "calibration", CalibrationSettings, where)
         try:
             check_calibration_settings(calib.method, calib.percentile, calib.batch_size)
+            _check_values(d, data)
         except WorkbenchError as exc:
             raise WorkbenchError(f"'{where}': {exc}") from None
         s = cls(project=project, plan_base=d.get("plan_base", "fp32"))
@@ -119,6 +120,25 @@ class ProjectMixin:
         if d.get("selected"):
             s.selected = d["selected"]
         return s
+
+
+def _check_values(d: dict, data) -> None:
+    """Every value of a session file that is used later, checked now (types and ranges), so that a
+    broken file is refused on load with its name, not at the first calibration."""
+    from ..validate import check_choice, check_positive_int, check_type
+
+    for name in ("source", "loader_script", "eval_source", "preset"):
+        check_type(getattr(data, name), str, f"data.{name}", expected="a path or name (a string) or null",
+                   allow_none=True)
+    for name in ("preprocess", "preparation"):
+        check_type(getattr(data, name), dict, f"data.{name}", expected="an object or null", allow_none=True)
+    for name in ("limit", "eval_limit"):
+        check_positive_int(getattr(data, name), f"data.{name}", allow_none=True)
+    check_type(d.get("model"), str, "'model'", expected="the model's path (a string)", allow_none=True)
+    check_choice(d.get("plan_base", "fp32"), ("fp32", "fp16"), "'plan_base'")
+    check_type(d.get("selected"), str, "'selected'", expected="a node name (a string) or null", allow_none=True)
+    check_type(d.get("plan"), dict, "'plan'", expected="a saved plan (an object) or null", allow_none=True)
+    check_type(d.get("history", []), list, "'history'", expected="a list of builds")
 
 
 def _settings(d: dict, key: str, cls, where: Path):

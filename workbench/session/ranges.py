@@ -16,9 +16,8 @@ class RangesMixin:
         emulated run each: ``progress(done, total)`` and ``cancel`` (the partial choice is kept)
         as for :meth:`calibrate`. The result of the search is :attr:`range_search`; collapse-guard
         warnings are ``base_ranges.notes`` and each tensor's ``flags``."""
-        from ..search.autorange import calibrate_ranges
-        from ..calib import registry
         from ..calib.registry import check_method_name
+        from ..search.calibration import choose_ranges
         from ..validate import check_percentile
 
         check_method_name(method, "The calibration method")
@@ -26,18 +25,15 @@ class RangesMixin:
         if self.stats is None:
             raise WorkbenchError("Calibrate first: there are no statistics to compute ranges from.")
         p = self.calib_settings.percentile if percentile is None else percentile
-        kwargs = {}
-        if registry.get_method(method).output_aware:
-            s = self.data_settings
-            kwargs = dict(evaluator=self.evaluator, plan=self.plan, calibration_data=self.data,
-                          held_out="evaluation samples" if s.eval_source else
-                          "calibration samples (no evaluation data: optimistic)", progress=progress, cancel=cancel)
-        outcome = calibrate_ranges(self.stats, method, params={"percentile": p}, **kwargs)
+        # the one calibration path (search.calibration): judged where the hold-out rule says
+        outcome = choose_ranges(self.stats, method, evaluator=self.evaluator, holdout=self.holdout, plan=self.plan,
+                                params={"percentile": p}, progress=progress, cancel=cancel)
         ranges = self._with_model_source(outcome.ranges)  # + a Q/DQ model's thresholds
         self.calib_settings.percentile, self.calib_settings.method = p, method  # only once this worked
+        self.state.reset("ranges")
         self.base_ranges = ranges
+        self.calibration = outcome
         self.range_search = outcome.auto
-        self.range_sensitivity = None
         if self.plan is None:
             self.plan = self._initial_plan()
         self._notify(Event.RANGES)

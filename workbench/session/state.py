@@ -5,7 +5,8 @@ import enum
 import math
 from dataclasses import dataclass, field
 
-from ..calib.algorithms import DEFAULT_METHOD, DEFAULT_PERCENTILE
+from ..calib.algorithms import DEFAULT_PERCENTILE
+from ..calib.registry import DEFAULT_METHOD
 
 SESSION_FORMAT = 1
 STATS_FILE = "statistics.npz"
@@ -42,6 +43,10 @@ class DataSettings:
         limit: the most calibration samples to use (None: all).
         eval_source: folder of held-out evaluation samples (None: evaluate on the calibration data).
         eval_limit: the most evaluation samples to use (None: all).
+        preparation: how images become the model's input (:mod:`workbench.data.prepare`): a dict
+            of fields (``preset``, ``size``, ``resize``, ``layout``, ``channel_order``, ``scale``,
+            ``mean``, ``std``, ...) that win over ``preset``/``preprocess``, or a saved
+            ``InputPreparation.to_dict()``; the rest comes from the model (guesses are said so).
     """
 
     source: str | None = None
@@ -51,6 +56,7 @@ class DataSettings:
     limit: int | None = None
     eval_source: str | None = None
     eval_limit: int | None = None
+    preparation: dict | None = None
 
 
 @dataclass
@@ -122,3 +128,78 @@ def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+@dataclass
+class SessionState:
+    """Everything a :class:`~workbench.session.Session` holds besides its settings, in one place.
+    What a change makes out of date is :data:`INVALIDATES` (code, not comments).
+
+    Attributes:
+        model_info / imported: the open model (its recovered FP32 graph for a Q/DQ model) and the
+            :class:`~workbench.imported.QuantizedModel` it came from (None: an FP32 model).
+        data / evaluator: the calibration data and the evaluator where ranges and builds are
+            judged (opened on first use, by the one hold-out rule).
+        holdout: :class:`~workbench.search.calibration.HoldOut` (statistics vs judged samples).
+        stats / base_ranges / calibration: statistics, the chosen method's ranges (no manual
+            overrides) and the :class:`~workbench.search.calibration.CalibrationResult`.
+        range_search / range_sensitivity: the auto search's result; what each threshold costs.
+        plan / undo: the precision plan and the undo stack of (plan, label).
+        history / sensitivity_table / auto_result: builds, the sensitivity ranking, the last
+            automatic mixed-precision result.
+        selected: the selected layer. last_calibration: how the last calibration went.
+        improvement / improvement_plan: the accuracy steps' result
+            (:class:`~workbench.search.improve_steps.Improvement`) and the plan (precisions, amax
+            overrides) it was judged under; builds and exports use it while the plan is that one.
+        target_cache ... preview_seconds_per_sample: caches of the views (never persisted).
+    """
+
+    model_info: object = None
+    imported: object = None
+    data: object = None
+    evaluator: object = None
+    holdout: object = None
+    stats: object = None
+    base_ranges: object = None
+    calibration: object = None
+    range_search: object = None
+    range_sensitivity: object = None
+    plan: object = None
+    undo: list = field(default_factory=list)
+    history: list = field(default_factory=list)
+    sensitivity_table: object = None
+    auto_result: object = None
+    selected: str | None = None
+    last_calibration: dict = field(default_factory=dict)
+    improvement: object = None
+    improvement_plan: object = None
+    target_cache: object = None
+    built_amax: dict | None = None
+    ranges_version: int = 0
+    qdq_cache: object = None
+    preview_cache: object = None
+    preview_seconds_per_sample: float | None = None
+
+    def reset(self, change: str) -> None:
+        """Reset every field that ``change`` (a key of :data:`INVALIDATES`) makes out of date."""
+        defaults = SessionState()
+        for name in INVALIDATES[change]:
+            setattr(self, name, getattr(defaults, name))
+
+
+_VIEW_CACHES = ("target_cache", "built_amax", "qdq_cache", "preview_cache", "preview_seconds_per_sample")
+#: change -> the fields of :class:`SessionState` it makes out of date.
+INVALIDATES = {
+    # a new model: everything derived from the previous one
+    "model": tuple(f for f in SessionState.__dataclass_fields__ if f not in ("model_info", "imported")),
+    # new data settings: the opened data, the hold-out and the evaluator (statistics stay until the
+    # next calibration, which reuses them only when the data fingerprint is unchanged)
+    "data": ("data", "evaluator", "holdout", "preview_cache", "preview_seconds_per_sample"),
+    # new ranges: what was measured on the old ones
+    "ranges": ("range_sensitivity", "preview_cache", "improvement", "improvement_plan"),
+}
+
+#: the fields a Session exposes as attributes (``session.plan`` is ``session.state.plan``)
+PUBLIC_STATE = ("model_info", "imported", "stats", "base_ranges", "calibration", "range_search",
+                "range_sensitivity", "plan", "history", "sensitivity_table", "auto_result", "selected",
+                "last_calibration")

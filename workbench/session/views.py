@@ -40,9 +40,10 @@ class ViewsMixin:
     """Part of :class:`workbench.session.Session`: read-only views of its state."""
 
     def _targets(self) -> dict:
-        if not hasattr(self, "_target_cache") or self._target_cache[0] is not self.model_info:
-            self._target_cache = (self.model_info, {t.node: t for t in self._need_model().quantizable_nodes()})
-        return self._target_cache[1]
+        st = self.state
+        if st.target_cache is None or st.target_cache[0] is not self.model_info:
+            st.target_cache = (self.model_info, {t.node: t for t in self._need_model().quantizable_nodes()})
+        return st.target_cache[1]
 
     def tensor_of(self, node: str) -> str | None:
         """The activation tensor whose range the node's INT8 input uses (its first activation input)."""
@@ -51,7 +52,9 @@ class ViewsMixin:
 
     def layer_table(self):
         """One row per quantizable node: node, op_type, tensor, amax of each method, chosen amax
-        and scale, clipped share, per-layer SQNR (last build), sensitivity rank, precision."""
+        and scale, clipped share, per-layer SQNR (last build), sensitivity rank, precision; after
+        :meth:`improve` kept weight rounding or bias correction, also ``weight_sqnr_nearest`` /
+        ``weight_sqnr_rounded`` (dB, weight vs its INT8 values) and ``bias_shift`` (largest |shift|)."""
         import pandas as pd
         from ..calib.algorithms import METHODS
 
@@ -62,6 +65,8 @@ class ViewsMixin:
         if self.sensitivity_table is not None:
             sens = dict(zip(self.sensitivity_table["node"], self.sensitivity_table["rank"]))
         cost = self._range_costs()
+        steps = self.improvement.layer_details() if self.improvement is not None else {}
+        step_cols = sorted({k for d in steps.values() for k in d})
         rows = []
         for node, t in self._targets().items():
             tensor = t.activation_inputs[0] if t.activation_inputs else None
@@ -77,12 +82,13 @@ class ViewsMixin:
                         "sqnr_db": sqnr.get(node), "sensitivity_rank": sens.get(node),
                         "range_sensitivity": cost.get(tensor, {}).get("cost_db"),
                         "precision": str(self.plan.precision(node)).upper() if self.plan else None})
+            row.update({k: steps.get(node, {}).get(k) for k in step_cols})
             rows.append(row)
         return pd.DataFrame(rows)
 
     def _range_costs(self) -> dict:
         """tensor -> row of the range sensitivity (``explain_ranges``): cost_db, sentence, ..."""
-        table = getattr(self, "range_sensitivity", None)
+        table = self.range_sensitivity
         if table is None or not len(table) or "tensor" not in table.columns:
             return {}
         return {r["tensor"]: r for r in table.to_dict("records")}
@@ -148,7 +154,7 @@ class ViewsMixin:
             names = [t for t, _, _ in d.amax]
             reasons.append(f"threshold of {len(names)} tensor(s) changed: " + ", ".join(names[:3])
                            + (", …" if len(names) > 3 else ""))
-        built = getattr(self, "_built_amax", None)
+        built = self.state.built_amax
         if last.method != self.calib_settings.method:
             reasons.append(f"range method changed: {last.method} → {self.calib_settings.method}")
         elif built is not None and built != self._amax_snapshot():
@@ -163,11 +169,9 @@ class ViewsMixin:
         """Called on every event: counts range changes (preview cache) and remembers the
         ranges the last build used (staleness)."""
         if event == Event.RANGES:
-            self._ranges_version = getattr(self, "_ranges_version", 0) + 1
+            self.state.ranges_version += 1
         elif event == Event.BUILD:
-            self._built_amax = self._amax_snapshot()
-        elif event == Event.MODEL:
-            self._built_amax, self._preview_cache = None, None
+            self.state.built_amax = self._amax_snapshot()
 
     # ------------------------------------------------------------------ graph facts
     def graph_view(self) -> dict:
@@ -205,14 +209,14 @@ class ViewsMixin:
     def _qdq_tensors(self) -> set:
         """Tensors that get a Q/DQ pair under the current plan (the exporter's decision; cached
         per plan: plans are replaced, never changed, by the session)."""
-        cached = getattr(self, "_qdq_cache", None)
+        cached = self.state.qdq_cache
         if cached is None or cached[0] is not self.plan:
             qdq = set()
             if self.plan is not None and self.plan.int8_nodes():
                 from ..export import qdq_placement
 
                 qdq = {t for ts in qdq_placement(self._need_model(), self.plan, "trt").values() for t in ts}
-            cached = self._qdq_cache = (self.plan, qdq)
+            cached = self.state.qdq_cache = (self.plan, qdq)
         return cached[1]
 
     def _preview_scorer(self, samples: int):
@@ -221,17 +225,17 @@ class ViewsMixin:
         from ..evaluate.emulate import needs_all_fp16
         from ..search.sensitivity import PlanScorer
 
-        key = (getattr(self, "_ranges_version", 0), samples, bool(needs_all_fp16(self.plan, self._targets())))
-        cache = getattr(self, "_preview_cache", None)
+        key = (self.state.ranges_version, samples, bool(needs_all_fp16(self.plan, self._targets())))
+        cache = self.state.preview_cache
         if cache is None or cache[0] != key or cache[1].evaluator is not self.evaluator:
             cache = (key, PlanScorer(self.evaluator, self.base_ranges, samples, self.plan), None)
-            self._preview_cache = cache
+            self.state.preview_cache = cache
         return cache[1]
 
     def preview_samples(self, budget_s: float = PREVIEW_BUDGET_S, most: int = 8) -> int:
         """How many evaluation samples one preview run can use within ``budget_s`` seconds,
         from the time per sample of the runs so far (PREVIEW_SAMPLES before the first)."""
-        per = getattr(self, "_preview_seconds_per_sample", None)
+        per = self.state.preview_seconds_per_sample
         if not per:
             return PREVIEW_SAMPLES
         return int(max(1, min(most, budget_s // per)))
@@ -280,14 +284,14 @@ class ViewsMixin:
         if emulate and out["in_use"]:
             samples = samples or self.preview_samples()
             scorer = self._preview_scorer(samples)
-            key, _, base = self._preview_cache
+            key, _, base = self.state.preview_cache
             if base is None or base[0] is not self.plan:
                 base = (self.plan, scorer.score(self.plan)["sqnr_db"])
-                self._preview_cache = (key, scorer, base)
+                self.state.preview_cache = (key, scorer, base)
             sw = scorer.switch
             t_run = time.perf_counter()
             got = sw.run(scorer.batches, sw.flags(self.plan, scorer.ranges, {tensor: amax}), [scorer.output])
-            self._preview_seconds_per_sample = (time.perf_counter() - t_run) / max(scorer.num_samples, 1)
+            self.state.preview_seconds_per_sample = (time.perf_counter() - t_run) / max(scorer.num_samples, 1)
             trial = compare_outputs(scorer.reference, got[scorer.output])["sqnr_db"]
             out.update(output_sqnr_db=float(trial), output_sqnr_now=float(base[1]),
                        output_delta_db=float(trial - base[1]), samples=scorer.num_samples)

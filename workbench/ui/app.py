@@ -31,9 +31,11 @@ from .panels.histogram import HistogramPanel
 from .panels.history import HistoryPanel
 from .panels.layers import LayerTable
 from .panels.model import ModelPanel
+from .panels.preparation import PreparationPanel
 from .panels.precision import PrecisionPanel
 from .panels.results import ResultsPanel
 from .panels.search import SearchPanel
+from .panels.steps import StepsPanel
 from .tasks import TaskRunner
 
 w = require("ipywidgets", "workbench app", "ui")
@@ -111,12 +113,13 @@ class Workbench:
     def _build(self) -> None:
         ctx = AppContext(self.session, self.runner, self.select,
                          selected_nodes=lambda: self.panels["layers"].selected_nodes, show=self.show_tab)
-        classes = (ModelPanel, CalibrationPanel, LayerTable, PrecisionPanel, HistogramPanel, ResultsPanel,
-                   HistoryPanel, GraphPanel, SearchPanel, ExportPanel)
+        classes = (ModelPanel, PreparationPanel, CalibrationPanel, LayerTable, PrecisionPanel, HistogramPanel,
+                   ResultsPanel, HistoryPanel, GraphPanel, SearchPanel, ExportPanel, StepsPanel)
         self.panels = {cls.name: cls(ctx) for cls in classes}
         p = self.panels
         self.runner.busy_listeners.append(self._busy)
-        self.setup = w.Accordion(children=[w.VBox([p["model"].widget, p["calibration"].run_row],
+        self.setup = w.Accordion(children=[w.VBox([p["model"].widget, p["preparation"].widget,
+                                                   p["calibration"].run_row, p["steps"].widget],
                                                   layout=w.Layout(width="100%"))],
                                  titles=[self._setup_title()], layout=w.Layout(width="100%"))
         self.setup.add_class("wb-setup")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import math
 
+from ..precision.kinds import PRECISIONS
+
 #: colours of the methods the workbench ships (used when the registry gives none)
 _BUILTIN_METHOD_COLORS = {
     "entropy": "#1f77b4",
@@ -22,7 +24,8 @@ _BUILTIN_METHOD_COLORS = {
 }
 #: lines that are not calibration methods
 ROLE_COLORS = {"manual": "#ff7f0e", "chosen": "#000000", "preview": "#ff7f0e"}
-PRECISION_COLORS = {"INT8": "#1f77b4", "FP16": "#ff7f0e", "FP32": "#9a9a9a"}
+#: label -> colour, from the precision registry (one source: workbench.precision.kinds)
+PRECISION_COLORS = {p.label: p.color for p in PRECISIONS.values()}
 CLIPPED_COLOR = "#e377c2"
 _PALETTE = ("#e6550d", "#31a354", "#756bb1", "#636363", "#3182bd", "#843c39", "#7b4173", "#637939")
 

@@ -9,6 +9,7 @@ widget logic is testable without a browser by setting the traits.
 from __future__ import annotations
 
 from .._optional import require
+from ..precision.kinds import PRECISIONS
 
 anywidget = require("anywidget", "workbench app", "ui")
 traitlets = require("traitlets", "workbench app", "ui")
@@ -123,11 +124,11 @@ _CSS = """
 .wb-table td { padding: 1px 4px; white-space: nowrap; border-bottom: 1px solid #f0f0f0; cursor: pointer; }
 .wb-table tr:hover td { background: #eef5fc; }
 .wb-table tr.wb-selected td { background: #cfe3f7; }
-.wb-table tr.prec-fp16 td[data-col="precision"] { color: #b35900; font-weight: bold; }
-.wb-table tr.prec-fp32 td[data-col="precision"] { color: #666; font-weight: bold; }
-.wb-table tr.prec-int8 td[data-col="precision"] { color: #1f5f9f; font-weight: bold; }
 .wb-table tr.manual td[data-col="amax"] { color: #c05000; }
 """
+# the precision column in the registry's colours (one source: workbench.precision.kinds)
+_CSS += "".join(f'.wb-table tr.prec-{p.precision.value} td[data-col="precision"] {{ color: {p.color}; font-weight: bold; }}\n'
+                for p in PRECISIONS.values())
 
 
 class DataTable(anywidget.AnyWidget):

@@ -32,8 +32,16 @@ def auto_message(result, n_int8_before: int) -> str:
         return f"Target {t.text} is already met with every node in INT8 ({value}): nothing to move."
     if result.met:
         return (f"Target {t.text} met ({value}) with {k} node(s) out of INT8 ({names}); "
-                f"{n_int8_before - k} of {n_int8_before} stay INT8. The plan is updated: press Rebuild to check "
-                "it on every evaluation sample.")
+                f"{n_int8_before - k} of {n_int8_before} stay INT8. The plan is updated."
+                + _file_sentence(result))
     return (f"Target {t.text} not reachable: even with every ranked node out of INT8 the search reaches "
             f"only {value or 'less'}. The plan now keeps the {k} node(s) that help most out of INT8; "
-            "another range method or more calibration samples may do better.")
+            "another range method or more calibration samples may do better." + _file_sentence(result))
+
+
+def _file_sentence(result) -> str:
+    """Where the figure was measured: the written TensorRT file (the claim), or only the emulation."""
+    file = getattr(result, "file", None)
+    if file is None:
+        return " (Measured on the search's emulation only: press Rebuild to check the file.)"
+    return " " + file.describe()

@@ -24,6 +24,12 @@ COLUMNS = (
      "right", False),
     ("range_sensitivity", "range sens.", "output SQNR lost by this tensor's threshold (range sensitivity)",
      ".2f", "right", True),
+    ("weight_sqnr_nearest", "w SQNR rtn", "weight SQNR in dB with round-to-nearest INT8 weights", ".1f", "right",
+     False),
+    ("weight_sqnr_rounded", "w SQNR rounded", "weight SQNR in dB with the rounding the accuracy step chose "
+     "(it minimises the layer's output error, not the weight error)", ".1f", "right", False),
+    ("bias_shift", "bias shift", "largest |per-channel shift| bias correction removed from the bias", ".3g",
+     "right", True),
 )
 
 

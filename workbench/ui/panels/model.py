@@ -140,7 +140,7 @@ class ModelPanel(Panel):
         s.set_data(self.data_path.value.strip() or None, loader_script=self.loader.value.strip() or None,
                    preset=None if self.preset.value == PRESET_NONE else self.preset.value,
                    limit=s.data_settings.limit, eval_source=self.eval_path.value.strip() or None,
-                   eval_limit=s.data_settings.eval_limit)
+                   eval_limit=s.data_settings.eval_limit, preparation=s.data_settings.preparation)
         self.runner.status.value = f"Opened {html.escape(path)}; data: {html.escape(s.data.describe())}."
 
     def headline(self) -> str:
