@@ -254,7 +254,7 @@ def overlay_files(stem, metrics) -> dict:
 
 
 def write_explorer_overlays(overlays: ExplorerOverlays, stem, *, result=None, inputs=(),
-                            overwrite: bool = True) -> dict:
+                            overwrite: bool = False) -> dict:
     """Write every overlay of ``overlays`` as ``<stem>.explorer.<metric>.json``; returns metric -> path.
 
     Args:
@@ -263,7 +263,7 @@ def write_explorer_overlays(overlays: ExplorerOverlays, stem, *, result=None, in
         result: a ResultWriter that declared :func:`overlay_files` (the caller commits it with
             the rest of its result); None: these files are one result of their own.
         inputs: the command's input files (no overlay may replace one), without ``result``.
-        overwrite: without ``result``, replace existing overlay files (default True).
+        overwrite: without ``result``, replace existing overlay files (default False: refused).
     """
     from contextlib import nullcontext
 

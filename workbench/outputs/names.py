@@ -32,6 +32,8 @@ EXPORT_KINDS = {k.name: k for k in (
     ExportKind("cache", ".calib.cache", "TensorRT <= 10 calibration cache (implicit INT8 only)"),
     ExportKind("ranges", ".ranges.json", "per-tensor ranges (JSON)"),
     ExportKind("report", ".report.html", "HTML report of the session"),
+    ExportKind("explorer", ".explorer.precision.json",
+               "Model Explorer overlays of the TensorRT file (precision, SQNR, sensitivity, amax)"),
 )}
 
 # The ONNX export kind of each export variant of workbench.export.build.

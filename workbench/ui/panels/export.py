@@ -13,7 +13,8 @@ from .base import Panel
 w = require("ipywidgets", "workbench app", "ui")
 
 LABELS = {"qdq": "Q/DQ ONNX (TensorRT)", "ort": "ORT twin ONNX", "cpu_uint8": "CPU uint8 ONNX",
-          "plan": "Plan JSON", "cache": "Calibration cache", "ranges": "Ranges JSON", "report": "HTML report"}
+          "plan": "Plan JSON", "cache": "Calibration cache", "ranges": "Ranges JSON", "report": "HTML report",
+          "explorer": "Model Explorer overlays"}
 
 
 class ExportPanel(Panel):
