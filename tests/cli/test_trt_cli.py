@@ -141,7 +141,7 @@ def test_autoprec_result_builds_as_planned(tmp_path):
     s = Session(model, tmp_path / "calib", eval_data=tmp_path / "eval", batch_size=8, project=tmp_path / "proj")
     s.calibrate()
     int8 = s.rebuild()
-    result = s.auto(f"sqnr>={int8.summary['sqnr_db'] + 6:.1f}")
+    result = s.mixed_precision(f"sqnr>={int8.summary['sqnr_db'] + 6:.1f}")
     assert result.met and s.plan.int8_nodes() and s.plan.fp16_nodes()
     build = s.rebuild(backend="trt")
     record = json.loads(open(build.paths["engine_record"]).read())

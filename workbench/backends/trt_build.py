@@ -144,7 +144,7 @@ def _runtime_note(mod: TrtModule, status: TrtStatus, config: BuildConfig, target
     return f"{problem}; {RUN_NEEDS_GPU}." if problem else ""
 
 
-def _build_serialized(mod: TrtModule, onnx_path: Path, config: BuildConfig, mode: str, ranges: dict,
+def _build_serialized(mod: TrtModule, onnx_path: Path, config: BuildConfig, mode: str, profile_shapes: dict,
                       targets, cache_bytes: bytes | None):
     """One build: (engine bytes, timing-cache bytes or None, seconds, messages). Raises WorkbenchError."""
     trt = mod.module
@@ -158,7 +158,7 @@ def _build_serialized(mod: TrtModule, onnx_path: Path, config: BuildConfig, mode
         raise parse_error(mod, onnx_path, parser, logger.messages)
     bconfig = builder.create_builder_config()
     profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in ranges.items():
+    for name, (lo, opt, hi) in profile_shapes.items():
         profile.set_shape(name, lo, opt, hi)
     bconfig.add_optimization_profile(profile)
     bconfig.profiling_verbosity = getattr(trt.ProfilingVerbosity, config.profiling_verbosity.upper())
@@ -279,7 +279,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
     if not status.can_build:
         raise WorkbenchError(f"Cannot build a TensorRT engine here: {status.reason}")
     mode = build_mode(config, mod.major, mod.flavor.key)
-    ranges = resolve_profile(onnx_path, config)
+    profile_shapes = resolve_profile(onnx_path, config)
     targets, target_text = _targets(mod.module, status, config)
 
     cache_path, cache_bytes = None, None
@@ -288,7 +288,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
             mod.version, status.gpu.name if status.gpu else None, flavor=mod.flavor.key)
         cache_bytes = cache_path.read_bytes() if cache_path.is_file() else b""
     data, new_cache, seconds, messages, tagged = _build_serialized(
-        mod, onnx_path, config, mode, ranges, targets, cache_bytes)
+        mod, onnx_path, config, mode, profile_shapes, targets, cache_bytes)
     fp32 = _fp32_comparison(mod, config, mode, targets, new_cache, len(data)) if config.compare_fp32 else None
 
     runtime_note = _runtime_note(mod, status, config, targets)
@@ -307,7 +307,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
         flavor=mod.flavor.key, tensorrt=mod.describe(), tensorrt_version=mod.version,
         gpu=status.gpu.describe() if status.gpu else "none", mode=mode, build_seconds=round(seconds, 3),
         engine_bytes=len(data),
-        profile={n: {"min": list(a), "opt": list(b), "max": list(c)} for n, (a, b, c) in ranges.items()},
+        profile={n: {"min": list(a), "opt": list(b), "max": list(c)} for n, (a, b, c) in profile_shapes.items()},
         targets=target_text, runnable_here=not runtime_note, runtime_note=runtime_note,
         timing_cache=str(cache_path) if cache_path else None,
         timing_cache_existed=bool(cache_bytes), config=config.to_dict(), builder_memory=memory_from_log(messages),
@@ -322,9 +322,9 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
 def _fp32_comparison(mod: TrtModule, config: BuildConfig, mode: str, targets, cache_bytes, engine_bytes):
     """Build ``config.compare_fp32`` with the same settings (in memory) for size and time."""
     path = Path(config.compare_fp32)
-    ranges = resolve_profile(path, config)
+    profile_shapes = resolve_profile(path, config)
     data, _, seconds, _, _ = _build_serialized(mod, path, config, "strongly_typed" if mode != "legacy_int8"
-                                               else mode, ranges, targets, cache_bytes)
+                                               else mode, profile_shapes, targets, cache_bytes)
     return {"onnx_path": str(path), "engine_bytes": len(data), "build_seconds": round(seconds, 3),
             "size_ratio": round(engine_bytes / len(data), 4)}
 

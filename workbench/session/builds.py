@@ -78,12 +78,14 @@ class BuildsMixin:
         self._notify(Event.PLAN)
 
     # ------------------------------------------------------------------ sensitivity and auto
-    def run_sensitivity(self, *, samples: int | None = 16, progress=None, cancel=None, live: bool = True):
+    def run_sensitivity(self, *, samples: int | None = 16, progress=None, cancel=None, live: bool = True,
+                        executor=None):
         """Rank the INT8 nodes by sensitivity (see :func:`workbench.search.sensitivity.sensitivity`).
 
         With ``live`` (default) ``sensitivity_table`` fills in as nodes are scored (an
         ``Event.SENSITIVITY`` each, ``attrs["complete"]`` False until the end); when the run is
-        cancelled the partial ranking stays (Cancelled is raised after it is stored).
+        cancelled the partial ranking stays (Cancelled is raised after it is stored). ``executor``:
+        where the rows are scored (:mod:`workbench.search.executor`; default in this process).
         """
         from ..errors import Cancelled
         from ..search.sensitivity import rank_rows, sensitivity
@@ -101,7 +103,7 @@ class BuildsMixin:
 
         try:
             table = sensitivity(self.evaluator, self._need_ranges(), self.plan, samples=samples,
-                                progress=step, cancel=cancel, partial=rows)
+                                progress=step, cancel=cancel, partial=rows, executor=executor)
         except Cancelled:
             if rows:
                 self._set_ranking(rank_rows(rows, samples=samples), complete=False)
@@ -114,22 +116,23 @@ class BuildsMixin:
         self.sensitivity_table = table
         self._notify(Event.SENSITIVITY)
 
-    def auto(self, target: str = "top1>=0.99", *, progress=None, cancel=None, **kw):
+    def mixed_precision(self, target: str = "top1>=0.99", *, progress=None, cancel=None, **kw):
         """Automatic mixed precision to ``target`` (e.g. "top1>=0.99", "sqnr>=30"); the plan
         found becomes the current plan (undoable). Returns the AutoResult (with ``curve``).
 
         Without a complete sensitivity ranking, one is made first (it fills in live and is
         kept when cancelled, see :meth:`run_sensitivity`); ``progress`` counts ranked nodes,
-        then scored plans."""
+        then scored plans. The result's figures and ``met`` are those of the TensorRT file the plan
+        exports to (``result.file``), judged on every evaluation sample with exact ONNX semantics."""
         from ..search.sensitivity import search_estimate, auto_mixed_precision
         from ..validate import check_text
 
-        check_text(target, "auto(target=...)", example="'top1>=0.99'")
+        check_text(target, "mixed_precision(target=...)", example="'top1>=0.99'")
 
         ranking, offset = self.sensitivity_table, 0
         if ranking is None or not ranking.attrs.get("complete", True):
             samples = kw.pop("sensitivity_samples", 16)
-            ranking = self.run_sensitivity(samples=samples, cancel=cancel, progress=(
+            ranking = self.run_sensitivity(samples=samples, cancel=cancel, executor=kw.get("executor"), progress=(
                 (lambda d, t: progress(d, t + search_estimate(t))) if progress else None))
             offset = len(ranking)
         else:
@@ -137,7 +140,7 @@ class BuildsMixin:
         step = (lambda d, t: progress(offset + d, offset + t)) if progress else None
         result = auto_mixed_precision(self.evaluator, self._need_ranges(), self.plan, target,
                                       ranking=ranking, progress=step, cancel=cancel, **kw)
-        self.auto_result = result
+        self.mixed_precision_result = result
         if self.sensitivity_table is None:
             self.sensitivity_table = result.sensitivity
         self._change_plan(lambda p: None, f"auto {target}")

@@ -29,6 +29,7 @@ from ..calib.registry import DEFAULT_METHOD
 from ..errors import StaleError, WorkbenchError
 from ..validate import check_names, check_text
 from .builds import BuildsMixin
+from .explorer import ExplorerMixin
 from .exports import ExportsMixin
 from .imported import ImportedMixin
 from .improve import ImproveMixin
@@ -38,7 +39,7 @@ from .state import MAX_UNDO, PUBLIC_STATE, STATS_FILE, Build, CalibrationSetting
 from .views import ViewsMixin
 
 
-class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ProjectMixin, ImportedMixin, ImproveMixin):
+class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ExplorerMixin, ProjectMixin, ImportedMixin, ImproveMixin):
     """State of one quantization job; see the module docstring.
 
     Args:

@@ -86,6 +86,10 @@ class ExportsMixin:
         if kind == "report":  # drawn by the UI layer, which the session never imports
             raise WorkbenchError("The HTML report is drawn by the app: use "
                                  "workbench.ui.report.export_report(session, path) (needs the 'ui' extra).")
+        if kind == "explorer":  # one file per overlay; the path of the precision overlay is returned
+            from ..outputs.names import stem_of
+
+            return self.export_explorer(stem_of(path), overwrite=overwrite)["precision"]
         if kind == "plan":
             if self.plan is None:
                 raise WorkbenchError("There is no plan yet: calibrate first.")

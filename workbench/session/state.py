@@ -145,7 +145,7 @@ class SessionState:
             overrides) and the :class:`~workbench.search.calibration.CalibrationResult`.
         range_search / range_sensitivity: the auto search's result; what each threshold costs.
         plan / undo: the precision plan and the undo stack of (plan, label).
-        history / sensitivity_table / auto_result: builds, the sensitivity ranking, the last
+        history / sensitivity_table / mixed_precision_result: builds, the sensitivity ranking, the last
             automatic mixed-precision result.
         selected: the selected layer. last_calibration: how the last calibration went.
         improvement / improvement_plan: the accuracy steps' result
@@ -168,7 +168,7 @@ class SessionState:
     undo: list = field(default_factory=list)
     history: list = field(default_factory=list)
     sensitivity_table: object = None
-    auto_result: object = None
+    mixed_precision_result: object = None
     selected: str | None = None
     last_calibration: dict = field(default_factory=dict)
     improvement: object = None
@@ -201,5 +201,5 @@ INVALIDATES = {
 
 #: the fields a Session exposes as attributes (``session.plan`` is ``session.state.plan``)
 PUBLIC_STATE = ("model_info", "imported", "stats", "base_ranges", "calibration", "range_search",
-                "range_sensitivity", "plan", "history", "sensitivity_table", "auto_result", "selected",
+                "range_sensitivity", "plan", "history", "sensitivity_table", "mixed_precision_result", "selected",
                 "last_calibration")

@@ -60,7 +60,7 @@ def report_figures(session) -> list:
     if len(hist) and y in hist.columns:
         figs.append(("Builds: accuracy vs INT8 nodes", plots.tradeoff_figure(
             hist, x="n_int8", y=y, connect=False, interactive=False, title=f"builds: {y} vs INT8 nodes")))
-    r = session.auto_result
+    r = session.mixed_precision_result
     if r is not None:
         key = r.target.key if r.target.key in r.curve.columns else "sqnr_db"
         figs.append(("Automatic search curve", plots.tradeoff_figure(
@@ -84,7 +84,7 @@ def _calibration_text(session) -> str:
 
 
 def _auto_text(session) -> str:
-    r = session.auto_result
+    r = session.mixed_precision_result
     if r is None:
         return ""
     cols = [c for c in ("plan", "n_fallback", "n_int8", r.target.key, "sqnr_db", "meets_target", "nodes")
@@ -148,7 +148,7 @@ def report_html(session, js_name: str) -> str:
     if session.sensitivity_table is not None:
         parts.append(_section("Sensitivity", f"<p>{html.escape(ranking_note(session.sensitivity_table))}</p>"
                               + _table(session.sensitivity_table)))
-    if session.auto_result is not None:
+    if session.mixed_precision_result is not None:
         parts.append(_section("Automatic mixed precision", _auto_text(session)))
     for title, fig in report_figures(session):
         parts.append(_section(title, fig.to_html(full_html=False, include_plotlyjs=False)))

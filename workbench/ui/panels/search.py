@@ -125,7 +125,7 @@ class SearchPanel(Panel):
         before = len(s.plan.int8_nodes()) if s.plan is not None else 0
 
         def work(progress, cancel):
-            return s.auto(target, progress=progress, cancel=cancel, sensitivity_samples=int(self.samples.value))
+            return s.mixed_precision(target, progress=progress, cancel=cancel, sensitivity_samples=int(self.samples.value))
 
         def done(result):
             self.info.value = f"<span style='font-size:12px'>{html.escape(auto_message(result, before))}</span>"
@@ -143,7 +143,7 @@ class SearchPanel(Panel):
         self.note.value = f"<div style='font-size:11px;color:#555'>{html.escape(ranking_note(t))}</div>"
 
     def redraw_curve(self) -> None:
-        r = self.session.auto_result
+        r = self.session.mixed_precision_result
         if r is None:
             return
         y = r.target.key if r.target.key in r.curve.columns else "sqnr_db"
