@@ -245,10 +245,9 @@ class PrecisionPlan:
 
     def set_amax(self, tensor: str, amax: float) -> None:
         """Override the calibrated amax of activation ``tensor`` (must be finite and > 0)."""
-        from ..validate import check_number, check_text
+        from ..validate import check_text
 
-        check_text(tensor, "set_amax(tensor=...)", example="'conv1_out'")
-        check_number(amax, f"set_amax(amax=...) for tensor '{tensor}'", positive=True)
+        check_text(tensor, "set_amax(tensor=...)", example="'conv1_out'")  # amax: check_amax below
         if tensor not in self._facts.float_tensors:
             raise WorkbenchError(
                 f"Tensor '{tensor}' is not a float activation of this model."
