@@ -269,7 +269,7 @@ def test_auto_search_message_and_curve_agree(wb):
     p["search"].auto.click()
     assert wb.error is None, wb.error
     assert "not reachable" in p["search"].info.value
-    r = wb.session.auto_result
+    r = wb.session.mixed_precision_result
     (star,) = plots.traces_by_meta(p["search"].curve, "chosen")
     chosen = r.curve[r.curve["chosen"]].iloc[-1]
     assert star.y[0] == pytest.approx(chosen["sqnr_db"]) and chosen["nodes"] == ", ".join(r.fallback)

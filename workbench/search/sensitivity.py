@@ -161,7 +161,8 @@ class AutoResult:
 
 def _meets(target, row: dict) -> bool:
     """The target holds on the samples and on each interleaved fold of them."""
-    return target.met(row) and all(target.met(f) for f in row.get("fold_rows", ()))
+    folds = [f for f in row.get("fold_rows", ()) if target.key in f]  # a user metric has no fold rows
+    return target.met(row) and all(target.met(f) for f in folds)
 
 
 def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, ranking=None,
@@ -277,6 +278,9 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
     report()
     emulated_met = _meets(target, final)
     notes: list = []
+    if not offset and split is not None:
+        notes.append(f"The sensitivity ranking was given: it was made on its own samples, which may include "
+                     f"the {len(split[1])} kept out of this search's choices.")
     curve_rows = []
     where = f"emulation, {scorer.num_samples} search samples"
     for k, s in sorted(results.items()):
