@@ -16,7 +16,7 @@ import warnings
 from ..errors import WorkbenchError
 
 # Command modules in the order their commands appear in ``workbench --help``.
-COMMAND_MODULES = ("info", "qdq", "calibrate", "quantize", "search", "trt", "demo", "lab")
+COMMAND_MODULES = ("info", "qdq", "calibrate", "quantize", "search", "trt", "demo", "lab", "replay")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +84,7 @@ def _exit_without_lingering_threads(code: int) -> None:
 def _main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in a result's recipe
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .args import BackendArgs, CalibArgs, DataArgs, EvalArgs, MetricArgs, OutputArgs, PlanArgs
+from .recipe_args import cli_recipe, write_recipe
 from .common import output_stem, print_table, report_written_files, result_for, write_json
 from .improve_args import ImproveArgs
 from .qdq import ModelScaleArgs
@@ -25,7 +26,10 @@ def cmd_quantize(args) -> int:
     _improve.validate(args)
     stem = output_stem(args)
     kinds = ["qdq"] + ([] if args.no_eval_variant else ["ort"]) + (["cpu_uint8"] if args.cpu_uint8 else [])
-    with result_for(args, export_result_files(stem, kinds), "quantized model",
+    from ..outputs.names import recipe_path
+
+    files = export_result_files(stem, kinds)
+    with result_for(args, files + [recipe_path(stem)], "quantized model",
                     optional=export_result_stale(stem, kinds)) as result:
         model, qm = _model_scales.open(args)  # a Q/DQ model: its recovered FP32 graph
         ranges = _calib.parse(args, model, _data, tensors=_model_scales.tensors(qm), eval_args=_eval,
@@ -39,6 +43,9 @@ def cmd_quantize(args) -> int:
             model_out = model
         results = export_result(model_out, ranges, plan, stem, kinds=kinds, result=result,
                                 allow_existing_qdq=args.allow_existing_qdq)
+        write_recipe(result, recipe_path(stem), cli_recipe(args, stem, model, ranges, plan, _data, _eval, _calib),
+                     files)
+    print(f"Recipe: {recipe_path(stem)} (replay it with `workbench replay {recipe_path(stem)}`)")
     print(f"INT8 nodes: {len(plan.int8_nodes())}, FP16: {len(plan.fp16_nodes())}, "
           f"FP32: {len(plan.nodes_with('fp32'))}")
     print(results["qdq"].describe())

@@ -76,3 +76,9 @@ def overlay_path(stem, metric: str) -> Path:
     """A Model Explorer node-data overlay of result ``stem``: ``<stem>.explorer.<metric>.json``."""
     stem = Path(stem)
     return stem.with_name(f"{stem.name}.explorer.{metric}.json")
+
+
+def recipe_path(stem) -> Path:
+    """How result ``stem`` was made (inputs, settings, versions, file digests): ``<stem>.recipe.json``."""
+    stem = Path(stem)
+    return stem.with_name(stem.name + ".recipe.json")

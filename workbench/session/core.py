@@ -39,7 +39,8 @@ from .state import MAX_UNDO, PUBLIC_STATE, STATS_FILE, Build, CalibrationSetting
 from .views import ViewsMixin
 
 
-class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ExplorerMixin, ProjectMixin, ImportedMixin, ImproveMixin):
+class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ExplorerMixin, ProjectMixin, ImportedMixin,
+              ImproveMixin):
     """State of one quantization job; see the module docstring.
 
     Args:

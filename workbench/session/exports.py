@@ -48,12 +48,21 @@ class ExportsMixin:
     def _export_model(self, plan, ranges, path: Path, variant: str, overwrite: bool | None = True) -> Path:
         from ..export import export_files, export_model
 
-        twin = variant != "trt"  # the plan and cache belong to the TensorRT file
+        from ..outputs.names import export_path as named, recipe_path, stem_of
+        from ..outputs.recipe import write_recipe
+        from .recipe import session_recipe
+
+        twin = variant != "trt"  # the plan, cache and recipe belong to the TensorRT file
         files = export_files(path, calibration_cache=not twin, write_plan=not twin)
+        recipe = [] if twin else [recipe_path(stem_of(path)), named(stem_of(path), "ranges")]
         model, ranges, plan = self._export_source(plan, ranges)  # the improved model while current
-        with self._writer(files, f"export of '{Path(path).name}'", overwrite, path) as result:
+        with self._writer(files + recipe, f"export of '{Path(path).name}'", overwrite, path) as result:
             export_model(model, ranges, plan, path, variant=variant, calibration_cache=not twin,
                          write_plan=not twin, result=result)
+            if recipe:  # the ranges beside the plan, so that `workbench replay` takes both as they were
+                ranges.save(result.path(recipe[1]), overwrite=True)
+                record = session_recipe(self, stem_of(path), plan, ranges, named(stem_of(path), "plan"), recipe[1])
+                write_recipe(result, recipe[0], record, files)
         return Path(path)
 
     def export_stem(self) -> Path:
