@@ -29,6 +29,8 @@ _LAZY = {
     "build_quantized": "workbench.export",
     "export_model": "workbench.export",
     "Evaluator": "workbench.evaluate.evaluator",
+    "calibrate": "workbench.search.calibration",
+    "improve": "workbench.search.improve_steps",
     "sensitivity": "workbench.search.sensitivity",
     "auto_mixed_precision": "workbench.search.sensitivity",
     "Session": "workbench.session",
