@@ -86,9 +86,10 @@ def _run(args, paths, out: Path, kinds, result):
     t0 = time.perf_counter()
     with progress_bar("Mixed-precision search", "step") as progress:
         res = auto_mixed_precision(evaluator, ranges, plan, args.target, progress=progress)
-    cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "sqnr_db", "cosine", "meets_target")
-            if c in res.curve]
-    print(res.curve[cols].drop_duplicates("n_fallback").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "near_ties", "sqnr_db", "cosine", "meets_target",
+                        "measured_on") if c in res.curve]
+    print(res.curve[cols].drop_duplicates(["n_fallback", "measured_on"]).to_string(
+        index=False, float_format=lambda v: f"{v:.4f}"))
     convs = [n for n in res.plan.int8_nodes() if res.plan[n].op_type == "Conv"]
     for note in res.notes:
         print(f"note: {note}")
