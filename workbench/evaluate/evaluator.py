@@ -235,14 +235,16 @@ class Evaluator:
         if layers:
             tensors = list(dict.fromkeys(t for *_, t in layers))
             ref = self.reference_activations(tensors)
-            runner = self.runner(model_proto, tensors, optimization)
+            # in the TensorRT file an FP16 node writes ``<y>_fp16`` (float16) when nothing in FP32 reads y
+            where = _tensor_names(model_proto, tensors)
+            runner = self.runner(model_proto, list(dict.fromkeys(where.values())), optimization)
             try:
-                got = runner.infer(self._layer_feed)
+                got = {t: np.asarray(v, dtype=np.float32) for t, v in runner.infer(self._layer_feed).items()}
             finally:
                 runner.close()
             per_layer = pd.DataFrame([
                 {"node": node, "op_type": op, "precision": prec, "tensor": t,
-                 "sqnr_db": sqnr_db(ref[t], got[t]), "cosine": cosine(ref[t], got[t])}
+                 "sqnr_db": sqnr_db(ref[t], got[where[t]]), "cosine": cosine(ref[t], got[where[t]])}
                 for node, op, prec, t in layers
             ])
         lat = self.measure_latency(model_proto, batch_sizes) if latency else {}
@@ -280,3 +282,12 @@ class Evaluator:
     @cached_property
     def _float_outputs(self) -> set:
         return set(self.model.float_tensors())
+
+
+def _tensor_names(model_proto, tensors: list) -> dict:
+    """tensor -> the name it has in ``model_proto`` (itself, or the exporter's ``<t>_fp16`` when an
+    FP16 node's output is only read in float16 in the TensorRT file)."""
+    if not hasattr(model_proto, "graph"):
+        return {t: t for t in tensors}
+    names = {o for n in model_proto.graph.node for o in n.output} | {i.name for i in model_proto.graph.input}
+    return {t: t if t in names or f"{t}_fp16" not in names else f"{t}_fp16" for t in tensors}

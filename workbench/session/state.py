@@ -87,7 +87,7 @@ class Build:
         notes: messages (e.g. why TensorRT was not used).
         paths: files written for this build (e.g. the TensorRT engine).
         label: free text. semantics: how the accuracy figures were computed (exact ONNX
-            semantics on the ONNX Runtime evaluation twin, see :mod:`workbench.graph.semantics`).
+            semantics on the TensorRT Q/DQ file as exported, see :mod:`workbench.graph.semantics`).
     """
 
     id: int

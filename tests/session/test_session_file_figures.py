@@ -1,0 +1,28 @@
+"""A rebuild reports the figures of the file a user deploys (the TensorRT Q/DQ file, real float16
+tensors), per-layer rows of FP16 nodes included, not those of the ONNX Runtime twin."""
+import math
+
+import numpy as np
+import pytest
+
+import tiny_models
+from workbench.export import build_quantized
+from workbench.session import Session
+
+
+def test_rebuild_reports_the_tensorrt_file(tmp_path):
+    model = tiny_models.save(tiny_models.small_cnn(size=16), tmp_path / "m.onnx")
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        np.save(data / f"{i}.npy", rng.standard_normal((3, 16, 16)).astype(np.float32))
+    s = Session(model, data, method="minmax", batch_size=4)
+    s.calibrate()
+    s.set_precision("conv2", "fp16")
+    b = s.rebuild()
+    file = s.evaluator.evaluate_model(build_quantized(s.model_info, s.ranges, s.plan, variant="trt")).summary()
+    assert b.summary["sqnr_db"] == pytest.approx(file["sqnr_db"], abs=1e-9)
+    assert "TensorRT Q/DQ file" in b.semantics
+    row = b.per_layer.set_index("node").loc["conv2"]
+    assert row["precision"] == "fp16" and math.isfinite(row["sqnr_db"])
