@@ -26,3 +26,12 @@ def test_rebuild_reports_the_tensorrt_file(tmp_path):
     assert "TensorRT Q/DQ file" in b.semantics
     row = b.per_layer.set_index("node").loc["conv2"]
     assert row["precision"] == "fp16" and math.isfinite(row["sqnr_db"])
+
+
+def test_metrics_carry_their_context():
+    from workbench.ui.panels.results import _metric_cell
+
+    row = {"top1_agreement": 38 / 41, "sqnr_db": 18.04, "samples": 41, "reference_rms": 2.5}
+    assert _metric_cell(row, "top1_agreement", 4).endswith("(38/41)")
+    assert "near zero" not in _metric_cell(row, "sqnr_db", 4)
+    assert "near zero" in _metric_cell({**row, "reference_rms": 1e-6}, "sqnr_db", 4)

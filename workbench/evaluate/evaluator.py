@@ -270,6 +270,13 @@ class Evaluator:
         return self.evaluate_model(proto, layers=layers, latency=latency, batch_sizes=batch_sizes,
                                    label=variant, optimization=optimization)
 
+    def context(self) -> dict:
+        """What a reader needs to weigh the figures: ``samples`` (how many; a top-1 share moves in
+        steps of 1/samples) and ``reference_rms`` of the first output (an SQNR or error of an output
+        whose RMS is near zero says little)."""
+        ref = np.asarray(self.reference[self.output_names[0]], dtype=np.float64)
+        return {"samples": int(self.num_samples), "reference_rms": float(np.sqrt(np.mean(ref * ref))) if ref.size else 0.0}
+
     def layers_for(self, plan) -> list:
         """(node, op_type, precision, output tensor) of every node the plan does not keep in FP32."""
         rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 from ..errors import WorkbenchError
+from .context import change_label
 from .state import Build, Event
 
 
@@ -19,7 +20,8 @@ class BuildsMixin:
             backend: "ort" (always available) or "trt": builds a TensorRT engine (TensorRT 10/11
                 with a GPU, or TensorRT-RTX anywhere) and times it where a supported GPU exists;
                 without any builder, WorkbenchError with the reason.
-            label: free text stored with the build.
+            label: text stored with the build (default: what changed since the previous build,
+                :func:`workbench.session.context.change_label`).
             trt_flavor: "trt", "rtx" or None (whichever is installed) for ``backend="trt"``.
         """
         from ..backends.registry import backend_names
@@ -47,7 +49,11 @@ class BuildsMixin:
             lat_ms, trt_paths, trt_notes = self._trt_build(plan, ranges, len(self.history), trt_flavor)
             paths.update(trt_paths)
             notes.extend(trt_notes)
-        build = Build(len(self.history), plan, self.calib_settings.method, result.summary(), result.outputs,
+        label = label or change_label(self.history[-1] if self.history else None, plan, self.calib_settings.method,
+                                      ranges_recomputed=self.ranges_changed_since_build())
+        summary = result.summary()
+        summary.update(self.evaluator.context())  # samples and the reference's scale, for the numbers' context
+        build = Build(len(self.history), plan, self.calib_settings.method, summary, result.outputs,
                       result.per_layer, lat_ms, backend, len(plan.int8_nodes()), len(plan.fp16_nodes()),
                       time.perf_counter() - started, notes, paths, label,
                       f"{result.semantics}, on the TensorRT Q/DQ file as exported")

@@ -50,6 +50,23 @@ def _extra_rows(builds) -> list:
                                    for b in builds]) for k in keys]
 
 
+#: below this RMS of the FP32 output, SQNR and errors are flagged: near-zero outputs make them noise
+NEAR_ZERO_RMS = 1e-3
+
+
+def _metric_cell(summary: dict, key: str, digits: int) -> str:
+    """A metric with its context: top-1 shares with counts (38/41), SQNR and errors flagged when
+    the FP32 output is near zero."""
+    value, n = summary.get(key), summary.get("samples")
+    text = fmt_num(value, digits)
+    if key.startswith("top1") and isinstance(value, float) and n and math.isfinite(value):
+        text += f" ({round(value * n)}/{n})"
+    rms = summary.get("reference_rms")
+    if key in ("sqnr_db", "max_abs_error", "mean_abs_error") and rms is not None and rms < NEAR_ZERO_RMS:
+        text += " ⚠ FP32 output near zero"
+    return text
+
+
 def metrics_html(before, after, stale: list | None = None) -> str:
     """A before/after table of the last two builds (``before`` may be None), marked stale with
     the reasons when the plan or ranges changed since ``after`` was built."""
@@ -57,7 +74,7 @@ def metrics_html(before, after, stale: list | None = None) -> str:
     rows = []
     for key, label, tip, digits in METRICS:
         if key in after.summary or (before is not None and key in before.summary):
-            rows.append((label, tip, [fmt_num(b.summary.get(key), digits) for b in builds]))
+            rows.append((label, tip, [_metric_cell(b.summary, key, digits) for b in builds]))
     rows.append(("INT8 / FP16 nodes", "nodes in each precision in the built plan",
                  [f"{b.n_int8} / {b.n_fp16}" for b in builds]))
     rows.append(("latency [ms]", "batch-1 latency, when 'measure latency' is ticked and the backend can time here "
