@@ -133,6 +133,8 @@ import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 
+import browser_checks  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "test-results"
 
@@ -370,5 +372,10 @@ def test_quickstart_in_jupyterlab(tmp_path, sample_model_path):
             _shot(page, page.locator(".wb-prep"), "panel_preparation.png")
             assert page.evaluate(TRUNCATED_JS) == []  # the panel's fields too, now that it is open
             assert page.locator(".wb-error").text_content().strip() == ""
+
+            # issue 20: "Use calibrated" puts slider and box back; every column fits; a sort starts at the top
+            browser_checks.check_use_calibrated(page)
+            browser_checks.check_layer_table(page)
+            assert page.evaluate(TRUNCATED_JS) == [] and not cell_errors(page)
         finally:
             page.screenshot(path=str(RESULTS / "browser_quickstart.png"))

@@ -156,8 +156,13 @@ class OrtRunner(Runner):
             return list(self._requested)
         return [o.name for o in self.session.get_outputs()]
 
-    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = self.output_names
+    def infer_some(self, feed, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Like :meth:`infer`, returning only ``names`` (some of :attr:`output_names`): the others
+        are not copied out of ONNX Runtime."""
+        return self._infer(self.check_feed(feed), list(names))
+
+    def _infer(self, feed: dict[str, np.ndarray], names=None) -> dict[str, np.ndarray]:
+        names = self.output_names if names is None else names
         try:
             values = self.session.run(names, feed)
         except Exception as exc:  # shape errors inside the graph, e.g. a wrong spatial size

@@ -144,7 +144,9 @@ def collect_statistics(
     graph_inputs = {s.name for s in model.inputs}
     fetch = [n for n in names if n not in graph_inputs]
     session = OrtSessionLoader(model.model, threads=threads, extra_outputs=fetch, spinning=False,
-                               optimization="all")()  # the FP32 model: ONNX Runtime's fast path
+                               optimization="disable" if model.has_qdq() else "all")()
+    # an FP32 model: ONNX Runtime's fast path; a model with Q/DQ in it (--allow-existing-qdq): exact
+    # semantics, or its fused integer kernels would change the statistics with the CPU
     collectors = {n: HistogramCollector(num_bins=num_bins, name=n) for n in names}
     # Two output buffer sets: while one batch is binned on a worker thread (numpy releases the
     # GIL in its loops), ONNX Runtime already computes the next batch into the other set.

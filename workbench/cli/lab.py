@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+QUICKSTART = "01_quickstart.ipynb"
 
 
 def register(subparsers) -> None:
@@ -27,9 +28,9 @@ def lab_command(notebook_dir, *, port: int | None = None, no_browser: bool = Fal
         cmd.append(f"--port={port}")
     if no_browser:
         cmd.append("--no-browser")
-    quickstart = Path(notebook_dir) / "01_quickstart.ipynb"
-    if quickstart.exists():
-        cmd.append(str(quickstart))  # opened as the first tab
+    quickstart = Path(notebook_dir) / QUICKSTART
+    if quickstart.exists():  # the page JupyterLab opens on (a file given as an argument opens the Launcher)
+        cmd.append(f"--LabApp.default_url=/lab/tree/{QUICKSTART}")
     return cmd
 
 

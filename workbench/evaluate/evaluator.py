@@ -209,7 +209,7 @@ class Evaluator:
             runner.close()
 
     def evaluate_model(self, model_proto, *, layers: list | None = None, latency: bool = False,
-                       batch_sizes=(1, 8), label: str = "", optimization: str = EXACT) -> EvalResult:
+                       batch_sizes=(1, 8), label: str = "", optimization: str = EXACT, reuse=None) -> EvalResult:
         """Evaluate an already-built model (ModelProto or path).
 
         Args:
@@ -221,11 +221,22 @@ class Evaluator:
                 values times scales, as TensorRT does), while ONNX Runtime's QDQ fusions on
                 x86 (u8s8 kernels, requantization) shift the logits of the sample model by up
                 to 3 % and run no faster here. Use "all" to judge an ONNX Runtime deployment.
+            reuse: a :class:`~workbench.evaluate.reuse.ReuseCache` holding the last evaluated
+                model's values: only what changed since then is computed (the same figures).
         """
         import pandas as pd
 
         started = time.perf_counter()
-        outputs = self.run(model_proto, optimization=optimization)
+        # a file is run whole, and so is a model ONNX Runtime optimizes (its fusions cross any cut)
+        reuse = reuse if hasattr(model_proto, "graph") and optimization == EXACT else None
+        tensors = list(dict.fromkeys(t for *_, t in layers)) if layers else []
+        # in the TensorRT file an FP16 node writes ``<y>_fp16`` (float16) when nothing in FP32 reads y
+        where = _tensor_names(model_proto, tensors)
+        got, reused = None, {}
+        if reuse is not None:
+            outputs, got, reused = reuse.run(self, model_proto, where, optimization)
+        else:
+            outputs = self.run(model_proto, optimization=optimization)
         table = self.compare(outputs)
         metric = None
         if self.metric_fn is not None:
@@ -233,28 +244,31 @@ class Evaluator:
             table["metric"] = [metric] + [math.nan] * (len(table) - 1)
         per_layer = None
         if layers:
-            tensors = list(dict.fromkeys(t for *_, t in layers))
-            ref = self.reference_activations(tensors)
-            # in the TensorRT file an FP16 node writes ``<y>_fp16`` (float16) when nothing in FP32 reads y
-            where = _tensor_names(model_proto, tensors)
-            runner = self.runner(model_proto, list(dict.fromkeys(where.values())), optimization)
-            try:
-                got = {t: np.asarray(v, dtype=np.float32) for t, v in runner.infer(self._layer_feed).items()}
-            finally:
-                runner.close()
-            per_layer = pd.DataFrame([
-                {"node": node, "op_type": op, "precision": prec, "tensor": t,
-                 "sqnr_db": sqnr_db(ref[t], got[where[t]]), "cosine": cosine(ref[t], got[where[t]])}
-                for node, op, prec, t in layers
-            ])
+            if got is None:
+                runner = self.runner(model_proto, list(dict.fromkeys(where.values())), optimization)
+                try:
+                    out = runner.infer(self._layer_feed)
+                finally:
+                    runner.close()
+                got = {t: np.asarray(out[where[t]], dtype=np.float32) for t in tensors}
+            ref = self.reference_activations([t for t in tensors if t not in reused])
+            rows = [dict(reused[t], node=node, op_type=op, precision=prec) if t in reused else
+                    {"node": node, "op_type": op, "precision": prec, "tensor": t,
+                     "sqnr_db": sqnr_db(ref[t], got[t]), "cosine": cosine(ref[t], got[t])}
+                    for node, op, prec, t in layers]
+            if reuse is not None:
+                reuse.keep_rows(rows)
+            per_layer = pd.DataFrame(rows)
         lat = self.measure_latency(model_proto, batch_sizes) if latency else {}
         path = None if hasattr(model_proto, "graph") else str(model_proto)
         return EvalResult(table, per_layer, lat, metric, time.perf_counter() - started, label,
                           describe(optimization), path)
 
     def evaluate(self, plan, ranges, *, variant: str = "ort", per_layer: bool = True,
-                 latency: bool = False, batch_sizes=(1, 8), model: ModelInfo | None = None) -> EvalResult:
+                 latency: bool = False, batch_sizes=(1, 8), model: ModelInfo | None = None,
+                 reuse=None) -> EvalResult:
         """Build the quantized model for ``plan`` and ``ranges`` in memory and evaluate it.
+        ``reuse``: see :meth:`evaluate_model`.
 
         ``variant`` is an export variant (default "ort": Q/DQ with FP16 emulated for ONNX
         Runtime CPU; "cpu_uint8" for the CPU deployment model). ``model``: the FP32 graph to
@@ -268,7 +282,7 @@ class Evaluator:
         # The CPU deployment model is judged as ONNX Runtime runs it (fused uint8 kernels).
         optimization = DEPLOYED if variant == "cpu_uint8" else EXACT
         return self.evaluate_model(proto, layers=layers, latency=latency, batch_sizes=batch_sizes,
-                                   label=variant, optimization=optimization)
+                                   label=variant, optimization=optimization, reuse=reuse)
 
     def context(self) -> dict:
         """What a reader needs to weigh the figures: ``samples`` (how many; a top-1 share moves in

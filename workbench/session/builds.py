@@ -40,8 +40,13 @@ class BuildsMixin:
         elif self.improvement_note():
             notes.append(self.improvement_note())
         # the figures of the file a user deploys: the TensorRT Q/DQ file, real float16 tensors included
+        if self.state.eval_reuse is None:  # what did not change since the last build is not recomputed
+            from ..evaluate.reuse import ReuseCache
+
+            self.state.eval_reuse = ReuseCache()
         result = self.evaluator.evaluate(built_plan, built_ranges, variant="trt", per_layer=True,
-                                         latency=latency and backend == "ort", batch_sizes=(1,), model=model)
+                                         latency=latency and backend == "ort", batch_sizes=(1,), model=model,
+                                         reuse=self.state.eval_reuse)
         if latency and backend == "ort" and 1 in result.latency:
             lat_ms = float(result.latency[1].median_ms)
             notes.append("latency: ONNX Runtime CPU running the TensorRT Q/DQ file, not a TensorRT number")

@@ -86,7 +86,8 @@ class Build:
         seconds: wall time of build + evaluation.
         notes: messages (e.g. why TensorRT was not used).
         paths: files written for this build (e.g. the TensorRT engine).
-        label: free text. semantics: how the accuracy figures were computed (exact ONNX
+        label: what changed since the previous build (or the text given to ``rebuild``).
+        semantics: how the accuracy figures were computed (exact ONNX
             semantics on the TensorRT Q/DQ file as exported, see :mod:`workbench.graph.semantics`).
     """
 
@@ -152,6 +153,8 @@ class SessionState:
             (:class:`~workbench.search.improve_steps.Improvement`) and the plan (precisions, amax
             overrides) it was judged under; builds and exports use it while the plan is that one.
         target_cache ... preview_seconds_per_sample: caches of the views (never persisted).
+        eval_reuse: the last build's values (:class:`~workbench.evaluate.reuse.ReuseCache`): a rebuild
+            computes only what changed (never persisted).
     """
 
     model_info: object = None
@@ -179,6 +182,7 @@ class SessionState:
     qdq_cache: object = None
     preview_cache: object = None
     preview_seconds_per_sample: float | None = None
+    eval_reuse: object = None
 
     def reset(self, change: str) -> None:
         """Reset every field that ``change`` (a key of :data:`INVALIDATES`) makes out of date."""
@@ -194,7 +198,7 @@ INVALIDATES = {
     "model": tuple(f for f in SessionState.__dataclass_fields__ if f not in ("model_info", "imported")),
     # new data settings: the opened data, the hold-out and the evaluator (statistics stay until the
     # next calibration, which reuses them only when the data fingerprint is unchanged)
-    "data": ("data", "evaluator", "holdout", "preview_cache", "preview_seconds_per_sample"),
+    "data": ("data", "evaluator", "holdout", "preview_cache", "preview_seconds_per_sample", "eval_reuse"),
     # new ranges: what was measured on the old ones
     "ranges": ("range_sensitivity", "preview_cache", "improvement", "improvement_plan"),
 }

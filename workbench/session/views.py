@@ -103,7 +103,8 @@ class ViewsMixin:
         """Data for the histogram view of a node's input tensor (default: the selected node).
 
         Returns a dict: node, tensor, hist, bin_width, amax_by_method, chosen (amax in use),
-        manual (override or None), clipped (share above chosen), max (max |x|).
+        manual (override or None), clipped (share above chosen), max (max |x|), flags (the collapse
+        guards' flags of the calibrated range) and calibrated_clipped (share above the calibrated amax).
         """
         name = node_or_tensor or self.selected
         if name is None:
@@ -117,7 +118,8 @@ class ViewsMixin:
         return {"node": name if name != tensor else None, "tensor": tensor, "hist": c.hist,
                 "bin_width": c.bin_width, "amax_by_method": dict(base.amax_by_method),
                 "chosen": chosen, "manual": manual, "clipped": self._clipped(tensor, chosen),
-                "max": float(c.absmax), "method": self.calib_settings.method,
+                "max": float(c.absmax), "method": self.calib_settings.method, "flags": list(base.flags),
+                "calibrated_clipped": self._clipped(tensor, base.amax),
                 "count": int(c.count), "zero_count": int(getattr(c, "zero_count", 0)),
                 "tensor_sqnr_db": histogram_sqnr_db(c.hist, c.bin_width, chosen,
                                                     zero_count=int(getattr(c, "zero_count", 0))),
@@ -154,12 +156,16 @@ class ViewsMixin:
             names = [t for t, _, _ in d.amax]
             reasons.append(f"threshold of {len(names)} tensor(s) changed: " + ", ".join(names[:3])
                            + (", …" if len(names) > 3 else ""))
-        built = self.state.built_amax
         if last.method != self.calib_settings.method:
             reasons.append(f"range method changed: {last.method} → {self.calib_settings.method}")
-        elif built is not None and built != self._amax_snapshot():
+        elif self.ranges_changed_since_build():
             reasons.append("ranges were recomputed (new calibration or method parameter)")
         return reasons
+
+    def ranges_changed_since_build(self) -> bool:
+        """Whether the calibrated amax differ from those the last build used."""
+        built = self.state.built_amax
+        return bool(self.history) and built is not None and built != self._amax_snapshot()
 
     def _amax_snapshot(self) -> dict:
         r = self.base_ranges

@@ -129,10 +129,12 @@ class Workbench:
         right = w.VBox([w.HBox([p["calibration"].method_row, p["histogram"].view_row],
                                layout=w.Layout(align_items="center", flex_flow="row wrap",
                                                justify_content="space-between", width="100%")),
-                        p["histogram"].body], layout=w.Layout(min_width="0"))
+                        p["calibration"].messages.widget, p["histogram"].body], layout=w.Layout(min_width="0"))
+        # the layer table's column is never narrower than the table (more columns appear after the
+        # accuracy steps, range sensitivity and ranking): the histogram side gives the room
         main = w.GridBox([w.VBox([p["layers"].widget, p["precision"].widget], layout=w.Layout(min_width="0")), right],
-                         layout=w.Layout(grid_template_columns="minmax(0, 1fr) minmax(0, 1fr)", grid_gap="14px",
-                                         width="100%"))
+                         layout=w.Layout(grid_template_columns="minmax(min-content, 1fr) minmax(0, 1fr)",
+                                         grid_gap="14px", width="100%"))
         main.add_class("wb-main")
         bar = w.HBox([p["results"].toolbar, self.runner.widget],
                      layout=w.Layout(align_items="center", flex_flow="row wrap", width="100%"))

@@ -35,6 +35,8 @@ function render({ model, el }) {
     input.disabled = model.get("disabled");
   };
   input.addEventListener("input", () => model.send({ type: "drag", value: Number(input.value) }));
+  // Python puts the thumb back where its value already is (the model did not change: no sync)
+  model.on("msg:custom", (msg) => { if (msg && msg.type === "show") input.value = String(msg.value); });
   model.on("change", sync);
   sync();
 }
@@ -73,6 +75,16 @@ class DragSlider(anywidget.AnyWidget):
     def on_drag(self, callback: Callable[[float], None]) -> None:
         """Call ``callback(position)`` for each move the user makes."""
         self._drag.append(callback)
+
+    def show(self, position: float) -> None:
+        """Put the thumb at ``position`` from Python. The browser's thumb may have moved since Python
+        last set ``value`` (drags are not written back): setting the same value again changes
+        nothing in the browser's model, so the thumb is moved by a message then."""
+        position = min(max(float(position), 0.0), 1.0)
+        if position == self.value and position != self.position:
+            self.send({"type": "show", "value": position})
+        self.value = position
+        self.position = position
 
     def drag(self, position: float) -> None:
         """What the user's moving the slider to ``position`` does (for scripts and tests)."""

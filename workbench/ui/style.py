@@ -143,6 +143,16 @@ def fmt_num(v, digits: int = 4) -> str:
     return f"{f:.{max(digits - 1, 1)}e}"
 
 
+def fmt_delta(v, digits: int = 2) -> str:
+    """A change with its sign ("+1.25", "−20.03", "±0.00"): a delta never reads as a level."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return fmt_num(v)
+    f = round(float(v), digits)
+    if f == 0:
+        return f"±{0:.{digits}f}"
+    return f"{'+' if f > 0 else '−'}{abs(f):.{digits}f}"
+
+
 def fmt_pct(share, digits: int = 3) -> str:
     """A share in [0, 1] as a percentage for people ("0.021 %", "< 0.001 %", "0 %")."""
     if share is None or (isinstance(share, float) and math.isnan(share)):

@@ -2,7 +2,7 @@
 
 ``ipywidgets`` has no table; a ``<select>`` of fixed-width text lines cut columns and could not
 label them. This one renders an HTML table whose header cells carry tooltips; clicking a header
-asks Python to sort (``sort`` trait), clicking a row selects it (Ctrl/Cmd toggles, Shift
+asks Python to sort (``sort`` trait; the rows then start from the top), clicking a row selects it (Ctrl/Cmd toggles, Shift
 extends: ``selected`` trait). Python formats every cell; the browser only draws, so the
 widget logic is testable without a browser by setting the traits.
 """
@@ -87,7 +87,7 @@ function render({ model, el }) {
     model.save_changes();
   }
 
-  function showSelected() {
+  function showSelected(scroll = true) {
     const sel = new Set(model.get("selected"));
     let first = null;
     for (const tr of tbody.children) {
@@ -95,7 +95,7 @@ function render({ model, el }) {
       tr.classList.toggle("wb-selected", on);
       if (on && first === null) first = tr;
     }
-    if (first) {
+    if (first && scroll) {
       const top = first.offsetTop - thead.offsetHeight, bottom = first.offsetTop + first.offsetHeight;
       if (top < wrap.scrollTop || bottom > wrap.scrollTop + wrap.clientHeight) {
         wrap.scrollTop = Math.max(0, top - wrap.clientHeight / 3);
@@ -105,9 +105,15 @@ function render({ model, el }) {
 
   function size() { wrap.style.maxHeight = model.get("height") + "px"; }
 
+  // a new sort order starts at the top (the old scroll position would show arbitrary rows)
+  let sorted = false;
+  const toTop = () => { wrap.scrollTop = 0; wrap.scrollLeft = 0; };
   model.on("change:columns", () => { drawHead(); drawBody(); });
-  model.on("change:sort", drawHead);
-  model.on("change:rows", () => { drawBody(); showSelected(); });
+  model.on("change:sort", () => { drawHead(); sorted = true; toTop(); });
+  model.on("change:rows", () => {
+    drawBody();
+    if (sorted) { sorted = false; toTop(); showSelected(false); } else showSelected();
+  });
   model.on("change:selected", showSelected);
   model.on("change:height", size);
   size(); drawHead(); drawBody(); showSelected();

@@ -5,7 +5,9 @@ Long work (calibration, rebuild, sensitivity, auto search) runs in a thread so t
 stays responsive; the progress bar, its "12/49 nodes · 0.8/s · about 45 s left" line and
 the Cancel button follow it. Errors are shown in the app as one readable message
 (``WorkbenchError`` text as is; an unexpected exception as its type and message, with the
-traceback folded away), never as a traceback in the cell.
+traceback folded away), never as a traceback in the cell. Python warnings raised by the work
+(``CalibrationWarning``, numpy's ``RuntimeWarning``, ...) are caught in the task's thread and shown
+as styled messages (:mod:`workbench.ui.messages`) beside the control that started it.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Callable
 
 from .._optional import require
 from ..errors import Cancelled, WorkbenchError
+from .messages import Message, MessageArea, captured_warnings
 from .style import fmt_seconds
 
 w = require("ipywidgets", "workbench app", "ui")
@@ -103,6 +106,9 @@ class TaskRunner:
         self.cancel_button.on_click(lambda _: self.cancel())
         self.error = w.HTML("")
         self.error.add_class("wb-error")
+        # warnings of tasks started by controls without a message area of their own
+        self.messages = MessageArea("wb-task-messages")
+        self._areas: list = [self.messages]  # every area a task's messages went to (cleared on the next action)
         self.busy_listeners: list[Callable[[bool], None]] = []
         self.busy = False
         self.last_error: str | None = None
@@ -110,7 +116,8 @@ class TaskRunner:
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self.widget = w.VBox([w.HBox([self.progress, self.cancel_button, self.status],
-                                     layout=w.Layout(align_items="center", width="100%")), self.error],
+                                     layout=w.Layout(align_items="center", width="100%")), self.error,
+                              self.messages.widget],
                              layout=w.Layout(width="100%"))
 
     # ------------------------------------------------------------------ messages
@@ -123,27 +130,60 @@ class TaskRunner:
                             f"<b>Error:</b> {html.escape(message)}{extra}</div>")
 
     def clear_error(self) -> None:
+        """A new action starts: the last one's error and warnings go, wherever they were shown."""
         self.last_error = None
         self.error.value = ""
+        for area in self._areas:
+            area.clear()
 
-    def _report(self, exc: BaseException) -> None:
+    def _report(self, exc: BaseException, area: MessageArea | None = None, caught=(),
+                warn_area: MessageArea | None = None) -> None:
+        """Show what ``exc`` means: in ``area`` (beside the control) when given, else in the error
+        bar; the warnings ``caught`` before it with it (in ``warn_area`` when that is another area)."""
+        if warn_area is not None and warn_area is not area:
+            self._warn(caught, warn_area)
+            caught = ()
         if isinstance(exc, Cancelled):
             self.status.value = f"<i>{html.escape(str(exc))}</i>"
-        elif isinstance(exc, WorkbenchError):
-            self.show_error(str(exc))
+            self._warn(caught, area)
+            return
+        details = None
+        text = str(exc)
+        if not isinstance(exc, WorkbenchError):
+            text = (f"Unexpected {type(exc).__name__}: {exc}. This is a bug in the workbench; "
+                    "please report it with the details below.")
+            details = traceback.format_exc()
+        if area is None:
+            self.show_error(text, details)
+            self._warn(caught, None)
         else:
-            self.show_error(f"Unexpected {type(exc).__name__}: {exc}. This is a bug in the workbench; "
-                            "please report it with the details below.", traceback.format_exc())
+            self.last_error = text
+            self._use(area).show([Message("error", text), *caught])
+            if details:  # the traceback stays out of the message, folded in the error bar
+                self.show_error(text, details)
 
-    def guard(self, fn: Callable) -> Callable:
-        """Wrap a quick callback so its errors are shown in the app instead of raised."""
+    def _use(self, area: MessageArea) -> MessageArea:
+        if area not in self._areas:
+            self._areas.append(area)
+        return area
+
+    def _warn(self, caught, area: MessageArea | None) -> None:
+        if caught:
+            self._use(area or self.messages).show(list(caught))
+
+    def guard(self, fn: Callable, messages: MessageArea | None = None) -> Callable:
+        """Wrap a quick callback so its errors and warnings are shown in the app (in ``messages``,
+        beside its control, when given) instead of raised or printed in the cell."""
         def wrapped(*args, **kwargs):
             self.clear_error()
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - shown to the user
-                self._report(exc)
-                return None
+            with captured_warnings() as caught:
+                try:
+                    out = fn(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - shown to the user
+                    self._report(exc, messages, caught)
+                    return None
+            self._warn(caught, messages)
+            return out
         return wrapped
 
     # ------------------------------------------------------------------ tasks
@@ -153,14 +193,17 @@ class TaskRunner:
             cb(busy)
 
     def run(self, title: str, work: Callable, *, done: Callable | None = None, cancellable: bool = True,
-            unit: str = "", on_cancel: Callable | None = None) -> None:
+            unit: str = "", on_cancel: Callable | None = None, messages: MessageArea | None = None,
+            errors: MessageArea | None = None) -> None:
         """Run ``work(progress, cancel)`` with feedback; then ``done(result)`` if it succeeded.
 
         ``progress(done, total)`` moves the bar and the "done/total · rate · ETA" text (total
         None: only the count); ``progress.phase(title, unit)`` starts a new stage with its own
         count; ``cancel`` is a ``threading.Event`` set by the Cancel button;
         ``on_cancel(exc)`` runs when the task stopped on Cancel (e.g. to show a partial
-        result). ``unit`` names what is counted.
+        result). ``unit`` names what is counted. ``messages``: where the task's error and warnings
+        are shown (beside the control that started it; default the error bar and the task messages);
+        ``errors``: another place for its error (default ``messages``).
         """
         if self.busy:
             self.show_error("Another task is still running; wait for it or press Cancel.")
@@ -193,17 +236,19 @@ class TaskRunner:
         progress.phase = phase
 
         def body():
+            caught: list = []
             try:
-                result = work(progress, self._cancel)
-                if done is not None:
-                    done(result)
+                with captured_warnings() as caught:
+                    result = work(progress, self._cancel)
+                    if done is not None:
+                        done(result)
+                self._warn(caught, messages)
                 self.status.value = f"{html.escape(title)}: done in {fmt_seconds(clock.elapsed)}."
             except Exception as exc:  # noqa: BLE001 - shown to the user
-                self._report(exc)
-                if isinstance(exc, Cancelled):
-                    if on_cancel is not None:
-                        self.guard(on_cancel)(exc)
-                else:
+                if isinstance(exc, Cancelled) and on_cancel is not None:
+                    self.guard(on_cancel)(exc)  # first: its own start clears the last messages
+                self._report(exc, errors or messages, caught, messages)
+                if not isinstance(exc, Cancelled):
                     self.status.value = f"{html.escape(title)}: failed."
             finally:
                 self.progress.layout.display = "none"

@@ -45,3 +45,25 @@ def _file_sentence(result) -> str:
     if file is None:
         return " (Measured on the search's emulation only: press Rebuild to check the file.)"
     return " " + file.describe()
+
+
+def flag_sentences(d: dict) -> list:
+    """What the collapse guards say about the histogram's tensor (``Session.histogram()``'s
+    ``flags``), in words with its numbers; [] when nothing is flagged."""
+    from .style import fmt_pct
+
+    out = []
+    flags, by = d.get("flags") or (), d.get("amax_by_method") or {}
+    if "clips_mass" in flags:
+        out.append(f"This threshold clips {fmt_pct(d.get('calibrated_clipped', d.get('clipped')))} of the "
+                   f"tensor's values (the guard flags more than 1 %): check it against the largest value "
+                   f"{fmt_num(d.get('max'))}.")
+    if "methods_disagree" in flags and by:
+        lo, hi = min(by, key=by.get), max(by, key=by.get)
+        out.append(f"The range methods disagree on this tensor: {lo} {fmt_num(by[lo])} vs {hi} {fmt_num(by[hi])} "
+                   "(more than 4x apart): its histogram has a long tail or a spike.")
+    if "method_loses" in flags:
+        out.append(f"The '{d.get('method')}' method clips this tensor much harder than min-max "
+                   f"({fmt_num(by.get(d.get('method')))} vs {fmt_num(by.get('minmax'))}) and the network's output "
+                   "loses more than 3 dB with it.")
+    return out

@@ -1,4 +1,5 @@
-"""Calibration bar: range method (from the method registry), its parameter, samples, batch, Run."""
+"""Calibration bar: range method (from the method registry), its parameter, samples, batch, Run;
+the collapse guards' warnings and the last run's warnings and errors beside them."""
 from __future__ import annotations
 
 import html
@@ -6,6 +7,7 @@ import inspect
 
 from ..._optional import require
 from ...session import Event
+from ..messages import Message, MessageArea
 from ..style import BASE_METHOD, fmt_seconds, is_output_aware, method_description, method_names, method_params
 from .base import Panel
 
@@ -64,11 +66,17 @@ class CalibrationPanel(Panel):
         self.method.observe(lambda ch: self._method_changed(), names="value")
         self._syncing = False
         self._sync_params()
+        # beside the method (placed by the app under it): the ranges' guard warnings and what the last
+        # calibration or method change warned; beside Run: why a calibration failed
+        self.messages = MessageArea("wb-calibration-messages", compact=True)  # one line each: the histogram stays in view
+        self.run_messages = MessageArea("wb-calibration-run-messages")
         row = dict(align_items="center", flex_flow="row wrap")
         # two parts the app places apart: the method next to the histogram (changed while looking
         # at tensors), the collection settings with the model and data (set once)
         self.method_row = w.HBox([self.method, *self.params.values()], layout=w.Layout(**row))
-        self.run_row = w.HBox([self.samples, self.batch, self.run, self.info], layout=w.Layout(width="100%", **row))
+        self.run_row = w.VBox([w.HBox([self.samples, self.batch, self.run, self.info],
+                                      layout=w.Layout(width="100%", **row)), self.run_messages.widget],
+                              layout=w.Layout(width="100%"))
         self.widget = w.VBox([self.method_row, self.run_row], layout=w.Layout(width="100%"))
 
     @staticmethod
@@ -96,9 +104,9 @@ class CalibrationPanel(Panel):
         method, settings = self.method.value, self._settings()
         if is_output_aware(method):  # a search over the evaluation data: a task
             self.runner.run(f"Choosing {method} ranges", lambda progress, cancel: self.session.set_method(
-                method, progress=progress, cancel=cancel, **settings), unit="runs")
+                method, progress=progress, cancel=cancel, **settings), unit="runs", messages=self.messages)
         else:
-            self.runner.guard(self.session.set_method)(method, **settings)
+            self.runner.guard(self.session.set_method, self.messages)(method, **settings)
 
     def calibrate(self) -> None:
         """Run calibration (collect or reuse statistics, then compute ranges) as a task."""
@@ -120,7 +128,7 @@ class CalibrationPanel(Panel):
                 s.set_method(method, progress=progress, cancel=cancel,
                              **{k: v for k, v in self._settings().items()})
             return out
-        self.runner.run("Calibrating", work, unit="samples")
+        self.runner.run("Calibrating", work, unit="samples", messages=self.messages, errors=self.run_messages)
 
     def refresh(self, event) -> None:
         lc, c = self.session.last_calibration, self.session.calib_settings
@@ -137,6 +145,9 @@ class CalibrationPanel(Panel):
         finally:
             self._syncing = False
         self._sync_params()
+        calibration = self.session.calibration
+        self.messages.show([Message("warning", n, "range guard") for n in (calibration.notes if calibration else ())],
+                           "state")
         if self.session.stats is None:
             self.info.value = "<i style='font-size:12px'>Not calibrated yet.</i>"
             return

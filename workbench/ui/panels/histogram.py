@@ -7,7 +7,9 @@ import math
 from ..._optional import require
 from ...session import Event
 from .. import plots
-from ..style import fmt_num, fmt_pct
+from ..messages import Message, MessageArea, captured_warnings
+from ..style import fmt_delta, fmt_num, fmt_pct
+from ..texts import flag_sentences
 from ..plotview import PlotView
 from ..slider import DragSlider
 from ..tasks import Throttle
@@ -24,18 +26,20 @@ SETTLED_SAMPLES = 8
 
 
 def preview_html(p: dict) -> str:
-    """One line telling what the tried threshold would change (from ``Session.preview_amax``)."""
-    head = (f"try <b>{fmt_num(p['amax'])}</b> (now {fmt_num(p['current'])}): clipped {fmt_pct(p['clipped'])} "
+    """One line telling what the tried threshold would change (from ``Session.preview_amax``);
+    every "now" is the amax in use, and the output figure is a change against it."""
+    head = (f"try <b>{fmt_num(p['amax'])}</b> (amax in use {fmt_num(p['current'])}): clipped {fmt_pct(p['clipped'])} "
             f"(now {fmt_pct(p['clipped_now'])}) · tensor SQNR {fmt_num(p['tensor_sqnr_db'], 3)} dB "
-            f"(now {fmt_num(p['tensor_sqnr_now'], 3)})")
+            f"(now {fmt_num(p['tensor_sqnr_now'], 3)} dB)")
     if not p["in_use"]:
         tail = "no INT8 node reads this tensor in the plan: the output does not change"
     elif p["output_delta_db"] is not None:
         d = p["output_delta_db"]
         word = "better" if d > 0.005 else "worse" if d < -0.005 else "no change"
-        rough = ", rough: the rounding of one tensor alone moves it" if p["samples"] < SETTLED_SAMPLES else ""
-        tail = (f"output SQNR <b>{d:+.2f} dB</b> ({word}; {fmt_num(p['output_sqnr_db'], 3)} dB on "
-                f"{p['samples']} samples{rough})")
+        rough = "; rough: the rounding of one tensor alone moves it" if p["samples"] < SETTLED_SAMPLES else ""
+        tail = (f"change of the output SQNR vs the amax in use: <b>{fmt_delta(d)} dB</b> ({word}: "
+                f"{fmt_num(p['output_sqnr_db'], 3)} dB instead of {fmt_num(p['output_sqnr_now'], 3)} dB, on "
+                f"{p['samples']} evaluation samples{rough})")
     else:
         tail = "output change: computed when the running task ends"
     return f"<span class='wb-preview-text'>{head} · {tail}</span>"
@@ -70,24 +74,25 @@ class HistogramPanel(Panel):
         self.position.add_class("wb-threshold-slider")
         self.threshold = w.FloatText(value=1.0, description="amax",
                                      tooltip="the threshold to try (type a value or drag)",
-                                     layout=w.Layout(width="130px", flex="0 0 auto"),
-                                     style={"description_width": "36px"})
+                                     layout=w.Layout(width="146px", flex="0 0 auto"),
+                                     style={"description_width": "44px"})
         self.threshold.add_class("wb-threshold")
         self._top = 1.0
         self.apply = w.Button(description="Set threshold", icon="check", button_style="warning",
                               tooltip="make the tried value this tensor's threshold (undoable)",
                               layout=w.Layout(width="auto", flex="0 0 auto"))
         self.apply.add_class("wb-set-threshold")
-        self.apply.on_click(lambda _: self.runner.guard(self.set_threshold)())
+        self.apply.on_click(lambda _: self.runner.guard(self.set_threshold, self.messages)())
         self.clear = w.Button(description="Use calibrated", icon="undo",
                               tooltip="drop this tensor's hand-set threshold: back to the calibrated one",
                               layout=w.Layout(width="auto", flex="0 0 auto"))
         self.clear.add_class("wb-clear-threshold")
-        self.clear.on_click(lambda _: self.runner.guard(self.clear_threshold)())
+        self.clear.on_click(lambda _: self.runner.guard(self.clear_threshold, self.messages)())
         self.caption = w.HTML()
         self.caption.add_class("wb-histogram-caption")
         self.preview = w.HTML()
         self.preview.add_class("wb-preview")
+        self.messages = MessageArea("wb-histogram-messages")  # the guards' flags of this tensor, warnings
         self.last_preview: dict | None = None
         self._throttle = Throttle(self._preview, blocking=self.runner.blocking, on_error=self._preview_failed)
         self._moving = False  # the controls are being set from the session, not by the user
@@ -97,7 +102,7 @@ class HistogramPanel(Panel):
         # the app puts view_row in one line with the range method; body is the rest
         self.view_row = w.HBox([self.zoom, self.log], layout=w.Layout(align_items="center", flex_flow="row wrap"))
         self.body = w.VBox([
-            self.caption, self.figure,
+            self.caption, self.messages.widget, self.figure,
             w.HBox([self.position, self.threshold, self.apply, self.clear],
                    layout=w.Layout(align_items="center", flex_flow="row wrap", width="100%")),
             self.preview,
@@ -105,7 +110,8 @@ class HistogramPanel(Panel):
         self.widget = w.VBox([self.view_row, self.body], layout=w.Layout(width="100%"))
 
     def _preview_failed(self, exc: Exception) -> None:
-        self.preview.value = f"<span style='color:#a00'>{html.escape(str(exc))}</span>"
+        self.preview.value = ""
+        self.messages.show([Message("error", str(exc))])
 
     def _enable(self, on: bool) -> None:
         for ctl in (self.position, self.threshold, self.apply, self.clear):
@@ -123,7 +129,7 @@ class HistogramPanel(Panel):
                 self._shown = float(f"{amax:.5g}")
                 self.threshold.value = self._shown
             if position is not None:
-                self.position.value = min(max(position, 0.0), 1.0)
+                self.position.show(position)
         finally:
             self._moving = False
 
@@ -150,11 +156,13 @@ class HistogramPanel(Panel):
         if d is None or d["tensor"] != tensor:
             return
         emulate = not self.runner.busy
-        if emulate and getattr(s, "_preview_cache", None) is None:
+        if emulate and s.state.preview_cache is None:
             self.preview.value = ("<span class='wb-preview-text'>preparing the emulation model for live previews "
                                   "(the first time only; a few seconds)…</span>")
-        p = s.preview_amax(d["tensor"], amax, emulate=emulate,
-                           **({"samples": SETTLED_SAMPLES} if final and emulate else {}))
+        with captured_warnings() as caught:  # shown beside the histogram, not in the cell
+            p = s.preview_amax(d["tensor"], amax, emulate=emulate,
+                               **({"samples": SETTLED_SAMPLES} if final and emulate else {}))
+        self.messages.show(caught)
         if self.data is not d:  # another layer was selected meanwhile
             return
         self.last_preview = p
@@ -168,8 +176,14 @@ class HistogramPanel(Panel):
         self.session.set_amax(self.data["tensor"], float(amax if amax is not None else self.threshold.value))
 
     def clear_threshold(self) -> None:
-        if self.data is not None and self.data["manual"] is not None:
-            self.session.clear_amax(self.data["tensor"])
+        """Back to the calibrated threshold: the tensor's hand-set one is dropped (undoable), and a
+        value only tried goes back to the one in use in the slider, the box and the line."""
+        if self.data is None:
+            return
+        if self.data["manual"] is not None:
+            self.session.clear_amax(self.data["tensor"])  # redraws from the session
+        else:
+            self.redraw()
 
     # ------------------------------------------------------------------ drawing
     def redraw(self) -> None:
@@ -197,6 +211,7 @@ class HistogramPanel(Panel):
         self.figure.show(fig)
         self.data = d
         self._enable(True)
+        self.messages.show([Message("warning", t, "range guard") for t in flag_sentences(d)], "state")
         # the slider spans the plot's whole range (one rule: plots.histogram_x_range)
         self._top = plots.histogram_x_range("all", data_max=d["max"], chosen=d["chosen"],
                                             thresholds=[d["chosen"], *d["amax_by_method"].values()])[1]

@@ -45,8 +45,18 @@ def _cell(value, fmt: str, row: dict) -> str:
     return format(float(value), fmt)
 
 
+#: node names longer than this show their end ("…/stage3/block2/conv/Conv"); the row's tooltip has all
+NODE_CHARS = 28
+
+
+def short_name(name: str, most: int = NODE_CHARS) -> str:
+    """``name`` cut to its last ``most`` characters (the distinctive part of a path-like name)."""
+    return name if len(name) <= most else "…" + name[-(most - 1):]
+
+
 def table_rows(df, columns) -> list:
-    """The widget rows of a layer-table DataFrame (cells formatted for people)."""
+    """The widget rows of a layer-table DataFrame (cells formatted for people; long node names
+    shortened to their end, whole in the row's tooltip)."""
     rows = []
     for r in df.to_dict("records"):
         prec = str(r.get("precision") or "").lower()
@@ -54,7 +64,8 @@ def table_rows(df, columns) -> list:
         title = f"{r['node']} reads {r.get('tensor')}" + (
             f"; scale {r['scale']:.4g}" if r.get("scale") is not None and not _nan(r.get("scale")) else "")
         rows.append({"key": r["node"], "cls": cls, "title": title,
-                     "cells": [_cell(r.get(key), fmt, r) for key, _, _, fmt, _, _ in columns]})
+                     "cells": [short_name(str(r[key])) if key == "node" else _cell(r.get(key), fmt, r)
+                               for key, _, _, fmt, _, _ in columns]})
     return rows
 
 

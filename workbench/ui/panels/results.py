@@ -1,5 +1,6 @@
-"""Rebuild and results: the Rebuild bar with the stale mark, metrics of the last two builds,
-per-layer SQNR chart."""
+"""Rebuild and results: the Rebuild bar with the stale mark, metrics of the last two builds (the
+written TensorRT file's, with their context: top-1 as counts, the FP32 output's scale, a flag when
+it is near zero, changes labelled as changes), per-layer SQNR chart."""
 from __future__ import annotations
 
 import html
@@ -7,9 +8,11 @@ import math
 
 from ..._optional import require
 from ...session import Event
+from ...session.context import NEAR_ZERO_RMS, backend_choices, build_context
 from .. import plots
+from ..messages import Message, messages_html
 from ..plotview import PlotView
-from ..style import fmt_num, fmt_seconds
+from ..style import fmt_delta, fmt_num, fmt_seconds
 from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
@@ -24,7 +27,7 @@ METRICS = (
     ("mean_abs_error", "mean |error|", "mean absolute difference from FP32's output", 3),
     ("metric", "your metric", "the user metric function (higher is better)", 4),
 )
-_SKIP = {k for k, *_ in METRICS} | {"latency_ms_b1"}
+_SKIP = {k for k, *_ in METRICS} | {"latency_ms_b1", "samples", "reference_rms", "near_ties", "top1_margin"}
 CHART_HEIGHT = 210
 
 
@@ -50,10 +53,6 @@ def _extra_rows(builds) -> list:
                                    for b in builds]) for k in keys]
 
 
-#: below this RMS of the FP32 output, SQNR and errors are flagged: near-zero outputs make them noise
-NEAR_ZERO_RMS = 1e-3
-
-
 def _metric_cell(summary: dict, key: str, digits: int) -> str:
     """A metric with its context: top-1 shares with counts (38/41), SQNR and errors flagged when
     the FP32 output is near zero."""
@@ -67,14 +66,42 @@ def _metric_cell(summary: dict, key: str, digits: int) -> str:
     return text
 
 
+def _change(before, after, key: str, digits: int) -> str:
+    """``after - before`` of one metric, signed (a change, never read as a level)."""
+    a, b = before.summary.get(key), after.summary.get(key)
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or not math.isfinite(b - a):
+        return "–"
+    return fmt_delta(b - a, {4: 4, 6: 6}.get(digits, 3) if key != "sqnr_db" else 2)
+
+
+def context_messages(build) -> list:
+    """Sentences that let the figures of ``build`` be read: the samples and the FP32 output's scale,
+    what the SQNR means as an error share, a warning when the output is near zero."""
+    ctx = build_context(build)
+    if ctx["rms"] is None:
+        return []
+    sqnr = build.summary.get("sqnr_db")
+    text = (f"Compared with the FP32 output (RMS {fmt_num(ctx['rms'], 3)})"
+            + (f" on {ctx['samples']} evaluation samples" if ctx["samples"] else ""))
+    if ctx["near_zero"]:
+        return [Message("warning", text + f": that output is near zero, so its SQNR ({fmt_num(sqnr, 3)} dB) "
+                                          "compares the error with almost nothing; read max |error| "
+                                          f"({fmt_num(build.summary.get('max_abs_error'), 3)}) against the "
+                                          "output's RMS instead.")]
+    if ctx["error_rms_share"] is not None:
+        text += f"; SQNR {fmt_num(sqnr, 3)} dB is an error RMS of {fmt_num(100 * ctx['error_rms_share'], 3)} % of it"
+    return [Message("note", text + ".")]
+
+
 def metrics_html(before, after, stale: list | None = None) -> str:
-    """A before/after table of the last two builds (``before`` may be None), marked stale with
-    the reasons when the plan or ranges changed since ``after`` was built."""
+    """A before/after table of the last two builds (``before`` may be None) with a column of the
+    changes, marked stale with the reasons when the plan or ranges changed since ``after`` was built."""
     builds = [before, after] if before is not None else [after]
     rows = []
     for key, label, tip, digits in METRICS:
         if key in after.summary or (before is not None and key in before.summary):
-            rows.append((label, tip, [_metric_cell(b.summary, key, digits) for b in builds]))
+            change = [_change(before, after, key, digits)] if before is not None else []
+            rows.append((label, tip, [_metric_cell(b.summary, key, digits) for b in builds] + change))
     rows.append(("INT8 / FP16 nodes", "nodes in each precision in the built plan",
                  [f"{b.n_int8} / {b.n_fp16}" for b in builds]))
     rows.append(("latency [ms]", "batch-1 latency, when 'measure latency' is ticked and the backend can time here "
@@ -82,9 +109,11 @@ def metrics_html(before, after, stale: list | None = None) -> str:
     rows.append(("backend", "where the build was made and timed", [html.escape(str(b.backend)) for b in builds]))
     rows += [(label, "reported by the backend", cells) for label, cells in _extra_rows(builds)]
     head = "<tr><th>metric</th>" + "".join(
-        f"<th>build {b.id}{' (before)' if b is before else ' (latest)'}</th>" for b in builds) + "</tr>"
+        f"<th>build {b.id}{' (before)' if b is before else ' (latest)'}</th>" for b in builds) + (
+        "<th title='latest minus before'>change</th>" if before is not None else "") + "</tr>"
+    bold = len(builds) - 1  # the latest build's column
     body = "".join(f"<tr><td title='{html.escape(tip)}'>{html.escape(label)}</td>"
-                   + "".join(f"<td>{'<b>' + c + '</b>' if i == len(cells) - 1 else c}</td>" for i, c in enumerate(cells))
+                   + "".join(f"<td>{'<b>' + c + '</b>' if i == bold else c}</td>" for i, c in enumerate(cells))
                    + "</tr>" for label, tip, cells in rows)
     notes = "".join(f"<div class='wb-note'>{html.escape(str(n))}</div>" for n in after.notes)
     if getattr(after, "semantics", ""):
@@ -95,7 +124,7 @@ def metrics_html(before, after, stale: list | None = None) -> str:
     mark = ("<div class='wb-stale-note'>These numbers are out of date: " + html.escape("; ".join(stale))
             + ". Press Rebuild.</div>") if stale else ""
     return (f"{mark}<table class='wb-metrics {'wb-is-stale' if stale else ''}' data-build='{after.id}' "
-            f"data-state='{state}'>{head}{body}</table>"
+            f"data-state='{state}'>{head}{body}</table>{messages_html(context_messages(after))}"
             f"<div class='wb-note'>against the FP32 model on the evaluation data; build + evaluation took "
             f"{fmt_seconds(after.seconds)}</div>{notes}{files}")
 
@@ -117,8 +146,9 @@ class ResultsPanel(Panel):
                                   layout=w.Layout(width="auto", flex="0 0 auto"))
         options, note = self._backends()
         self.backend = w.Dropdown(options=options, value=options[0][1], description="Backend",
-                                  tooltip="where to build and time", layout=w.Layout(width="200px"),
+                                  tooltip="where to build and time", layout=w.Layout(width="270px"),
                                   style={"description_width": "56px"})
+        self.backend.add_class("wb-backend")
         self.backend_note = w.HTML(note, layout=w.Layout(width="auto", max_width="380px"))
         self.stale = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self.stale.add_class("wb-stale")
@@ -135,28 +165,25 @@ class ResultsPanel(Panel):
 
     @staticmethod
     def _backends() -> tuple:
-        """Backend choices (the backend registry: the ones available here) and a note on what
-        each can do here (e.g. TensorRT-RTX builds but cannot time without a GPU)."""
-        from ...backends.registry import backends
-
+        """Backend choices (``(label, (backend, TensorRT flavor))``, one per installed TensorRT
+        flavor that can build here: :func:`workbench.session.context.backend_choices`) and a note
+        on what each can do here (e.g. TensorRT-RTX builds but cannot time without a GPU)."""
         options, notes = [], []
-        for entry in backends():
-            ok, reason = entry.available()
-            runs, why = entry.can_run()
-            if ok:
-                options.append((entry.label, entry.name))
-            if not ok or not runs:
-                text = why if ok else reason
-                short = "builds only (no GPU)" if "build only" in text else \
-                    text.split(" (")[0].split(": running")[0]
-                notes.append(f"<span style='font-size:11px;color:#666' title='{html.escape(why if ok else reason)}'>"
-                             f"{html.escape(entry.label)}: {html.escape(short)}</span>")
-        return options or [("ONNX Runtime", "ort")], " ".join(notes)
+        for c in backend_choices():
+            if c["available"]:
+                options.append((c["label"] + ("" if c["runs"] else " (build only)"), (c["backend"], c["flavor"])))
+            if not c["available"] or not c["runs"]:
+                short = "builds only (no GPU)" if "build only" in c["reason"] else \
+                    c["reason"].split(" (")[0].split(": running")[0]
+                notes.append(f"<span style='font-size:11px;color:#666' title='{html.escape(c['reason'])}'>"
+                             f"{html.escape(c['label'])}: {html.escape(short)}</span>")
+        return options or [("ONNX Runtime", ("ort", None))], " ".join(notes)
 
     def run_rebuild(self) -> None:
-        latency, backend = self.latency.value, self.backend.value
+        latency, (backend, flavor) = self.latency.value, self.backend.value
+        extra = {"trt_flavor": flavor} if backend == "trt" and flavor else {}
         self.runner.run("Rebuilding and evaluating",
-                        lambda progress, cancel: self.session.rebuild(latency=latency, backend=backend),
+                        lambda progress, cancel: self.session.rebuild(latency=latency, backend=backend, **extra),
                         cancellable=False)
 
     def redraw_stale(self) -> None:
