@@ -25,7 +25,7 @@ from .rows import concat_rows
 #: checkpoints kept after a run (spread over the graph's nodes)
 CHECKPOINTS = 12
 #: most bytes of checkpoint values kept (the earliest, largest ones are dropped first)
-BUDGET_BYTES = 256 << 20
+BUDGET_BYTES = 128 << 20
 
 
 def _h(*parts) -> str:
