@@ -178,3 +178,20 @@ def test_fp16_safety_checks_weights():
     plan.set_node("fc", "fp16")
     safe = plan.with_fp16_safety(info, {})
     assert safe["fc"].reason == "unsafe-fp16" and "fc.weight" in safe["fc"].detail
+
+
+def test_an_override_records_who_made_it(cnn, tmp_path):
+    plan = PrecisionPlan.default(cnn)
+    plan.set_pattern("conv2", "fp16", origin="--fp16 conv2")
+    plan.set_node("fc", "fp32", origin="app click")
+    plan.set_amax("r1", 2.0, origin="app threshold")
+    assert plan["conv2"].origin == "--fp16 conv2" and plan.copy().amax_origins == {"r1": "app threshold"}
+    same = PrecisionPlan.default(cnn)
+    same.set_node("conv2", "fp16")
+    same.set_node("fc", "fp32")
+    same.set_amax("r1", 2.0)
+    assert same == plan  # who asked is not part of what the plan is
+    back = PrecisionPlan.load(plan.save(tmp_path / "p.json"), cnn)
+    assert back["fc"].origin == "app click" and back.amax_origins == {"r1": "app threshold"}
+    back.clear_amax("r1")
+    assert back.amax_origins == {}

@@ -307,11 +307,11 @@ class PlanArgs:
             plan = start.copy() if start is not None else PrecisionPlan.default(model, args.base)
         for prec in ("fp16", "fp32"):
             for op in getattr(args, f"op_{prec}"):
-                plan.set_op_type(op, prec)
+                plan.set_op_type(op, prec, origin=f"--op-{prec} {op}")
         matched: dict = {}  # node -> [(flag, pattern)] of every pattern that set it
         for prec in ("int8", "fp16", "fp32"):
             for pattern in getattr(args, prec):
-                for node in plan.set_pattern(pattern, prec):
+                for node in plan.set_pattern(pattern, prec, origin=f"--{prec} {pattern}"):
                     matched.setdefault(node, []).append((f"--{prec}", pattern))
         if not getattr(args, "_overlaps_said", False):  # the plan is parsed more than once per command
             from .common import say_overlaps

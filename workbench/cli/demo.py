@@ -16,6 +16,8 @@ def _new_folder(base: str) -> Path:
 
 def cmd_demo(args) -> int:
     from ..export import export_result_files
+    from ..outputs.names import recipe_path
+    from ..outputs.recipe import write_recipe
     from ..outputs.writer import ResultWriter, input_paths
     from ..sample import sample_paths
     from ..validate import check_positive_int
@@ -25,12 +27,17 @@ def cmd_demo(args) -> int:
     paths = sample_paths()
     out = _new_folder(args.output)
     kinds = ("qdq", "ort", "cpu_uint8")
-    result = ResultWriter([out / "statistics.npz"] + export_result_files(out / "model", kinds),
+    files = [out / "statistics.npz"] + export_result_files(out / "model", kinds)
+    result = ResultWriter(files + [recipe_path(out / "model")],
                           inputs=input_paths(("the sample model", paths["model"]),
                                              ("the sample photos", paths["calib"]),
                                              ("the sample photos", paths["eval"])), what="demo result")
     with result:
         stats, evaluator, model, ranges, res, results = _run(args, paths, out, kinds, result)
+        from .recipe_args import demo_recipe
+
+        write_recipe(result, recipe_path(out / "model"),
+                     demo_recipe(args, out / "model", model, paths, stats, evaluator, ranges, res.plan), files)
     written = report_written_files(evaluator, results)
     met = res.target.met(written["qdq"])  # the claim, on the TensorRT file as written
     print(f"{'Target met' if met else 'Target NOT met'} ({res.target.text}) by the written TensorRT file "

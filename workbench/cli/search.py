@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .args import CalibArgs, DataArgs, EvalArgs, OutputArgs, PlanArgs
 from .common import output_stem, print_table, progress_bar, report_written_files, result_for
+from .recipe_args import cli_recipe, write_recipe
 
 _data = DataArgs()
 _eval = EvalArgs()
@@ -65,7 +66,8 @@ def cmd_autoprec(args) -> int:
     from ..outputs import names
 
     curve_path = names.curve_path(stem)
-    with result_for(args, export_result_files(stem, ("qdq", "ort")) + [curve_path], "mixed-precision result",
+    files = export_result_files(stem, ("qdq", "ort")) + [curve_path]
+    with result_for(args, files + [names.recipe_path(stem)], "mixed-precision result",
                     optional=export_result_stale(stem, ("qdq", "ort"))) as out:
         model, ranges, plan, evaluator = _search_inputs(args)
         with progress_bar("Mixed-precision search", "step", args.quiet) as progress, _executor(args) as executor:
@@ -81,6 +83,8 @@ def cmd_autoprec(args) -> int:
             print(f"note: {note}")
         results = export_result(model, ranges, res.plan, stem, kinds=("qdq", "ort"), result=out)
         atomic_write_text(out.path(curve_path), dataframe_csv(res.curve))
+        write_recipe(out, names.recipe_path(stem), cli_recipe(args, stem, model, ranges, res.plan, _data, _eval, _calib,
+                                                             target=args.target), files)
     written = report_written_files(evaluator, results)
     # the claim, on the file as written to disk (exact ONNX semantics, every evaluation sample)
     met = res.target.met(written["qdq"])

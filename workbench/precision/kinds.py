@@ -8,7 +8,7 @@ the plan, the CLI and the UI read the registry.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import WorkbenchError
@@ -44,6 +44,8 @@ class NodePrecision:
         reason: "default", "user", "auto" (automatic search) or "unsafe-fp16" (asked for FP16,
             kept FP32 because an observed range or weight exceeds the FP16 threshold).
         detail: free text explaining the reason (e.g. which tensor was out of FP16 range).
+        origin: who made a "user" change ("--fp16 REGEX", "app click", "Session.set_precision",
+            "--plan FILE"...); recorded in a result's recipe, not part of the plan's equality.
     """
 
     node: str
@@ -51,6 +53,7 @@ class NodePrecision:
     precision: Precision
     reason: str = "default"
     detail: str = ""
+    origin: str = field(default="", compare=False)
 
 
 def as_precision(value: Precision | str) -> Precision:

@@ -66,6 +66,8 @@ class PrecisionPlan:
         self._entries: dict[str, NodePrecision] = entries
         self._amax: dict[str, float] = amax
         self.base = base
+        #: tensor -> who set its amax override ("Session.set_amax", "app threshold"...; see NodePrecision.origin)
+        self.amax_origins: dict[str, str] = {}
         #: the accuracy steps applied with this plan (``Improvement.record()``), written as "steps"
         self.steps: dict | None = None
 
@@ -105,6 +107,7 @@ class PrecisionPlan:
         """An independent copy (cheap: entries are immutable, only the dicts are copied)."""
         plan = PrecisionPlan(self._facts, dict(self._entries), dict(self._amax), self.base)
         plan.steps = self.steps
+        plan.amax_origins = dict(self.amax_origins)
         return plan
 
     # ----------------------------------------------------------------------- access
@@ -185,7 +188,7 @@ class PrecisionPlan:
         )
 
     def set_node(self, node: str, precision: Precision | str, reason: str = "user",
-                 detail: str = "") -> None:
+                 detail: str = "", origin: str = "") -> None:
         """Put ``node`` in ``precision``.
 
         Args:
@@ -193,15 +196,16 @@ class PrecisionPlan:
             precision: "int8", "fp16", "fp32" or a :class:`Precision`.
             reason: one of :data:`REASONS` (default "user").
             detail: optional text shown in the table.
+            origin: who asked (``NodePrecision.origin``, e.g. "app click"; default "").
         """
         p = as_precision(precision)
         if reason not in REASONS:
             raise WorkbenchError(f"Unknown reason {reason!r}; expected one of {', '.join(REASONS)}.")
         self._check_node(node)
         self._check_capable(node, p)
-        self._entries[node] = NodePrecision(node, self._facts.op_types[node], p, reason, detail)
+        self._entries[node] = NodePrecision(node, self._facts.op_types[node], p, reason, detail, origin)
 
-    def _set_many(self, names: list, p: Precision, reason: str, what: str) -> list:
+    def _set_many(self, names: list, p: Precision, reason: str, what: str, origin: str = "") -> list:
         capable = [n for n in names if self.can_run(n, p)]
         if not capable:
             raise WorkbenchError(
@@ -209,12 +213,14 @@ class PrecisionPlan:
                 + ", ".join(names[:10]) + ("..." if len(names) > 10 else "")
             )
         for n in capable:
-            self._entries[n] = NodePrecision(n, self._facts.op_types[n], p, reason, "")
+            self._entries[n] = NodePrecision(n, self._facts.op_types[n], p, reason, "", origin)
         return capable
 
-    def set_pattern(self, pattern: str, precision: Precision | str, reason: str = "user") -> list:
+    def set_pattern(self, pattern: str, precision: Precision | str, reason: str = "user",
+                    origin: str = "") -> list:
         """Put every node whose name matches the regular expression ``pattern``
-        (``re.search``) in ``precision``; nodes that cannot run in it are skipped.
+        (``re.search``) in ``precision``; nodes that cannot run in it are skipped. ``origin``:
+        who asked (e.g. "--fp16 REGEX"; see :meth:`set_node`).
 
         Returns the names of the nodes changed. WorkbenchError when nothing matches or the
         expression is invalid.
@@ -229,11 +235,12 @@ class PrecisionPlan:
             raise WorkbenchError(
                 f"No node name matches the pattern {pattern!r}." + _close(pattern, self._facts.order)
             )
-        return self._set_many(names, p, reason, f"Pattern {pattern!r}")
+        return self._set_many(names, p, reason, f"Pattern {pattern!r}", origin)
 
-    def set_op_type(self, op_type: str, precision: Precision | str, reason: str = "user") -> list:
+    def set_op_type(self, op_type: str, precision: Precision | str, reason: str = "user",
+                    origin: str = "") -> list:
         """Put every node of ``op_type`` that can run in ``precision`` in it; returns their
-        names. WorkbenchError when the model has no such node."""
+        names (``origin``: who asked, see :meth:`set_node`). WorkbenchError when the model has no such node."""
         p = as_precision(precision)
         names = [n for n in self._facts.order if self._facts.op_types[n] == op_type]
         if not names:
@@ -241,10 +248,11 @@ class PrecisionPlan:
             raise WorkbenchError(
                 f"The model has no node of op type '{op_type}'; it has: {', '.join(ops)}."
             )
-        return self._set_many(names, p, reason, f"Op type '{op_type}'")
+        return self._set_many(names, p, reason, f"Op type '{op_type}'", origin)
 
-    def set_amax(self, tensor: str, amax: float) -> None:
-        """Override the calibrated amax of activation ``tensor`` (must be finite and > 0)."""
+    def set_amax(self, tensor: str, amax: float, origin: str = "") -> None:
+        """Override the calibrated amax of activation ``tensor`` (must be finite and > 0);
+        ``origin``: who asked (kept in :attr:`amax_origins`)."""
         from ..validate import check_text
 
         check_text(tensor, "set_amax(tensor=...)", example="'conv1_out'")  # amax: check_amax below
@@ -254,13 +262,18 @@ class PrecisionPlan:
                 + _close(tensor, self._facts.float_tensors)
             )
         self._amax[tensor] = check_amax(tensor, amax)
+        self.amax_origins.pop(tensor, None)
+        if origin:
+            self.amax_origins[tensor] = origin
 
     def clear_amax(self, tensor: str | None = None) -> None:
         """Remove the amax override of ``tensor``, or all overrides when None."""
         if tensor is None:
             self._amax.clear()
+            self.amax_origins.clear()
         else:
             self._amax.pop(tensor, None)
+            self.amax_origins.pop(tensor, None)
 
     def reset(self, node: str | None = None) -> None:
         """Back to the default precision for ``node``, or for every node when None."""

@@ -57,10 +57,12 @@ def plan_to_dict(plan) -> dict:
         "base": plan.base,
         "nodes": [
             {"node": e.node, "op_type": e.op_type, "precision": e.precision.value,
-             "reason": e.reason, **({"detail": e.detail} if e.detail else {})}
+             "reason": e.reason, **({"detail": e.detail} if e.detail else {}),
+             **({"origin": e.origin} if e.origin else {})}
             for e in plan
         ],
         "amax_overrides": dict(sorted(plan._amax.items())),
+        **({"amax_origins": dict(sorted(plan.amax_origins.items()))} if getattr(plan, "amax_origins", None) else {}),
         **({"steps": plan.steps} if getattr(plan, "steps", None) else {}),
     }
 
@@ -110,9 +112,10 @@ def plan_from_dict(cls, data: Mapping, model_info, *, source: str = "plan"):
             reason = "user"
         plan._check_capable(r["node"], p)
         plan._entries[r["node"]] = NodePrecision(
-            r["node"], facts.op_types[r["node"]], p, reason, r.get("detail", ""))
+            r["node"], facts.op_types[r["node"]], p, reason, r.get("detail", ""), str(r.get("origin") or ""))
+    origins = data.get("amax_origins") if isinstance(data.get("amax_origins"), Mapping) else {}
     for t, v in (data.get("amax_overrides") or {}).items():
-        plan.set_amax(t, v)
+        plan.set_amax(t, v, origin=str(origins.get(t) or ""))
     steps = data.get("steps")
     if steps is not None and not isinstance(steps, Mapping):
         raise WorkbenchError(f"{source}: 'steps' must be an object (the accuracy steps applied), found "

@@ -39,5 +39,5 @@ def with_fp16_safety(plan, ranges, threshold: float = FP16_MAX):
         why = unsafe_fp16_reason(plan, name, ranges, threshold)
         if why:
             out._entries[name] = NodePrecision(name, plan._facts.op_types[name], Precision.FP32,
-                                               "unsafe-fp16", why)
+                                               "unsafe-fp16", why, plan[name].origin)
     return out

@@ -329,33 +329,33 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ExplorerMixin,
         self._notify(Event.PLAN)
         return result
 
-    def set_precision(self, nodes, precision: str) -> list:
-        """Put ``nodes`` (a name or a list of names) in ``precision`` ("int8", "fp16", "fp32").
-        Returns the node names changed. One undo step for the whole call."""
+    def set_precision(self, nodes, precision: str, origin: str = "Session.set_precision") -> list:
+        """Put ``nodes`` (a name or a list of names) in ``precision`` ("int8", "fp16", "fp32"); ``origin``
+        (who asked, e.g. "app click") is kept in the recipe. Returns the nodes changed; one undo step."""
         names = check_names(nodes, "set_precision(nodes=...)")
         if not names:
             raise WorkbenchError("No node selected: pick one or more layers first.")
 
         def change(plan):
             for n in names:
-                plan.set_node(n, precision, reason="user")
+                plan.set_node(n, precision, reason="user", origin=origin)
             return names
         return self._change_plan(change, f"{', '.join(names[:3])}{'...' if len(names) > 3 else ''} -> {precision}")
 
-    def set_precision_by_op(self, op_type: str, precision: str) -> list:
+    def set_precision_by_op(self, op_type: str, precision: str, origin: str = "Session") -> list:
         """Put every node of ``op_type`` that can run in ``precision`` there; returns the nodes."""
-        return self._change_plan(lambda p: p.set_op_type(op_type, precision, reason="user"),
+        return self._change_plan(lambda p: p.set_op_type(op_type, precision, "user", f"{origin}: all {op_type}"),
                                  f"all {op_type} -> {precision}")
 
-    def set_precision_by_pattern(self, pattern: str, precision: str) -> list:
+    def set_precision_by_pattern(self, pattern: str, precision: str, origin: str = "Session") -> list:
         """Put every node whose name matches the regular expression ``pattern`` in ``precision``."""
-        return self._change_plan(lambda p: p.set_pattern(pattern, precision, reason="user"),
+        return self._change_plan(lambda p: p.set_pattern(pattern, precision, "user", f"{origin}: /{pattern}/"),
                                  f"/{pattern}/ -> {precision}")
 
-    def set_amax(self, tensor: str, amax: float) -> None:
-        """Override the threshold of ``tensor`` (manual amax; undoable)."""
+    def set_amax(self, tensor: str, amax: float, origin: str = "Session.set_amax") -> None:
+        """Override the threshold of ``tensor`` (manual amax; undoable; ``origin``: who asked)."""
         self._need_ranges()[tensor]  # a clear error for a tensor that has no range
-        self._change_plan(lambda p: p.set_amax(tensor, amax), f"amax {tensor} = {amax:.4g}"
+        self._change_plan(lambda p: p.set_amax(tensor, amax, origin), f"amax {tensor} = {amax:.4g}"
                           if isinstance(amax, (int, float)) else f"amax {tensor}")  # the plan checks amax
 
     def clear_amax(self, tensor: str | None = None) -> None:

@@ -1,7 +1,7 @@
 """The recipe of a Session export (``<stem>.recipe.json``, see :mod:`workbench.outputs.recipe`):
 the same record as the CLI's, and, where the session's settings can be said on the command line,
 the ``quantize`` arguments that make the result again (``workbench replay``) with the exported
-plan file (so every click and regex override is kept)."""
+plan and ranges files (so every click, regex and threshold override is kept as it was)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,25 +11,46 @@ def _abs(p) -> str:
     return str(Path(p).resolve())
 
 
+def preparation_flags(request) -> tuple:
+    """(the command-line flags of an input-preparation request, None) or (None, why not).
+    ``request``: what ``combine_request`` makes of the data settings (a dict of fields, or a saved
+    ``InputPreparation``, whose requested fields are said)."""
+    from ..data.prepare import FLAGS, InputPreparation
+
+    if isinstance(request, InputPreparation):
+        request = request.request()
+    argv = []
+    for key, value in (request or {}).items():
+        if value is None:
+            continue
+        flag = FLAGS.get(key, "")
+        if not flag.startswith("--"):
+            return None, f"the input preparation field '{key}' has no command-line flag"
+        argv += [flag, *(str(v) for v in (value if isinstance(value, (tuple, list)) else (value,)))]
+    return argv, None
+
+
 def session_argv(session, plan_path: Path, ranges_path: Path) -> tuple:
     """(quantize arguments, None) or (None, why the settings cannot be said on the command line)."""
+    from ..data.prepare import combine_request
+
     s, c = session.data_settings, session.calib_settings
     info = session.model_info
     if info.path is None:
         return None, "the model was not opened from a file"
     if session.imported is not None:
         return None, "the model is an already-quantized model (its own scales)"
-    if s.preparation or s.preprocess:
-        return None, "the input preparation was set field by field (replay it from the Session)"
+    if s.loader_script:
+        return None, "the data come from a loader script (replay it from the Session)"
+    prep, why = preparation_flags(combine_request(s.preset, s.preprocess, s.preparation))
+    if prep is None:
+        return None, why
     argv = [_abs(info.path)]
     if s.source:
         argv += ["--data", _abs(s.source)]
-    if s.loader_script:
-        argv += ["--data-loader-script", s.loader_script]
     if s.eval_source:
         argv += ["--eval-data", _abs(s.eval_source)]
-    if s.preset:
-        argv += ["--preset", s.preset]
+    argv += prep
     if s.limit:
         argv += ["--samples", str(s.limit)]
     if s.eval_limit:
@@ -43,25 +64,19 @@ def session_argv(session, plan_path: Path, ranges_path: Path) -> tuple:
 
 
 def session_recipe(session, stem, plan, ranges, plan_path: Path, ranges_path: Path) -> dict:
-    info = session.model_info
+    """The recipe of a Session export (:func:`workbench.outputs.recipe.recipe_record`)."""
+    from ..outputs.recipe import recipe_record
+
     argv, why = session_argv(session, plan_path, ranges_path)
-    data = {}
-    for kind, opened in (("calibration", session.data), ("evaluation", None)):
-        if opened is not None:
-            data[kind] = {"source": opened.describe(), "fingerprint": opened.fingerprint(),
-                          "preparation": getattr(getattr(opened, "preparation", None), "to_dict", lambda: None)()}
-    calib = session.calibration
-    return {
-        "command": "quantize" if argv else "session", "argv": argv or [], "replay_note": why,
-        "stem": str(Path(stem).resolve()),
-        "model": {"path": str(info.path) if info.path else info.name, "fingerprint": info.fingerprint()},
-        "data": data, "preparation": (data.get("calibration") or {}).get("preparation"),
-        "calibration": {"method": calib.method if calib is not None else session.calib_settings.method,
-                        "judged_on": calib.holdout.description if calib is not None and calib.holdout else None,
-                        "batch_size": session.calib_settings.batch_size},
-        "tensors": {t: {"amax": r.amax, "chosen": r.chosen, "reason": r.reason} for t, r in ranges.tensors.items()},
-        "overrides": {"nodes": [{"node": e.node, "precision": str(e.precision), "reason": e.reason,
-                                 "detail": e.detail} for e in plan if e.reason != "default"],
-                      "amax": dict(plan.amax_overrides), "history": [label for _, label in session.state.undo]},
-        "steps": plan.steps,
-    }
+    calib, c = session.state.calibration, session.calib_settings
+    holdout = session.state.holdout
+    evald = holdout.judge_data if holdout is not None and holdout.from_evaluation_data else None
+    return recipe_record(
+        command="quantize" if argv else "session", argv=argv or [], replay_note=why,
+        stem=stem, model=session.model_info, data={"calibration": session.state.data, "evaluation": evald},
+        calibration={"method": calib.method if calib is not None else c.method, "params": {"percentile": c.percentile},
+                     "batch_size": c.batch_size,
+                     "samples": calib.stats.num_samples if calib is not None and calib.stats is not None else None,
+                     "judged_on": holdout.description if holdout is not None else None,
+                     "optimistic": holdout.optimistic if holdout is not None else None, "ranges_file": _abs(ranges_path)},
+        ranges=ranges, plan=plan, history=[label for _, label in session.state.undo])

@@ -173,7 +173,8 @@ class HistogramPanel(Panel):
         """Make the slider's value (or ``amax``) the selected tensor's manual threshold."""
         if self.data is None:
             return
-        self.session.set_amax(self.data["tensor"], float(amax if amax is not None else self.threshold.value))
+        self.session.set_amax(self.data["tensor"], float(amax if amax is not None else self.threshold.value),
+                              origin="app threshold")
 
     def clear_threshold(self) -> None:
         """Back to the calibrated threshold: the tensor's hand-set one is dropped (undoable), and a

@@ -56,13 +56,15 @@ class PrecisionPanel(Panel):
     def set_selected(self, precision: str) -> None:
         s = self.session
         nodes = self.ctx.selected_nodes() or ([s.selected] if s.selected else [])
-        s.set_precision(nodes, precision)
+        s.set_precision(nodes, precision, origin="app click")
 
     def apply_bulk(self) -> None:
         if self.pattern.value.strip():
-            changed = self.session.set_precision_by_pattern(self.pattern.value.strip(), self.bulk_precision.value)
+            changed = self.session.set_precision_by_pattern(self.pattern.value.strip(), self.bulk_precision.value,
+                                                            origin="app")
         else:
-            changed = self.session.set_precision_by_op(self.op_type.value, self.bulk_precision.value)
+            changed = self.session.set_precision_by_op(self.op_type.value, self.bulk_precision.value,
+                                                       origin="app")
         self._note = f"{len(changed or [])} node(s) set to {self.bulk_precision.value.upper()}. "
         self.refresh(Event.PLAN)
 
