@@ -73,4 +73,4 @@ def test_cli_session_and_app_give_the_same_amax(case, method):
     assert cli and cli == pytest.approx(session, rel=1e-6) and session == shown
     # statistics from the 15 samples the hold-out rule keeps for them, judged on the other 5
     assert s.stats.num_samples == 15 and s.evaluator.num_samples == 5
-    assert s.calibration.holdout.description == "5 calibration samples held out from the histograms"
+    assert s.calibration.holdout.description == "5 calibration samples held out from the range choice"

@@ -10,6 +10,8 @@ its first batch. So the statistics, and every method's amax, are the same for an
 """
 from __future__ import annotations
 
+import copy
+
 import time
 from concurrent.futures import ThreadPoolExecutor
 import warnings
@@ -113,6 +115,8 @@ def collect_statistics(
     progress: bool | Callable[[int, int | None], None] = True,
     cancel=None,
     threads: int | None = None,
+    extend: Statistics | None = None,
+    whole=None,
 ) -> Statistics:
     """Stream the FP32 model over ``data`` and return per-tensor histogram statistics.
 
@@ -127,6 +131,9 @@ def collect_statistics(
         cancel: a ``threading.Event`` (or a callable returning True) that stops the run with
             :class:`Cancelled` between batches.
         threads: ONNX Runtime intra-op threads (None: its default, all cores).
+        extend: continue these statistics (copies of their collectors) over ``data``: the result
+            is what collecting their samples and then ``data``'s would give. ``whole`` is then the
+            data both together are (its fingerprint and description label the result).
     """
     from ..validate import check_positive_int, check_type
 
@@ -148,6 +155,12 @@ def collect_statistics(
     # an FP32 model: ONNX Runtime's fast path; a model with Q/DQ in it (--allow-existing-qdq): exact
     # semantics, or its fused integer kernels would change the statistics with the CPU
     collectors = {n: HistogramCollector(num_bins=num_bins, name=n) for n in names}
+    if extend is not None:
+        missing = [n for n in names if n not in extend.collectors]
+        if missing or extend.model_fingerprint != model.fingerprint():
+            raise WorkbenchError("collect_statistics(extend=...): those statistics are of another model or "
+                                 f"other tensors ({', '.join(missing[:3]) or 'model fingerprint differs'}).")
+        collectors = {n: copy.deepcopy(extend.collectors[n]) for n in names}
     # Two output buffer sets: while one batch is binned on a worker thread (numpy releases the
     # GIL in its loops), ONNX Runtime already computes the next batch into the other set.
     runners = [BoundRunner(session, fetch), BoundRunner(session, fetch)]
@@ -184,7 +197,7 @@ def collect_statistics(
                     raise WorkbenchError(f"ONNX Runtime failed on a calibration batch: {exc}") from None
                 if pending is not None:
                     pending.result()
-                pending = pool.submit(accumulate, outputs, feed, i == 0)
+                pending = pool.submit(accumulate, outputs, feed, i == 0 and extend is None)
                 n = next(iter(feed.values())).shape[0] if feed else 0
                 done += n
                 if bar is not None:
@@ -199,13 +212,14 @@ def collect_statistics(
     if done == 0:
         raise WorkbenchError(f"No calibration samples came from {data.describe()}.")
 
+    labelled = whole if extend is not None and whole is not None else data
     stats = Statistics(
         collectors=collectors,
         model_fingerprint=model.fingerprint(),
-        data_fingerprint=data.fingerprint(),
-        num_samples=done,
-        seconds=time.perf_counter() - started,
-        data_description=data.describe(),
+        data_fingerprint=labelled.fingerprint(),
+        num_samples=done + (extend.num_samples if extend is not None else 0),
+        seconds=time.perf_counter() - started + (extend.seconds if extend is not None else 0.0),
+        data_description=labelled.describe(),
     )
     bad = stats.nonfinite_tensors()
     if bad:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,6 +30,10 @@ class Statistics:
         num_samples: calibration samples seen.
         seconds: wall time of the collection.
         data_description: a human-readable description of the data.
+        extended: the same statistics continued over the samples held out from them (so over
+            every calibration sample), or None. A search chooses each tensor's method on the
+            held-out samples with these statistics; the chosen method is then read from the
+            extended ones (:func:`workbench.search.candidates.refit`).
     """
 
     collectors: dict
@@ -38,6 +42,7 @@ class Statistics:
     num_samples: int
     seconds: float = 0.0
     data_description: str = ""
+    extended: "Statistics | None" = None
 
     def nonfinite_tensors(self) -> dict:
         """Tensor name -> collector for tensors that saw NaN or Inf."""
@@ -72,10 +77,16 @@ class Statistics:
             "data_description": self.data_description,
             "tensors": list(self.collectors),
         }
+        ext = self.extended
+        if ext is not None:
+            header["extended"] = {"data_fingerprint": ext.data_fingerprint, "num_samples": ext.num_samples,
+                                  "seconds": ext.seconds, "data_description": ext.data_description,
+                                  "tensors": list(ext.collectors)}
         arrays = {"__header__": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
-        for i, collector in enumerate(self.collectors.values()):
-            for key, value in collector.to_arrays().items():
-                arrays[f"t{i}/{key}"] = np.asarray(value)
+        for prefix, stats in (("t", self), ("e", ext)):
+            for i, collector in enumerate(stats.collectors.values() if stats is not None else ()):
+                for key, value in collector.to_arrays().items():
+                    arrays[f"{prefix}{i}/{key}"] = np.asarray(value)
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         atomic_write_bytes(path, buf.getvalue())
@@ -87,12 +98,12 @@ class Statistics:
         try:
             with np.load(path, allow_pickle=False) as z:
                 header = json.loads(bytes(z["__header__"]).decode())
-                per_tensor: dict[int, dict] = {}
+                per_tensor: dict[tuple, dict] = {}
                 for key in z.files:
                     if key == "__header__":
                         continue
                     idx, field_name = key.split("/", 1)
-                    per_tensor.setdefault(int(idx[1:]), {})[field_name] = z[key]
+                    per_tensor.setdefault((idx[0], int(idx[1:])), {})[field_name] = z[key]
         except FileNotFoundError:
             raise WorkbenchError(f"Statistics file '{path}' does not exist.") from None
         except Exception as exc:
@@ -102,11 +113,15 @@ class Statistics:
             raise WorkbenchError(f"'{path}' has statistics format {found}, "
                                  f"this workbench reads format {FORMAT_VERSION}.")
         try:
-            collectors = {name: HistogramCollector.from_arrays(per_tensor.get(i, {}), name=name)
-                          for i, name in enumerate(header["tensors"])}
-            stats = cls(collectors, header["model_fingerprint"], header["data_fingerprint"],
-                        int(header["num_samples"]), float(header.get("seconds", 0.0)),
-                        header.get("data_description", ""))
+            def read(prefix: str, head: dict) -> "Statistics":
+                collectors = {name: HistogramCollector.from_arrays(per_tensor.get((prefix, i), {}), name=name)
+                              for i, name in enumerate(head["tensors"])}
+                return cls(collectors, header["model_fingerprint"], head["data_fingerprint"],
+                           int(head["num_samples"]), float(head.get("seconds", 0.0)), head.get("data_description", ""))
+
+            stats = read("t", header)
+            if isinstance(header.get("extended"), dict):
+                stats.extended = read("e", header["extended"])
         except WorkbenchError as exc:
             raise WorkbenchError(f"Statistics file '{path}' is corrupt: {exc}; recalibrate to rewrite it.") from None
         except (KeyError, TypeError, ValueError, IndexError) as exc:

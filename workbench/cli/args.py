@@ -212,7 +212,7 @@ class CalibArgs:
         observe (see :func:`workbench.calib.collect.tensors_to_observe`).
 
         ``auto`` (the default) scores candidates on --eval-data (``eval_args``), else on
-        calibration samples held out from the histograms, under the plan of ``plan_args``. The
+        calibration samples held out from the range choice, under the plan of ``plan_args``. The
         outcome (guard warnings, the search) is kept in ``self.outcome`` and printed."""
         import warnings
 

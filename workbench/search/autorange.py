@@ -34,40 +34,15 @@ from dataclasses import dataclass, field, replace
 from ..calib import registry
 from ..errors import WorkbenchError
 from ..calib.ranges import Ranges, compute_ranges
+from .candidates import AUTO_PERCENTILES, MINMAX_STEPS, SAME_AMAX, candidates
 from .holdout import SearchSet, extreme_samples
 from ..evaluate.emulate import SCALE, needs_all_fp16
 from .scoring import Objective, PlanScorer, cancelled, switchable_model
 
-#: Extra percentiles tried for every tensor.
-AUTO_PERCENTILES = (99.9, 99.99, 99.999)
-#: Factors of min-max tried for every tensor.
-MINMAX_STEPS = (2 ** -0.5, 0.5, 2 ** -1.5, 0.25)
-#: Candidates closer than this (relative) are the same candidate.
-SAME_AMAX = 0.01
 #: Gain (dB of the objective's SQNR) a candidate needs over the current choice to replace it.
 MIN_GAIN_DB = 0.05
 #: A candidate clipping less than the current choice replaces it when it scores within this.
 TIE_DB = 0.02
-
-
-def candidates(stats_collector, by_method: dict, base: str) -> dict:
-    """label -> amax of the candidates for one tensor (see the module docstring), the base
-    method first."""
-    out = {base: by_method[base]}
-    out.update({m: a for m, a in by_method.items() if m != base})
-    for p in AUTO_PERCENTILES:
-        out[f"percentile@{p:g}"] = float(stats_collector.compute_amax("percentile", percentile=p))
-    mm = by_method["minmax"]
-    for f in MINMAX_STEPS:
-        out[f"minmax*{f:.3g}"] = mm * f
-    unique: dict = {}
-    for label, amax in out.items():
-        same = [k for k, a in unique.items() if abs(amax - a) <= SAME_AMAX * max(amax, a)]
-        if same:  # one candidate, several names: "mse=percentile"
-            unique[same[0] + "=" + label] = unique.pop(same[0])
-        else:
-            unique[label] = float(amax)
-    return unique
 
 
 class NothingToChoose(WorkbenchError):
@@ -204,7 +179,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
         current = {t: per_method[t].amax_by_method[base] for t in used}
         best_row = None
     else:
-        start = max(method_scores, key=lambda m: objective.key_of(method_scores[m]))
+        start = _start_method(method_scores, objective, min_gain_db)
         current = {t: per_method[t].amax_by_method[start] for t in used}
         best_row = method_scores[start]
     chosen = {t: _label_of(cands[t], current[t], start) for t in used}
@@ -303,6 +278,18 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
 
     result.ranges, result.notes = check_ranges(ranges, tensors=used)
     return result
+
+
+def _start_method(method_scores: dict, objective, min_gain_db: float) -> str:
+    """Where the search starts: min-max (it clips nothing) unless a method beats it by the rule
+    every change obeys (by ``min_gain_db`` on the whole and on each fold); then the best of
+    those that do. A method that wins on some held-out samples and loses on others is fitting
+    them, and on unseen data the clipping is what fails."""
+    safe = "minmax"
+    if safe not in method_scores:
+        return max(method_scores, key=lambda m: objective.key_of(method_scores[m]))
+    beat = [m for m in method_scores if m == safe or objective.better(method_scores[m], method_scores[safe], min_gain_db)]
+    return max(beat, key=lambda m: objective.key_of(method_scores[m]))
 
 
 class _Stop(Exception):

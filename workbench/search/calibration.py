@@ -8,9 +8,12 @@ The hold-out rule (:func:`hold_out`):
 * evaluation data given: statistics from every calibration sample, searches and the guards
   judged on the evaluation samples;
 * no evaluation data: the last quarter of the calibration samples (4 to 32 of them,
-  :func:`~workbench.search.holdout.split_holdout`) is held out; statistics come from the
-  others, whatever the method, so every method reads the same histograms and a method switch
-  needs no new inference;
+  :func:`~workbench.search.holdout.split_holdout`) is held out; the choice (each tensor's
+  method or candidate) is made with statistics from the others, whatever the method, so every
+  method reads the same histograms and a method switch needs no new inference. The chosen
+  candidates are then read from the statistics of every calibration sample (the histograms
+  continued over the held-out ones: ``Statistics.extended``,
+  :func:`~workbench.search.candidates.refit`), so no sample is lost to the ranges;
 * fewer than 16 calibration samples: nothing can be held out; everything is judged on the
   samples the statistics come from, and the result says so (optimistic).
 
@@ -58,7 +61,7 @@ class HoldOut:
                     f"judged on {self.description}, the samples the statistics come from (optimistic). "
                     "Give evaluation data.")
         return (f"No evaluation data: ranges and builds are judged on {self.description}; "
-                "the statistics come from the others.")
+                "each tensor's method is chosen with statistics from the others, then read from all of them.")
 
 
 def _count(data) -> int:
@@ -75,7 +78,7 @@ def hold_out(data, eval_data=None) -> HoldOut:
         return HoldOut(data, eval_data, f"{_count(eval_data)} evaluation samples", False, True)
     hist, held = split_holdout(data)
     if held_out_from_histograms(hist, held):
-        return HoldOut(hist, held, f"{_count(held)} calibration samples held out from the histograms", False, False)
+        return HoldOut(hist, held, f"{_count(held)} calibration samples held out from the range choice", False, False)
     return HoldOut(data, data, f"{_count(data)} calibration samples", True, False)
 
 
@@ -126,8 +129,27 @@ def choose_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=Non
                                calibration_data=calibration_data, objective=objective, samples=auto_samples,
                                held_out=described, progress=progress, cancel=cancel)
     used = outcome.ranges.method  # auto falls back to the base method when it cannot judge (notes say why)
-    return CalibrationResult(stats, outcome.ranges, used, list(outcome.notes), outcome.auto,
+    ranges = outcome.ranges
+    if getattr(stats, "extended", None) is not None:  # chosen on a split: read from every sample
+        from .candidates import refit
+
+        ranges = refit(ranges, stats.extended, params=ranges.params)
+    return CalibrationResult(stats, ranges, used, list(outcome.notes), outcome.auto,
                              outcome.method_scores, holdout, evaluator)
+
+
+def extend_statistics(model, stats, holdout: HoldOut, data, *, batch_size: int = 8, progress=None, cancel=None):
+    """``stats`` (from ``holdout.histogram_data``) with ``extended`` set: the same histograms
+    continued over the held-out samples, so over all of ``data`` (the calibration data). Does
+    nothing when nothing was held out of ``data`` (evaluation data given, or too few samples)."""
+    from ..calib.collect import collect_statistics
+
+    if holdout.from_evaluation_data or holdout.optimistic or stats.extended is not None:
+        return stats
+    stats.extended = collect_statistics(model, holdout.judge_data, tensors=list(stats.collectors),
+                                        batch_size=batch_size, progress=progress if progress is not None else False,
+                                        cancel=cancel, extend=stats, whole=data)
+    return stats
 
 
 def calibrate(model, data, *, method: str = registry.DEFAULT_METHOD, eval_data=None, evaluator=None,
@@ -171,6 +193,7 @@ def calibrate(model, data, *, method: str = registry.DEFAULT_METHOD, eval_data=N
         statistics = collect_statistics(model, holdout.histogram_data, tensors=tensors, batch_size=batch_size,
                                         progress=collect_progress if collect_progress is not None else False,
                                         cancel=cancel)
+    statistics = extend_statistics(model, statistics, holdout, data, batch_size=batch_size, cancel=cancel)
     if evaluator is None:
         evaluator = judge(model, holdout, batch_size=batch_size, metric_fn=metric_fn, labels=labels)
     if callable(plan):
@@ -181,4 +204,4 @@ def calibrate(model, data, *, method: str = registry.DEFAULT_METHOD, eval_data=N
                          objective=objective, auto_samples=auto_samples, progress=search_progress, cancel=cancel)
 
 
-__all__ = ["CalibrationResult", "HoldOut", "calibrate", "choose_ranges", "hold_out", "judge"]
+__all__ = ["CalibrationResult", "HoldOut", "calibrate", "choose_ranges", "extend_statistics", "hold_out", "judge"]

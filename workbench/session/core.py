@@ -18,29 +18,27 @@ Nothing here imports ipywidgets, plotly or :mod:`workbench.ui`; the HTML report 
 """
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Callable
 
-from .._io import atomic_write_text
 from ..calib.algorithms import DEFAULT_PERCENTILE
 from ..calib.registry import DEFAULT_METHOD
-from ..errors import StaleError, WorkbenchError
+from ..errors import WorkbenchError
 from ..validate import check_names, check_text
 from .builds import BuildsMixin
+from .calibration import CalibrationMixin
 from .explorer import ExplorerMixin
 from .exports import ExportsMixin
 from .imported import ImportedMixin
 from .improve import ImproveMixin
 from .project import ProjectMixin
 from .ranges import RangesMixin
-from .state import MAX_UNDO, PUBLIC_STATE, STATS_FILE, Build, CalibrationSettings, DataSettings, Event, SessionState
+from .state import MAX_UNDO, PUBLIC_STATE, CalibrationSettings, DataSettings, Event, SessionState
 from .views import ViewsMixin
 
 
-class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ExplorerMixin, ProjectMixin, ImportedMixin,
-              ImproveMixin):
+class Session(CalibrationMixin, RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ExplorerMixin, ProjectMixin,
+              ImportedMixin, ImproveMixin):
     """State of one quantization job; see the module docstring.
 
     Args:
@@ -208,98 +206,6 @@ class Session(RangesMixin, ViewsMixin, BuildsMixin, ExportsMixin, ExplorerMixin,
         if self.imported is not None:
             summary["already_quantized"] = self.imported.summary()
         return summary
-
-    # ------------------------------------------------------------------ calibration
-    def _stats_path(self) -> Path | None:
-        return self.project / STATS_FILE if self.project is not None else None
-
-    def calibrate(self, *, method: str | None = None, percentile: float | None = None,
-                  num_samples: int | None = None, batch_size: int | None = None, reuse: bool = True,
-                  progress=None, cancel=None):
-        """Collect statistics (or reuse saved ones) and compute the ranges of ``method``.
-
-        Args:
-            method / percentile / batch_size: change the calibration settings (None: keep).
-            num_samples: change the calibration sample limit (None: keep).
-            reuse: reuse statistics in memory or in the project folder when they were computed
-                for the same model, data (fingerprints) and batch size (default True).
-            progress: callback ``(samples_done, total)``; cancel: a ``threading.Event``.
-
-        Returns the ranges in use. ``last_calibration`` says whether statistics were reused.
-        """
-        from ..calib.registry import check_calibration_settings
-        from ..validate import check_positive_int
-
-        c = self.calib_settings
-        check_calibration_settings(method or c.method, c.percentile if percentile is None else percentile,
-                                   c.batch_size if batch_size is None else batch_size)
-        check_positive_int(num_samples, "num_samples", allow_none=True)
-        info = self._need_model()
-        old = (self.data_settings.limit, c.batch_size, self.state.data)
-        if num_samples is not None and num_samples != self.data_settings.limit:
-            self.data_settings.limit = num_samples
-            self.state.data = None
-        if batch_size is not None:
-            c.batch_size = int(batch_size)
-        try:
-            return self._calibrate(info, method, percentile, reuse, progress, cancel)
-        except BaseException:  # a failed or cancelled run leaves the settings as they were
-            self.data_settings.limit, c.batch_size, self.state.data = old
-            raise
-
-    def _calibrate(self, info, method, percentile, reuse, progress, cancel):
-        from ..calib.collect import collect_statistics
-        from ..calib.stats import Statistics
-
-        data = self.holdout.histogram_data  # the one hold-out rule: statistics from these samples
-        mfp, dfp = info.fingerprint(), data.fingerprint()
-        bs = self.calib_settings.batch_size
-        stats, how = None, "collected"
-        if reuse and self.stats is not None and self.stats.model_fingerprint == mfp \
-                and self.stats.data_fingerprint == dfp:
-            stats, how = self.stats, "reused (in memory)"
-        path = self._stats_path()
-        if stats is None and reuse and path is not None and path.exists():
-            # statistics do not depend on the batch size (see workbench.calib.collect)
-            try:
-                stats, how = Statistics.load(path, mfp, dfp), f"reused from '{path}'"
-            except StaleError:
-                stats = None
-        started = time.perf_counter()
-        if stats is None:
-            stats = collect_statistics(info, data, tensors=self._observed_tensors(), batch_size=bs,
-                                       progress=progress or False, cancel=cancel)
-            if path is not None:  # statistics and their record: one result of the project
-                meta = path.with_suffix(".json")
-                with self._writer([path, meta], "statistics", True, path) as result:
-                    stats.save(result.path(path))
-                    atomic_write_text(result.path(meta), json.dumps({"batch_size": bs}))
-        self.stats = stats
-        self.last_calibration = {"how": how, "batch_size": bs, "samples": stats.num_samples,
-                                 "seconds": time.perf_counter() - started}
-        self.set_method(method or self.calib_settings.method, percentile)
-        return self.ranges
-
-    def _load_saved_statistics(self) -> bool:
-        """Take the project's statistics if they match the model and data (no inference)."""
-        from ..calib.stats import Statistics
-
-        try:
-            stats = Statistics.load(self._stats_path(), self.model_info.fingerprint(),
-                                    self.holdout.histogram_data.fingerprint())
-        except WorkbenchError:  # stale or unreadable statistics, or the data folder is gone
-            return False
-        self.stats = stats
-        self.last_calibration = {"how": f"reused from '{self._stats_path()}'", "samples": stats.num_samples,
-                                 "batch_size": self._read_stats_meta().get("batch_size"), "seconds": 0.0}
-        self.set_method(self.calib_settings.method)
-        return True
-
-    def _read_stats_meta(self) -> dict:
-        try:
-            return json.loads(self._stats_path().with_suffix(".json").read_text())
-        except (OSError, ValueError):
-            return {}
 
     @property
     def ranges(self):
