@@ -264,6 +264,19 @@ def test_sensitivity_fills_in_and_cancel_keeps_the_partial_ranking(wb):
     assert "partial" not in p["search"].note.value
 
 
+def test_a_ranking_redraws_the_graph_only_when_it_is_coloured_by_it(wb, monkeypatch):
+    p = _calibrated(wb).panels
+    graph, drawn = p["graph"], []
+    real = graph.redraw
+    monkeypatch.setattr(graph, "redraw", lambda *a, **k: (drawn.append(graph.color_by.value), real(*a, **k)))
+    p["search"].sensitivity.click()
+    assert drawn == []  # coloured by precision: a ranking changes nothing drawn (no pass per scored node)
+    graph.color_by.value = "sensitivity"
+    p["search"].sensitivity.click()
+    n = len(wb.session.plan.int8_nodes())
+    assert drawn.count("sensitivity") >= n  # the colour change, then each scored node as it fills in
+
+
 def test_auto_search_message_and_curve_agree(wb):
     p = _calibrated(wb).panels
     p["search"].target.value = "sqnr>=200"  # unreachable

@@ -63,3 +63,21 @@ def test_detector_calibrates_from_pages_of_three_sizes_in_the_app(app):
     app.rebuild()
     assert app.error is None, app.error
     assert np.isfinite(s.history[-1].summary["sqnr_db"])
+
+
+def test_the_preset_has_one_control_the_preparation_panel(tmp_path):
+    model = tiny_models.save(prep_models.dynamic_detector(), tmp_path / "det.onnx")
+    pages = prep_models.pages(tmp_path / "pages", per=1)
+    wb = Workbench(model, pages, blocking=True, project=tmp_path / "proj", preset="imagenet")
+    wb.widget
+    m, p = wb.panels["model"], wb.panels["preparation"]
+    assert not hasattr(m, "preset")  # the model panel has no preprocessing dropdown of its own
+    assert p.preset.value == "imagenet"  # the Session's preset shows where it is changed
+    assert "from preset &#x27;imagenet&#x27;" in p.sources.value
+    p.preset.value = "unit"
+    p.apply.click()
+    d = wb.session.data_settings
+    assert d.preset is None and d.preparation == {"preset": "unit"}  # one place: the request
+    m.apply.click()  # re-opening from the model panel keeps the panel's preparation
+    assert wb.error is None and wb.session.data_settings.preparation == {"preset": "unit"}
+    assert p.preset.value == "unit" and "from preset &#x27;unit&#x27;" in p.sources.value

@@ -76,13 +76,12 @@ def cmd_evaluate(args) -> int:
         data = _data.parse(args, fp32)
         evaluator = Evaluator(fp32, data, batch_size=args.batch_size, metric_fn=_metric.parse(args))
         if _backend.parse(args) == "trt":
-            import numpy as np
-
             from ..backends import get_runner
+            from ..evaluate.rows import concat_rows
 
             runner = get_runner(args.quant_model, backend="trt")
-            chunks = [runner.infer(feed) for feed in evaluator.batches]
-            outputs = {n: np.concatenate([c[n] for c in chunks]) for n in evaluator.output_names}
+            chunks = [runner.infer(feed) for feed in evaluator.batches]  # batches are grouped by image shape
+            outputs = {n: concat_rows([c[n] for c in chunks]) for n in evaluator.output_names}
             table = evaluator.compare(outputs)
             result = {"backend": "trt", "outputs": table.to_dict(orient="records")}
             print_table(table, f"TensorRT outputs vs FP32 (ONNX Runtime) on {evaluator.num_samples} samples")

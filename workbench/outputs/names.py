@@ -6,11 +6,14 @@ suffix to it: ``model.onnx`` (Q/DQ for TensorRT), ``model.ort.onnx`` (ONNX Runti
 ``model.ranges.json``, ``model.report.html``. Files that describe another file sit beside it:
 ``<file>.json`` (:func:`sidecar_path`: a cache's provenance, an engine's build record),
 ``<engine>.layers.json``, ``<stem>.curve.csv`` (autoprec's trade-off curve),
-``<stem>.explorer.<metric>.json`` (Model Explorer overlays). Every name is made here.
+``<stem>.explorer.<metric>.json`` (Model Explorer overlays). Every name is made here, and
+:func:`twin_stem` / :func:`stem_files` read them back: the files of one stem are one result, so a
+writer that reuses a stem removes the older twins it does not replace.
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +85,37 @@ def recipe_path(stem) -> Path:
     """How result ``stem`` was made (inputs, settings, versions, file digests): ``<stem>.recipe.json``."""
     stem = Path(stem)
     return stem.with_name(stem.name + ".recipe.json")
+
+
+# Names of a result's files besides the export kinds' suffixes (the cache's provenance, the
+# recipe, autoprec's curve); Model Explorer overlays are ``.explorer.<metric>.json``.
+_TWIN_SUFFIXES = sorted({k.suffix for k in EXPORT_KINDS.values()}
+                        | {".calib.cache.json", ".recipe.json", ".curve.csv"}, key=len, reverse=True)
+_OVERLAY = re.compile(r"^(?P<stem>.+)\.explorer\.[A-Za-z0-9_-]+\.json$")
+
+
+def twin_stem(path) -> Path | None:
+    """The stem whose result ``path`` is a file of (``out/m.ort.onnx`` -> ``out/m``,
+    ``out/m.explorer.sqnr.json`` -> ``out/m``), or None when its name is none of a result's."""
+    path = Path(path)
+    name = path.name
+    match = _OVERLAY.match(name)
+    if match:
+        return path.with_name(match["stem"])
+    for suffix in _TWIN_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return path.with_name(name[: -len(suffix)])
+    return None
+
+
+def stem_files(stem) -> list:
+    """The files of result ``stem`` that exist now (every name of this module whose
+    :func:`twin_stem` is ``stem``; ``out/m.quant.onnx`` is not a file of ``out/m``)."""
+    stem = Path(stem)
+    folder, prefix = stem.parent, stem.name + "."
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(prefix)]
+    except OSError:
+        return []
+    return sorted(folder / e.name for e in entries
+                  if not e.is_dir(follow_symlinks=False) and twin_stem(folder / e.name) == stem)

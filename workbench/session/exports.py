@@ -4,13 +4,44 @@ Every export is one result (:class:`workbench.outputs.ResultWriter`): its files 
 its plan, cache and provenance) appear together or not at all, never at the path of an input
 (the model, a data folder or file in it, the loader script), and an existing file is replaced
 only inside the project folder unless ``overwrite=True``.
+
+One stem is one result (:func:`workbench.outputs.names.stem_files`): an export to a stem removes,
+in the same result, every older file of that stem it does not replace (``m.ort.onnx`` of an
+earlier plan beside a new ``m.onnx``), and keeps only the twins this session wrote from the
+same model, plan and ranges (unchanged on disk since). Inputs are never touched.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
+from .._io import check_not_input
 from ..errors import WorkbenchError
-from ..outputs.names import EXPORT_KINDS, VARIANT_KIND, export_path
+from ..outputs.guard import abs_path
+from ..outputs.names import EXPORT_KINDS, VARIANT_KIND, export_path, stem_files, twin_stem
+from ..outputs.writer import ResultWriter
+
+
+class _StemResult(ResultWriter):
+    """A session's result that tells the session, once committed, which files it wrote."""
+
+    def __init__(self, files, *, committed, **kw):
+        super().__init__(files, **kw)
+        self._committed = committed
+
+    def commit(self) -> list:
+        out = super().commit()
+        self._committed()
+        return out
+
+
+def _signature(path: Path):
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 class ExportsMixin:
@@ -37,13 +68,66 @@ class ExportsMixin:
         return pairs
 
     def _writer(self, files, what: str, overwrite: bool | None, path: Path):
-        """A ResultWriter for ``files``; ``overwrite=None`` replaces files only inside the project."""
-        from ..outputs.writer import ResultWriter
-
+        """A ResultWriter for ``files``; ``overwrite=None`` replaces files only inside the project.
+        Files of a result stem among them make the stem's older twins part of the result: they
+        are removed at commit (see the module docstring)."""
         if overwrite is None:
             inside = self.project is not None and Path(self.project).resolve() in Path(path).resolve().parents
             overwrite = inside
-        return ResultWriter(files, inputs=self.input_paths(), overwrite=overwrite, what=what, wait=10.0)
+        inputs = self.input_paths()
+        key = self._twin_key() if any(twin_stem(f) is not None for f in files) else ""
+        stale = self._older_twins(files, inputs, key)
+        if stale and not overwrite:
+            names = ", ".join(f"'{f}'" for f in stale)
+            raise WorkbenchError(f"{names} {'is a file' if len(stale) == 1 else 'are files'} of the same result "
+                                 f"stem from an earlier export (another plan or ranges) and would be left beside "
+                                 f"the new file; pass overwrite=True to replace that stem's files, or choose "
+                                 f"another path. Nothing was written.")
+        return _StemResult(files, inputs=inputs, overwrite=overwrite, what=what, wait=10.0, optional=stale,
+                           committed=lambda: self._record_twins(files, stale, key))
+
+    # ------------------------------------------------------------------ one stem, one result
+    def _twin_key(self) -> str:
+        """What the files of an export are made from: the exported model, plan and ranges."""
+        if self.model_info is None or self.plan is None:
+            return ""
+        model, ranges, plan = self._export_source(self.plan, self.ranges)
+        digest = hashlib.sha256(model.fingerprint().encode())
+        digest.update(plan.to_json().encode())
+        digest.update(ranges.to_json().encode() if ranges is not None else b"-")
+        return digest.hexdigest()
+
+    def _twin_records(self) -> dict:
+        """stem -> {file: (key, (size, mtime_ns))} of the stem files this session wrote."""
+        return self.__dict__.setdefault("_stem_twins", {})
+
+    def _older_twins(self, files, inputs, key: str) -> list:
+        """Existing files of the stems of ``files`` that this result does not write and that are
+        not twins of the same key written by this session; inputs are never among them."""
+        declared = {abs_path(f) for f in files}
+        stems = {abs_path(s) for s in (twin_stem(f) for f in files) if s is not None}
+        records, stale = self._twin_records(), []
+        for stem in sorted(stems):
+            kept = records.get(stem, {})
+            for f in stem_files(stem):
+                f = abs_path(f)
+                if f in declared or (key and kept.get(f) == (key, _signature(f))):
+                    continue
+                try:
+                    check_not_input(f, inputs)
+                except WorkbenchError:
+                    continue  # a user's input that happens to carry a stem's name: never touched
+                stale.append(f)
+        return stale
+
+    def _record_twins(self, files, removed, key: str) -> None:
+        records = self._twin_records()
+        for f in removed:
+            records.get(twin_stem(f), {}).pop(f, None)
+        for f in map(abs_path, files):
+            stem = twin_stem(f)
+            if stem is not None:
+                records.setdefault(stem, {})[f] = (key, _signature(f))
 
     def _export_model(self, plan, ranges, path: Path, variant: str, overwrite: bool | None = True) -> Path:
         from ..export import export_files, export_model

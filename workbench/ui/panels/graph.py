@@ -112,5 +112,7 @@ class GraphPanel(Panel):
     def refresh(self, event) -> None:
         if event == Event.SELECTION:
             self.show_selection()
+        elif event == Event.SENSITIVITY and self.color_by.value != "sensitivity":
+            return  # a new ranking changes nothing drawn unless the nodes are coloured by it
         else:
             self.redraw(relayout=event in (Event.MODEL, Event.ALL))

@@ -1,4 +1,5 @@
-"""Model and data panel: paths with validation, a small file browser, preprocessing, summary."""
+"""Model and data panel: paths with validation, a small file browser, summary. How images become
+the model's input (preset, size, normalisation...) has one place: the input-preparation panel."""
 from __future__ import annotations
 
 import html
@@ -10,8 +11,6 @@ from ...session import Event
 from .base import Panel
 
 w = require("ipywidgets", "workbench app", "ui")
-
-PRESET_NONE = "(default)"
 
 
 class FileBrowser:
@@ -76,14 +75,13 @@ def _path_row(label: str, value: str, css: str, browser_kw: dict, tip: str):
 
 
 class ModelPanel(Panel):
-    """Pick the ONNX model, the calibration source (folder or loader script), preprocessing."""
+    """Pick the ONNX model and the calibration source (folder or loader script); the input
+    preparation is the preparation panel's (:mod:`.preparation`)."""
 
     name, title = "model", "Model and data"
     events = frozenset({Event.MODEL, Event.DATA})
 
     def __init__(self, ctx):
-        from ...data import PRESETS
-
         super().__init__(ctx)
         session, runner = self.session, self.runner
         s = session.data_settings
@@ -99,10 +97,6 @@ class ModelPanel(Panel):
         self.loader = w.Text(value=s.loader_script or "", description="or loader script",
                              placeholder="loader.py:load_data", tooltip="a Python data loader instead of a folder",
                              layout=w.Layout(flex="1 1 400px", min_width="300px"), style={"description_width": "110px"})
-        self.preset = w.Dropdown(options=[PRESET_NONE, *PRESETS], value=s.preset or PRESET_NONE,
-                                 description="Preprocessing", tooltip="how images are resized and normalized",
-                                 style={"description_width": "110px"}, layout=w.Layout(width="330px"))
-        self.preset.add_class("wb-preset")
         self.apply = w.Button(description="Open", button_style="primary", icon="folder-open",
                               tooltip="open the model and check the data",
                               layout=w.Layout(width="auto", flex="0 0 auto"))
@@ -116,7 +110,7 @@ class ModelPanel(Panel):
         self.summary = w.HTML()
         self.summary.add_class("wb-model-summary")
         self.widget = w.VBox([model_row, data_row, w.HBox([self.loader], layout=w.Layout(width="100%")), eval_row,
-                              w.HBox([self.preset, self.apply], layout=w.Layout(align_items="center")),
+                              w.HBox([self.apply], layout=w.Layout(align_items="center")),
                               self.summary], layout=w.Layout(width="100%"))
 
     @staticmethod
@@ -130,7 +124,8 @@ class ModelPanel(Panel):
         flag.value = "✔" if good else f"<span style='color:#a00'>✘ not a {what}</span>"
 
     def open(self) -> None:
-        """Open the model (if its path changed) and apply the data settings."""
+        """Open the model (if its path changed) and apply the data settings (the input preparation
+        stays as the preparation panel set it)."""
         s = self.session
         path = self.model_path.value.strip()
         if not path:
@@ -138,7 +133,7 @@ class ModelPanel(Panel):
         if s.model_info is None or str(s.model_info.path) != path:
             s.open_model(path)
         s.set_data(self.data_path.value.strip() or None, loader_script=self.loader.value.strip() or None,
-                   preset=None if self.preset.value == PRESET_NONE else self.preset.value,
+                   preset=s.data_settings.preset, preprocess=s.data_settings.preprocess,
                    limit=s.data_settings.limit, eval_source=self.eval_path.value.strip() or None,
                    eval_limit=s.data_settings.eval_limit, preparation=s.data_settings.preparation)
         self.runner.status.value = f"Opened {html.escape(path)}; data: {html.escape(s.data.describe())}."

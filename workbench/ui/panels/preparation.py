@@ -1,7 +1,9 @@
 """Input preparation panel: the fields of :class:`workbench.data.InputPreparation`, where each
 came from, and a preview of one prepared input (as an image, with its shape and min/max).
 
-Thin: the request goes to :meth:`Session.set_data` (which resolves and checks it against the
+The one control of the input preparation in the app (the model panel has none): a preset given
+to the Session (``Workbench(..., preset=...)``) shows here and becomes a field of the request on
+Apply. Thin: the request goes to :meth:`Session.set_data` (which resolves and checks it against the
 model); the preview is :meth:`workbench.data.folder.ImageFolderData.preview`. Errors show next
 to the panel and clear on the next success.
 """
@@ -51,8 +53,7 @@ class PreparationPanel(Panel):
         from ...data import PRESETS, RESIZE_POLICIES
 
         super().__init__(ctx)
-        req = self.session.data_settings.preparation or {}
-        req = req if "inputs" not in req else {}
+        req = self._requested()
         narrow, style = w.Layout(width="200px"), {"description_width": "70px"}
 
         def choice(label, options, key, tip):
@@ -113,6 +114,15 @@ class PreparationPanel(Panel):
                              layout=w.Layout(width="100%"))
         self.widget.add_class("wb-prep")
 
+    def _requested(self) -> dict:
+        """The session's requested fields (a Session-level preset as the preset field)."""
+        d = self.session.data_settings
+        req = dict(d.preparation or {})
+        req = req if "inputs" not in req else {}
+        if d.preset and not req.get("preset"):
+            req["preset"] = d.preset
+        return req
+
     # ------------------------------------------------------------------ actions
     def request(self) -> dict:
         """The fields set in the panel (what was left on "from the model" is not in it)."""
@@ -140,7 +150,8 @@ class PreparationPanel(Panel):
         """Set the session's preparation from the panel (checked against the model), then preview."""
         s = self.session
         try:
-            s.set_data(**{**asdict(s.data_settings), "preparation": self.request()})
+            # the panel's preset is the request's; none left in the settings beside it
+            s.set_data(**{**asdict(s.data_settings), "preset": None, "preparation": self.request()})
         except WorkbenchError as exc:
             self.show_error(str(exc))
             return
@@ -154,6 +165,9 @@ class PreparationPanel(Panel):
     # ------------------------------------------------------------------ views
     def refresh(self, event) -> None:
         s = self.session
+        preset = self._requested().get("preset") or FROM_MODEL
+        if preset in self.preset.options:  # settings changed from code or a loaded project
+            self.preset.value = preset
         if s.model_info is None:
             self.sources.value, self.info.value = "<i>No model open.</i>", ""
             return
