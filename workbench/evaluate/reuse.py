@@ -63,11 +63,12 @@ def signatures(graph) -> dict:
     return sig
 
 
-def cut_tensors(graph) -> list:
+def cut_tensors(graph, constant_inputs=()) -> list:
     """Tensors, in graph order, that every path from the graph inputs to its outputs goes through
     (after the node producing one, no other tensor computed from the inputs is still waiting to
-    be read; tensors computed from constants alone, like a weight's dequantized values, are constants)."""
-    consts = {t.name for t in graph.initializer}
+    be read; tensors computed from constants alone, like a weight's dequantized values, are constants).
+    ``constant_inputs``: graph inputs that count as constants (an emulation's switches)."""
+    consts = {t.name for t in graph.initializer} | set(constant_inputs)
     for n in graph.node:  # Constant nodes and what only reads constants (a weight's DequantizeLinear)
         if all(not i or i in consts for i in n.input):
             consts.update(n.output)
@@ -135,7 +136,7 @@ def _needed(g, targets: list, have: set) -> tuple:
     return keep, fed
 
 
-def _sub_model(model, targets: list, have: set):
+def sub_model(model, targets: list, have: set):
     """The part of ``model`` that computes ``targets`` from ``have`` (tensors fed instead of
     computed) and the graph inputs: (model proto, names fed)."""
     import onnx
@@ -156,7 +157,7 @@ def _sub_model(model, targets: list, have: set):
     return sub, fed
 
 
-def _typed_inputs(sub, values: dict) -> None:
+def typed_inputs(sub, values: dict) -> None:
     """Declare the fed checkpoint tensors with their dtype and rank (sizes free, named per tensor:
     ONNX Runtime takes equal names for equal sizes)."""
     from onnx import helper
@@ -226,8 +227,8 @@ class ReuseCache:
         apart = {t: name for t, name in layers.items() if name not in folded}
         if apart:  # float16 tensors (asked for on their own) or per-layer samples across batches
             avail = {t for t in checkpoints if t in values} if per_batch else set()
-            sub, fed = _sub_model(model, list(dict.fromkeys(apart.values())), avail)
-            _typed_inputs(sub, {t: values[t][0] for t in fed if t in avail})
+            sub, fed = sub_model(model, list(dict.fromkeys(apart.values())), avail)
+            typed_inputs(sub, {t: values[t][0] for t in fed if t in avail})
             feed = ({t: (values[t][0][:n_layer] if t in avail else first[t][:n_layer]) for t in fed} if per_batch
                     else {t: evaluator._layer_feed[t] for t in fed})
             runner = evaluator.runner(sub, list(dict.fromkeys(apart.values())), optimization)
@@ -250,8 +251,8 @@ class ReuseCache:
         ``extra`` tensors are taken from the first batch only. Returns (nodes run, tensors fed)."""
         if not compute:
             return 0, []
-        sub, fed = _sub_model(model, compute, have)
-        _typed_inputs(sub, {t: values[t][0] for t in fed if t in have})
+        sub, fed = sub_model(model, compute, have)
+        typed_inputs(sub, {t: values[t][0] for t in fed if t in have})
         runner = evaluator.runner(sub, compute, optimization)
         try:
             for b, feed in enumerate(evaluator.batches):
@@ -281,4 +282,4 @@ class ReuseCache:
         self.rows = {(r["tensor"], sigs.get(r["tensor"])): r for r in rows if sigs.get(r["tensor"])}
 
 
-__all__ = ["ReuseCache", "cut_tensors", "signatures"]
+__all__ = ["ReuseCache", "cut_tensors", "float16_tensors", "signatures", "sub_model", "typed_inputs"]

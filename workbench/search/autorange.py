@@ -37,6 +37,8 @@ from ..calib.ranges import Ranges, compute_ranges
 from .candidates import AUTO_PERCENTILES, MINMAX_STEPS, SAME_AMAX, candidates
 from .holdout import SearchSet, extreme_samples
 from ..evaluate.emulate import SCALE, needs_all_fp16
+from ..evaluate.downstream import DownstreamRuns
+from .executor import InProcess
 from .scoring import Objective, PlanScorer, cancelled, switchable_model
 
 #: Gain (dB of the objective's SQNR) a candidate needs over the current choice to replace it.
@@ -146,6 +148,9 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     held_out = f"{samples_set.held_out} {samples_set.description}"
     scorer = PlanScorer(samples_set, per_method, None, plan, folds=folds, executor=executor)
     flags = scorer.flags(plan)
+    # one tensor's candidates in process: only the graph after its first reader runs (bit-equal)
+    fast = DownstreamRuns(scorer.switch, scorer.batches, scorer.names) if isinstance(scorer.executor, InProcess) \
+        else None
     cands = {t: candidates(stats.collectors[t], per_method[t].amax_by_method, base) for t in used}
     search = [t for t in used if len(cands[t]) > 1]
     methods = list(registry.histogram_methods())
@@ -154,8 +159,9 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     # runs still expected (the neighbour walk's length is known only as it goes)
     remaining = [sweeps * sum(len(cands[t]) - 1 if exhaustive else min(2, len(cands[t]) - 1) for t in search)]
 
-    def run_many(amaxes: list) -> list:
-        """Score independent amax sets in one batch (the executor may run them in parallel)."""
+    def run_many(amaxes: list, tensor: str | None = None) -> list:
+        """Score independent amax sets in one batch (the executor may run them in parallel);
+        sets that differ from the current choice in ``tensor`` only run downstream of it."""
         nonlocal done
         trials = [{**flags, SCALE: sm.scales(_AmaxView(amax, per_method), overrides)} for amax in amaxes]
 
@@ -166,6 +172,16 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
                 progress(done, done + max(remaining[0] - 1, 0) + max(len(methods) - done, 0))
             remaining[0] = max(remaining[0] - (1 if done > len(methods) else 0), 0)
 
+        if tensor is not None and fast is not None:
+            started_runs = time.perf_counter()
+            outputs = fast.run_many(tensor, trials)
+            scorer.run_seconds += time.perf_counter() - started_runs
+            rows = []
+            for i, got in enumerate(outputs):
+                scorer.calls += 1
+                rows.append(scorer.row(got))
+                one_done(i, rows[-1])
+            return [_score_row(r) for r in rows]
         return [_score_row(r) for r in scorer.score_many(trials, one_done)]
 
     method_scores = {}
@@ -203,7 +219,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
                 if todo:
                     if cancelled(cancel):
                         raise _Stop
-                    tried.update(zip(todo, run_many([{**current, t: cands[t][k]} for k in todo])))
+                    tried.update(zip(todo, run_many([{**current, t: cands[t][k]} for k in todo], t)))
 
             try:
                 if exhaustive:
