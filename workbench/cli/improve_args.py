@@ -26,7 +26,8 @@ class ImproveArgs:
         for name, step in STEPS.items():
             g.add_argument(_flag(name), dest=f"no_{name}", action="store_true", help=f"skip {step.title}")
         g.add_argument("--rounding-rows", type=int, default=MAX_ROWS, metavar="N",
-                       help=f"input rows per layer weight rounding fits on: its CPU budget (default {MAX_ROWS})")
+                       help=f"input rows per layer weight rounding fits on: its CPU budget (default {MAX_ROWS}); "
+                            "a layer with more weights per channel than rows is left to nearest rounding")
 
     @staticmethod
     def steps(args) -> list:

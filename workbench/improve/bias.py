@@ -89,7 +89,7 @@ def _site(g, layer, n, slot, out, axis, gain, cout) -> BiasSite | str:
 
 
 def correct_bias(model: onnx.ModelProto, amax: dict, batches: list, plan: dict | None = None, *,
-                 reference: onnx.ModelProto | None = None) -> BiasResult:
+                 reference: onnx.ModelProto | None = None, on_layer=None) -> BiasResult:
     """Correct the biases of every INT8 weighted layer of ``model``.
 
     Args:
@@ -97,6 +97,8 @@ def correct_bias(model: onnx.ModelProto, amax: dict, batches: list, plan: dict |
         amax: tensor -> amax to export with; plan: node -> precision (None: default plan).
         batches: calibration batches.
         reference: the FP32 model whose layer outputs are the targets (default ``model``).
+        on_layer: ``on_layer(layer)`` after each layer's shift is measured (progress; it may raise
+            to stop).
     """
     reference = reference or model
     qdq = adapter.build_qdq(model, amax, plan)
@@ -130,6 +132,8 @@ def correct_bias(model: onnx.ModelProto, amax: dict, batches: list, plan: dict |
             shift = q_means[s.out] - f_means[s.out]
             values[s.layer] = (values[s.layer] - shift / s.gain).astype(np.float32)
             result.shifts[s.layer] = shift.astype(np.float32)
+            if on_layer is not None:
+                on_layer(s.layer)
         previous = level_sites
     for s in sites:
         write_bias(result.model, s.node, s.slot, values[s.layer].reshape(s.shape), f"{s.layer}_bias")

@@ -144,24 +144,30 @@ def sample_positions(node: onnx.NodeProto, x_shape: tuple, w_shape: tuple, rows:
     return np.sort(rng.choice(total, size=rows, replace=False))
 
 
-def patches(node: onnx.NodeProto, x: np.ndarray, w_shape: tuple, positions: np.ndarray) -> np.ndarray:
-    """The rows the weight multiplies, for ``positions``: (groups, len(positions), K) float64."""
+def patches(node: onnx.NodeProto, x: np.ndarray, w_shape: tuple, positions: np.ndarray,
+            dtype=np.float32) -> np.ndarray:
+    """The rows the weight multiplies, for ``positions``: (groups, len(positions), K) of ``dtype``.
+
+    For a Conv only the sampled windows are read (no padded copy of the activation): indices
+    outside the input are clipped and their values zeroed, which is the zero padding."""
     if node.op_type != "Conv":
         x2 = x.reshape(-1, x.shape[-1]) if node.op_type == "MatMul" else x.reshape(x.shape[0], -1)
-        rows = x2[positions].astype(np.float64)
+        rows = x2[positions].astype(dtype, copy=False)
         if node.op_type == "Gemm":
-            rows = rows * float(attr(node, "alpha", 1.0))
+            rows = rows * dtype(attr(node, "alpha", 1.0))
         return rows[None]
     strides, dil, pads, (oh, ow) = _conv_geometry(node, x.shape[2:], w_shape[2:])
     if len(w_shape) == 3:  # 1-D conv as 2-D with a height-1 kernel
         x = x[:, :, None, :]
     kh, kw = (1, w_shape[2]) if len(w_shape) == 3 else (w_shape[2], w_shape[3])
-    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
     n_idx, rest = np.divmod(positions, oh * ow)
     r_idx, c_idx = np.divmod(rest, ow)
-    hi = (r_idx * strides[0])[:, None] + (np.arange(kh) * dil[0])[None, :]  # (R, kh)
-    wi = (c_idx * strides[1])[:, None] + (np.arange(kw) * dil[1])[None, :]  # (R, kw)
-    cols = xp[n_idx[:, None, None, None], np.arange(x.shape[1])[None, :, None, None],
-              hi[:, None, :, None], wi[:, None, None, :]]  # (R, Cin, kh, kw)
+    hi = (r_idx * strides[0] - pads[0])[:, None] + (np.arange(kh) * dil[0])[None, :]  # (R, kh)
+    wi = (c_idx * strides[1] - pads[1])[:, None] + (np.arange(kw) * dil[1])[None, :]  # (R, kw)
+    h_ok, w_ok = (hi >= 0) & (hi < x.shape[2]), (wi >= 0) & (wi < x.shape[3])
+    cols = x[n_idx[:, None, None], :, np.clip(hi, 0, x.shape[2] - 1)[:, :, None],
+             np.clip(wi, 0, x.shape[3] - 1)[:, None, :]].astype(dtype, copy=False)  # (R, kh, kw, Cin)
+    if not (h_ok.all() and w_ok.all()):
+        cols *= (h_ok[:, :, None] & w_ok[:, None, :])[:, :, :, None]
     groups = int(attr(node, "group", 1))
-    return cols.reshape(len(positions), groups, -1).transpose(1, 0, 2).astype(np.float64)
+    return cols.transpose(0, 3, 1, 2).reshape(len(positions), groups, -1).transpose(1, 0, 2)

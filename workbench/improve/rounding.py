@@ -25,7 +25,7 @@ from .layers import patches, quantized_layers, sample_positions, supported, weig
 from .segments import SegmentRunner
 
 #: Default CPU budget knobs: rows of each layer's input matrix kept, coordinate-descent sweeps.
-MAX_ROWS = 2048
+MAX_ROWS = 1024
 SWEEPS = 3
 
 
@@ -53,62 +53,84 @@ class RoundingResult:
     skipped: dict = field(default_factory=dict)
 
 
+#: Weights visited together: flips inside a block update only the block's gradient rows, the
+#: rest of the gradient follows with one matrix product per block (same result, BLAS speed).
+BLOCK = 64
+
+
 def solve_rounding(xq: np.ndarray, xf: np.ndarray, w: np.ndarray, s: np.ndarray, q0: np.ndarray,
-                   *, sweeps: int = SWEEPS, damping: float = 0.01) -> np.ndarray:
+                   *, sweeps: int = SWEEPS, damping: float = 0.01, block: int = BLOCK) -> np.ndarray:
     """Choose Q in {floor, ceil}(w/s) per weight (clipped to [-127, 127]) minimising the output error.
 
     Args:
-        xq, xf: (G, R, K) quantized and FP32 input rows per group.
+        xq, xf: (G, R, K) quantized and FP32 input rows per group; the solve runs in their dtype
+            (float32 from :func:`round_weights`: the flips are decided on changes far above its
+            rounding error; float64 for exact checks).
         w: (G, K, C) FP32 weights; s: (G, 1, C) per-channel scales; q0: (G, K, C) nearest rounding.
         sweeps: coordinate-descent passes over K (stops early when nothing flips).
         damping: ``lam`` as a fraction of the mean diagonal of ``Xq^T Xq`` (keeps the search
             from fitting noise when there are few rows).
+        block: weights per block (see :data:`BLOCK`); the visiting order and the decisions are
+            those of plain coordinate descent over K.
     Returns Q (G, K, C) int64; the weight with the largest |q| of each channel keeps q0.
     """
+    dt = np.float32 if xq.dtype == np.float32 else np.float64
     qmax = adapter.QMAX
+    w, s = np.asarray(w, dt), np.asarray(s, dt)
     ratio = w / s
     lo = np.clip(np.floor(ratio), -qmax, qmax)
     hi = np.clip(np.ceil(ratio), -qmax, qmax)
-    q = q0.astype(np.float64).copy()
+    q = q0.astype(dt).copy()
     fixed = np.zeros(q.shape, dtype=bool)
     peak = np.abs(q0).reshape(q.shape[0], -1, q.shape[2]).argmax(axis=1)  # (G, C)
     gi, ci = np.meshgrid(np.arange(q.shape[0]), np.arange(q.shape[2]), indexing="ij")
     fixed[gi, peak, ci] = True
+    xq, xf = np.asarray(xq, dt), np.asarray(xf, dt)
     xq_t = xq.transpose(0, 2, 1)
     hess = xq_t @ xq  # batched BLAS (einsum would not use it)
-    k = hess.shape[1]
+    g, k, c = w.shape
     lam = damping * np.einsum("gkk->g", hess)[:, None, None] / max(k, 1)
-    hess = hess + lam * np.eye(k)[None]
-    target = (xq_t @ xf) @ w + lam * w
+    hess = hess + lam * np.eye(k, dtype=dt)[None]
+    target = (xq_t @ (xf @ w) if c < k else (xq_t @ xf) @ w) + lam * w
     grad = hess @ (q * s) - target  # half the gradient of the error w.r.t. Wq
-    diag = np.einsum("gkk->gk", hess)
-    tol = 1e-12 * float(np.abs(target).max() or 1.0) * float(np.abs(s).max())
+    diag = np.einsum("gkk->gk", hess)[:, :, None]
+    rel = 1e-12 if dt == np.float64 else 1e-5
+    tol = rel * float(np.abs(target).max() or 1.0) * float(np.abs(s).max())
     for _ in range(sweeps):
         flips = 0
-        for j in range(k):
-            cur = q[:, j, :]
-            alt = np.where(cur == lo[:, j, :], hi[:, j, :], lo[:, j, :])
-            delta = (alt - cur) * s[:, 0, :]
-            change = 2.0 * delta * grad[:, j, :] + delta * delta * diag[:, j][:, None]
-            flip = (change < -tol) & (alt != cur) & ~fixed[:, j, :]
-            if not flip.any():
-                continue
-            flips += int(flip.sum())
-            d = np.where(flip, delta, 0.0)
-            q[:, j, :] = np.where(flip, alt, cur)
-            if q.shape[0] == 1:
-                cols = np.flatnonzero(flip[0])
-                grad[0][:, cols] += np.outer(hess[0][:, j], d[0, cols])
-            else:
-                grad += hess[:, :, j][:, :, None] * d[:, None, :]
+        for b0 in range(0, k, block):
+            b1 = min(k, b0 + block)
+            gb = grad[:, b0:b1, :].copy()  # the block's gradient rows, kept exact inside the block
+            moved = np.zeros((g, b1 - b0, c), dt)
+            j = b0
+            while j < b1:  # the next weight (in order) where some channel flips, then on from there
+                cur = q[:, j:b1, :]
+                alt = np.where(cur == lo[:, j:b1, :], hi[:, j:b1, :], lo[:, j:b1, :])
+                delta = (alt - cur) * s
+                change = 2.0 * delta * gb[:, j - b0:, :] + delta * delta * diag[:, j:b1]
+                flip = (change < -tol) & (alt != cur) & ~fixed[:, j:b1, :]
+                rows = flip.any(axis=(0, 2))
+                if not rows.any():
+                    break
+                i = int(np.argmax(rows))
+                jj = j + i
+                d = np.where(flip[:, i, :], delta[:, i, :], 0.0).astype(dt)  # (G, C)
+                q[:, jj, :] = np.where(flip[:, i, :], alt[:, i, :], cur[:, i, :])
+                flips += int(flip[:, i, :].sum())
+                moved[:, jj - b0, :] = d
+                gb += hess[:, b0:b1, jj][:, :, None] * d[:, None, :]
+                j = jj + 1
+            if moved.any():
+                grad += hess[:, :, b0:b1] @ moved
         if not flips:
             break
+        grad = hess @ (q * s) - target  # afresh each sweep: no drift from the rank-one updates
     return q.astype(np.int64)
 
 
 def round_weights(model: onnx.ModelProto, amax: dict, batches: list, plan: dict | None = None, *,
                   reference: onnx.ModelProto | None = None, max_rows: int = MAX_ROWS,
-                  sweeps: int = SWEEPS, damping: float = 0.01, seed: int = 0) -> RoundingResult:
+                  sweeps: int = SWEEPS, damping: float = 0.01, seed: int = 0, on_layer=None) -> RoundingResult:
     """Choose the rounding of every INT8 weight of ``model`` layer by layer, in graph order.
 
     Args:
@@ -119,6 +141,7 @@ def round_weights(model: onnx.ModelProto, amax: dict, batches: list, plan: dict 
         reference: the FP32 model whose layer inputs are the targets (default ``model``).
         max_rows: input-matrix rows kept per layer (sampled over all batches; the CPU budget).
         sweeps, damping: see :func:`solve_rounding`. seed: the row sample.
+        on_layer: ``on_layer(node)`` after each layer is solved (progress; it may raise to stop).
     """
     reference = reference or model
     qdq = adapter.build_qdq(model, amax, plan)
@@ -160,22 +183,31 @@ def round_weights(model: onnx.ModelProto, amax: dict, batches: list, plan: dict 
                 node = fp_nodes[n]
                 xq, xf = bq[layer.act], bf[layer.act_fp]
                 pos = sample_positions(node, xf.shape, w.shape, per_batch, rng)
-                xq_rows[n].append(patches(node, xq.astype(np.float32), w.shape, pos))
+                xq_rows[n].append(patches(node, xq, w.shape, pos))
                 xf_rows[n].append(patches(node, xf, w.shape, pos))
         for n in level:
             layer, w = by_name[n]
             node = fp_nodes[n]
             xq, xf = np.concatenate(xq_rows[n], axis=1), np.concatenate(xf_rows[n], axis=1)
+            del xq_rows[n], xf_rows[n]
             wm = weight_matrix(node, w.astype(np.float64))
+            if xq.shape[1] < wm.shape[1]:  # fewer rows than unknowns per channel: it would fit them
+                result.skipped[n] = (f"only {xq.shape[1]} input rows for {wm.shape[1]} weights per channel "
+                                     "(rounding would fit the calibration rows)")
+                if on_layer is not None:
+                    on_layer(n)
+                continue
             sm = _scale_matrix(layer.scale, wm.shape)
             q0 = weight_matrix(node, layer.q.astype(np.float64))
             q = solve_rounding(xq, xf, wm, sm, q0, sweeps=sweeps, damping=damping)
             current[n] = weight_from_matrix(node, q, w.shape).astype(np.int8)
-            result.layers.append(LayerRounding(
-                n, _db(wm, q0 * sm), _db(wm, q * sm), _out_db(xq, xf, wm, q0 * sm),
-                _out_db(xq, xf, wm, q * sm), int(np.sum(q != q0))))
+            out_nearest, out_rounded = _output_db(xq, xf, wm, sm, q0, q)
+            result.layers.append(LayerRounding(n, _db(wm, q0 * sm), _db(wm, q * sm), out_nearest, out_rounded,
+                                               int(np.sum(q != q0))))
             set_const(result.model.graph, layer.weight,
                       grid_weight(current[n], layer.scale, layer.axis, w.shape))
+            if on_layer is not None:
+                on_layer(n)
     return result
 
 
@@ -215,5 +247,20 @@ def _db(ref: np.ndarray, test: np.ndarray) -> float:
     return math.inf if noise == 0 else 10 * math.log10(float(np.sum(ref ** 2)) / noise)
 
 
-def _out_db(xq, xf, w, wq) -> float:
-    return _db(xf @ w, xq @ wq)
+def _output_db(xq, xf, w, s, q0, q) -> tuple:
+    """The layer-output SQNR (dB) on the rows for round-to-nearest ``q0`` and the chosen ``q``, in
+    the rows' dtype; the flips' change is its own product added to the nearest error in float64,
+    so the two figures differ by the flips only."""
+    dt = xq.dtype
+    target = xf @ w.astype(dt)
+    err = (xq @ (q0 * s).astype(dt) - target).astype(np.float64)
+    signal = float(np.sum(np.square(target, dtype=np.float64)))
+    nearest = _ratio_db(signal, float(np.sum(err ** 2)))
+    if np.array_equal(q, q0):
+        return nearest, nearest
+    err += xq @ ((q - q0) * s).astype(dt)
+    return nearest, _ratio_db(signal, float(np.sum(err ** 2)))
+
+
+def _ratio_db(signal: float, noise: float) -> float:
+    return math.inf if noise == 0 else 10 * math.log10(signal / noise)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from .graphops import attr, consumers, copy_model, get_const, opset, producers, set_const
+from .graphops import attr, consumers, copy_model, get_const, opset, set_const
 from .runner import ExactRunner, channel_reduce
 
 #: Ops between producer and consumers that commute with a positive per-channel scale.

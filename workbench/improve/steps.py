@@ -8,7 +8,6 @@ model), measures the exported Q/DQ model (exact ONNX semantics) on held-out batc
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -16,11 +15,14 @@ from typing import Callable
 import numpy as np
 import onnx
 
+from ..errors import Cancelled
 from . import adapter
 from .bias import correct_bias
 from .equalize import equalize, smooth
 from .rounding import MAX_ROWS, round_weights
+from .layers import quantized_layers
 from .runner import ExactRunner, output_sqnr, split_holdout
+from .scores import FOLDS, Score, gain_rule, score_outputs
 
 
 class Skip(Exception):
@@ -62,6 +64,7 @@ class ImproveResult:
     rows: list
     fp32_model: onnx.ModelProto
     holdout: int = 0
+    cancelled: bool = False
 
     def applied(self) -> list:
         return [r.step for r in self.rows if r.applied]
@@ -75,7 +78,8 @@ class ImproveResult:
         for r in self.rows:
             lines.append(f"{r.step:<16} {len(r.layers):>6} {f(r.sqnr_before):>11} {f(r.sqnr_after):>7} "
                          f"{f(r.metric_before):>13} {f(r.metric_after):>7} {'yes' if r.applied else 'no':>7}  {r.reason}")
-        lines.append(f"(output SQNR vs FP32 on {self.holdout} held-out batch(es), exact ONNX semantics)")
+        lines.append(f"(output SQNR vs FP32 on {self.holdout} held-out sample(s), exact ONNX semantics)"
+                     + (" [cancelled: partial result]" if self.cancelled else ""))
         return "\n".join(lines)
 
 
@@ -95,6 +99,14 @@ class _Context:
     metric: Callable | None
     calibrate: Callable
     options: dict
+    sizes: list = field(default_factory=list)
+    tick: Callable = lambda node=None: None  # after each layer / alpha: progress, then cancel
+
+    def measure(self, state: "_State") -> Score:
+        """The exported Q/DQ model of ``state`` on the held-out batches (exact ONNX semantics)."""
+        qdq = adapter.build_qdq(state.model, state.amax, self.plan)
+        outs = ExactRunner(qdq).run_all(self.holdout)
+        return score_outputs(self.reference, outs, self.sizes, self.metric, self.options.get("folds", FOLDS))
 
 
 @dataclass(frozen=True)
@@ -152,8 +164,9 @@ def _run_smooth(state: _State, ctx: _Context):
             raise Skip("no MatMul/Gemm input comes from a LayerNormalization, MatMul or Gemm whose "
                        "channels can be rescaled" + (f" ({why})" if why else ""))
         cand = _rescaled(state, ctx, res)
-        sq, _ = _measure(cand, ctx)
+        sq = ctx.measure(cand).sqnr
         tried[alpha] = sq
+        ctx.tick()
         if best is None or sq > best[0]:
             best = (sq, alpha, cand, res)
     _, alpha, cand, res = best
@@ -163,7 +176,7 @@ def _run_smooth(state: _State, ctx: _Context):
 
 def _run_rounding(state: _State, ctx: _Context):
     res = round_weights(state.model, state.amax, ctx.calib, ctx.plan, reference=state.fp32,
-                        max_rows=ctx.options.get("rounding_rows", MAX_ROWS))
+                        max_rows=ctx.options.get("rounding_rows", MAX_ROWS), on_layer=ctx.tick)
     if not res.layers:
         raise Skip("no INT8 layer with a weight it can handle" +
                    (f" ({next(iter(res.skipped.values()))})" if res.skipped else ""))
@@ -173,7 +186,7 @@ def _run_rounding(state: _State, ctx: _Context):
 
 
 def _run_bias(state: _State, ctx: _Context):
-    res = correct_bias(state.model, state.amax, ctx.calib, ctx.plan, reference=state.fp32)
+    res = correct_bias(state.model, state.amax, ctx.calib, ctx.plan, reference=state.fp32, on_layer=ctx.tick)
     if not res.shifts:
         raise Skip("no INT8 layer with a bias it can correct" +
                    (f" ({next(iter(res.skipped.values()))})" if res.skipped else ""))
@@ -190,24 +203,12 @@ STEPS = {s.name: s for s in (
 )}
 
 
-def _measure(state: _State, ctx: _Context):
-    qdq = adapter.build_qdq(state.model, state.amax, ctx.plan)
-    outs = ExactRunner(qdq).run_all(ctx.holdout)
-    sq = output_sqnr(ctx.reference, outs)
-    return sq, (float(ctx.metric(ctx.reference, outs)) if ctx.metric else None)
-
-
-def _improves(before, after, min_gain_db: float) -> bool:
-    (sb, mb), (sa, ma) = before, after
-    if mb is not None and ma is not None and not math.isclose(ma, mb, rel_tol=1e-9, abs_tol=1e-12):
-        return ma > mb
-    return sa >= sb + min_gain_db
-
-
 def apply_steps(model: onnx.ModelProto, amax: dict, batches: list, *, plan: dict | None = None,
                 holdout: list | None = None, steps=None, metric: Callable | None = None,
-                calibrate: Callable | None = None, min_gain_db: float = 0.1, strict: bool = False,
-                clip: str = "skip", alphas=(0.25, 0.5, 0.75), rounding_rows: int = MAX_ROWS) -> ImproveResult:
+                calibrate: Callable | None = None, min_gain_db: float = 0.1, keep: Callable | None = None,
+                strict: bool = False, clip: str = "skip", alphas=(0.25, 0.5, 0.75),
+                rounding_rows: int = MAX_ROWS, folds: int = FOLDS, progress: Callable | None = None,
+                cancel=None) -> ImproveResult:
     """Try each step, keep it when the held-out check improves; return the model and the table.
 
     Args:
@@ -222,50 +223,109 @@ def apply_steps(model: onnx.ModelProto, amax: dict, batches: list, *, plan: dict
         calibrate: ``calibrate(model, batches, tensors) -> {tensor: amax}`` for the tensors a
             rescaling changed (default :func:`minmax_calibrate`); pass the workbench's own
             range method so that the step is judged with the ranges it will be exported with.
-        min_gain_db: SQNR gain a step needs to be kept (without a deciding metric).
+        min_gain_db: SQNR gain a step needs to be kept by the default ``keep``.
+        keep: ``keep(before, after) -> (kept, reason)`` over two :class:`~workbench.improve.scores.Score`
+            (default :func:`~workbench.improve.scores.gain_rule`; the workbench's rule, gains on
+            every fold and above the noise, is :func:`workbench.search.improve_steps.held_out_rule`).
         strict: raise WorkbenchError when a step named in ``steps`` cannot apply.
         clip: "skip" or "apply" for equalization through Clip/Relu6 (see :func:`equalize`).
         alphas: smoothing strengths tried. rounding_rows: rows per layer for weight rounding.
+        folds: interleaved folds of the held-out samples each score reports (``Score.folds``).
+        progress: ``progress(done, total)`` after each layer of rounding / bias correction, each
+            smoothing strength and each measurement.
+        cancel: a ``threading.Event`` (or callable) checked between layers: the step running is
+            dropped, the steps finished before it are kept and the result says ``cancelled``.
     """
     wanted = list(STEPS) if steps is None else list(steps)
     unknown = [s for s in wanted if s not in STEPS]
     if unknown:
         raise adapter.WorkbenchError(f"Unknown step(s) {unknown}; the steps are: {', '.join(STEPS)}.")
+    keep = keep or gain_rule(min_gain_db)
     calib, held = split_holdout(list(batches), holdout)
     state = _State(model, model, dict(amax))
     rows = [StepRow(name) for name in STEPS if name in wanted]
-    result = ImproveResult(model, dict(amax), rows, model, len(held or []))
+    sizes = [len(next(iter(b.values()))) if b else 0 for b in held or []]
+    result = ImproveResult(model, dict(amax), rows, model, int(sum(sizes)))
     if not held:
         return _skip_all(result, "no data left for a hold-out (give holdout= or at least 2 calibration batches)",
                          strict and steps is not None)
+    clock = _Progress(progress, cancel)
     try:
         reference = ExactRunner(model).run_all(held)
         ctx = _Context(calib, held, plan, reference, metric, calibrate or minmax_calibrate,
-                       {"clip": clip, "alphas": tuple(alphas), "rounding_rows": rounding_rows})
-        current = _measure(state, ctx)
+                       {"clip": clip, "alphas": tuple(alphas), "rounding_rows": rounding_rows, "folds": folds},
+                       sizes, clock.tick)
+        clock.plan(rows, len(quantized_layers(adapter.build_qdq(model, amax, plan), model)), len(ctx.options["alphas"]))
+        current = ctx.measure(state)
     except Exception as exc:  # noqa: BLE001 (one line in the table, never a traceback)
         return _skip_all(result, f"cannot measure the quantized model: {_one_line(exc)}", strict and steps is not None)
     for row in rows:
         t0 = time.perf_counter()
-        row.sqnr_before, row.metric_before = current
+        row.sqnr_before, row.metric_before = current.sqnr, current.metric
         try:
+            clock.check()
             new, row.layers, row.reason, row.details = STEPS[row.step].run(state, ctx)
-            after = _measure(new, ctx)
-            row.sqnr_after, row.metric_after = after
-            row.applied = _improves(current, after, min_gain_db)
+            after = ctx.measure(new)
+            row.sqnr_after, row.metric_after = after.sqnr, after.metric
+            row.applied, why = keep(current, after)
+            row.details["judged"] = {"before": current, "after": after, "why": why}
             if row.applied:
                 state, current = new, after
             else:
-                row.reason = "no held-out gain" + (f"; {row.reason}" if row.reason else "")
+                row.reason = (why or "no held-out gain") + (f"; {row.reason}" if row.reason else "")
+        except Cancelled:
+            result.cancelled = True
         except Skip as exc:
             row.reason = str(exc)
         except Exception as exc:  # noqa: BLE001
             row.reason = _one_line(exc)
         row.seconds = time.perf_counter() - t0
+        if result.cancelled:
+            break
+        clock.step_done(row.step)
         if strict and steps is not None and row.sqnr_after is None:
             raise adapter.WorkbenchError(f"Step '{row.step}' cannot apply to this model: {row.reason}")
+    if result.cancelled:
+        for row in rows:
+            if not row.applied and not row.reason:
+                row.reason = ("cancelled while it ran (the steps before it are kept)" if row.seconds
+                              else "cancelled before it ran")
     result.model, result.amax, result.fp32_model = state.model, state.amax, state.fp32
     return result
+
+
+class _Progress:
+    """Units of work of the steps (a layer of rounding or bias correction, a smoothing strength, a
+    measurement): ``progress(done, total)`` after each, ``cancel`` checked between them."""
+
+    def __init__(self, progress, cancel):
+        self.progress, self.cancel = progress, cancel
+        self.done, self.total, self.ends = 0, 0, {}
+
+    def plan(self, rows: list, layers: int, alphas: int) -> None:
+        units = {"equalize": 1, "smooth": alphas + 1, "rounding": layers + 1, "bias_correction": layers + 1}
+        for row in rows:
+            self.total += units.get(row.step, 1)
+            self.ends[row.step] = self.total
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total)
+
+    def check(self) -> None:
+        c = self.cancel
+        if c is not None and (c.is_set() if hasattr(c, "is_set") else bool(c())):
+            raise Cancelled("the accuracy steps were cancelled")
+
+    def tick(self, node=None) -> None:
+        self.done += 1
+        self._report()
+        self.check()
+
+    def step_done(self, step: str) -> None:
+        self.done = self.ends.get(step, self.done)
+        self._report()
 
 
 def _skip_all(result: ImproveResult, reason: str, strict: bool) -> ImproveResult:

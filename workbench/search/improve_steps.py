@@ -23,9 +23,54 @@ from ..errors import WorkbenchError
 from ..graph.model import ModelInfo
 from ..improve import STEPS
 from ..improve.rounding import MAX_ROWS
+from ..improve.scores import Score, gain_noise, sample_gains
+from .scoring import Objective, cancelled
 
 #: The step names in the order they run (the CLI's ``--no-<name>`` flags, the app's toggles).
 STEP_NAMES = tuple(STEPS)
+#: Held-out SQNR gain (dB) a step needs at least, on the whole (each fold must gain too).
+MIN_GAIN_DB = 0.1
+#: A step's gain must also exceed this many standard errors of the per-sample gains.
+NOISE_FACTOR = 1.0
+
+
+def held_out_rule(min_gain_db: float = MIN_GAIN_DB, noise_factor: float = NOISE_FACTOR):
+    """The workbench's decision on a step, ``keep(before, after) -> (kept, reason)`` over two
+    :class:`~workbench.improve.scores.Score` of the held-out samples (for
+    :func:`workbench.improve.apply_steps`). A step is kept only when
+
+    * it loses no sample's FP32 arg-max on a class-like output (top-1, an exact CTC line), and
+      no user metric;
+    * the user's metric rises, or (metric equal or none) the output SQNR rises by ``min_gain_db``
+      and by ``noise_factor`` times the noise of the comparison (the jackknife standard error of
+      the gain, :func:`~workbench.improve.scores.gain_noise`), and on every interleaved fold of
+      the samples: :meth:`Objective.better <workbench.search.scoring.Objective.better>`, the rule
+      the auto ranges keep a change by (a gain that holds on some samples and not on others is
+      fitting them);
+    * at least as many samples gain as lose (a whole-set gain made by the few samples whose
+      errors dominate the sums, while most samples lose, does not generalise).
+    """
+
+    def keep(before: Score, after: Score):
+        if before.agree is not None and after.agree is not None and after.agree < before.agree:
+            return False, (f"loses FP32's arg-max on {before.agree - after.agree} held-out sample(s) "
+                           f"({before.agree} -> {after.agree} agree)")
+        with_metric = before.metric is not None and after.metric is not None
+        if with_metric and after.metric < before.metric:
+            return False, f"the metric drops ({before.metric:.4g} -> {after.metric:.4g})"
+        noise = noise_factor * gain_noise(before, after)
+        need = max(min_gain_db, noise)
+        per_sample = sample_gains(before, after)
+        up, down = int(np.sum(per_sample > 0)), int(np.sum(per_sample < 0))
+        if Objective("metric" if with_metric else "sqnr").better(after.as_row(), before.as_row(), need):
+            if up >= down or (with_metric and after.metric > before.metric):
+                return True, ""
+            return False, f"most held-out samples lose ({down} lose, {up} gain)"
+        folds = ", ".join(f"{a - b:+.2f}" for a, b in zip(after.folds, before.folds))
+        return False, (f"no held-out gain: {after.sqnr - before.sqnr:+.2f} dB (folds {folds or '-'}; "
+                       f"needs +{need:.2f} dB on the whole, > 0 on each fold)")
+
+    return keep
 
 
 class ImprovedModel(ModelInfo):
@@ -55,6 +100,8 @@ class Improvement:
         judged_on: the phrase naming the samples the steps were judged on.
         requested: the step names that were tried.
         seconds: wall time of :func:`improve`.
+        cancelled: stopped by ``cancel``: the steps finished before it are applied, the rest say
+            "cancelled" (a partial result).
     """
 
     model: ModelInfo
@@ -63,6 +110,8 @@ class Improvement:
     judged_on: str
     requested: list = field(default_factory=list)
     seconds: float = 0.0
+    cancelled: bool = False
+    saved_details: dict | None = None  # layer_details() of a result restored from a project
 
     def applied(self) -> list:
         """Names of the steps that were kept."""
@@ -81,13 +130,18 @@ class Improvement:
     def record(self) -> dict:
         """What the written plan records under ``"steps"``: requested, applied, and each row
         (with the layers touched), so a result can be reproduced."""
-        return {"requested": list(self.requested), "applied": self.applied(), "judged_on": self.judged_on,
-                "rows": [_json_row(r) for r in self.rows]}
+        out = {"requested": list(self.requested), "applied": self.applied(), "judged_on": self.judged_on,
+               "rows": [_json_row(r) for r in self.rows]}
+        if self.cancelled:
+            out["cancelled"] = True
+        return out
 
     def layer_details(self) -> dict:
         """Node -> per-layer data of the kept steps: ``weight_sqnr_nearest`` / ``weight_sqnr_rounded``
         (dB, FP32 weight vs its INT8 grid values, round-to-nearest vs the chosen rounding) and
         ``bias_shift`` (the largest |per-channel shift| bias correction removed)."""
+        if self.saved_details is not None:
+            return {node: dict(d) for node, d in self.saved_details.items()}
         out: dict = {}
         for r in self.rows:
             if not r.applied:
@@ -165,7 +219,7 @@ def _amax_of(label: str, collector, by_method: dict, base: str) -> float:
 
 
 def improve(model_info: ModelInfo, ranges, plan, holdout, evaluator, *, steps=None, strict: bool = False,
-            batch_size: int = 8, params: dict | None = None, min_gain_db: float = 0.1, clip: str = "skip",
+            batch_size: int = 8, params: dict | None = None, min_gain_db: float = MIN_GAIN_DB, clip: str = "skip",
             rounding_rows: int = MAX_ROWS, progress=None, cancel=None) -> Improvement:
     """Try the accuracy ``steps`` on top of ``ranges``; keep each only when the held-out check improves.
 
@@ -181,11 +235,15 @@ def improve(model_info: ModelInfo, ranges, plan, holdout, evaluator, *, steps=No
         strict: a step named in ``steps`` that cannot apply raises WorkbenchError naming it and
             the reason (default False: it is skipped with a one-line reason in its row).
         batch_size / params: batch size and range-method parameters for the re-calibration.
-        min_gain_db: the held-out SQNR gain a step needs (when no user metric decides).
+        min_gain_db: the held-out SQNR gain a step needs (see :func:`held_out_rule`).
         clip: "skip" or "apply" for equalization through Clip/Relu6.
         rounding_rows: rows per layer weight rounding fits on (the CPU budget knob).
-        progress: ``progress(done, total)`` before and after the steps; cancel: a
-            ``threading.Event`` checked before they start (WorkbenchError when set).
+        progress: ``progress(done, total)`` per unit of work (a layer of weight rounding or bias
+            correction, a smoothing strength, a measurement; see :func:`workbench.improve.apply_steps`),
+            so that a progress bar shows layers done, rate and ETA.
+        cancel: a ``threading.Event`` (or callable): WorkbenchError when set before the steps
+            start; set while they run, it stops between layers: the steps finished are kept and the
+            result is partial (:attr:`Improvement.cancelled`, "cancelled" in the table).
     """
     from ..improve import apply_steps
 
@@ -193,7 +251,7 @@ def improve(model_info: ModelInfo, ranges, plan, holdout, evaluator, *, steps=No
     if model_info is None or ranges is None or plan is None or holdout is None:
         raise WorkbenchError("The accuracy steps need a model, its ranges, a plan and the calibration's hold-out: "
                              "calibrate first.")
-    if cancel is not None and cancel.is_set():
+    if cancelled(cancel):
         raise WorkbenchError("The accuracy steps were cancelled before they started.")
     started = time.perf_counter()
     judged_on = holdout.description if holdout.judge_data is not None else f"{evaluator.num_samples} evaluation samples"
@@ -201,8 +259,6 @@ def improve(model_info: ModelInfo, ranges, plan, holdout, evaluator, *, steps=No
         judged_on += " (the samples the statistics come from: optimistic)"
     if not wanted:
         return Improvement(model_info, ranges, [], judged_on, [], 0.0)
-    if progress:
-        progress(0, 1)
     overrides = dict(plan.amax_overrides)
     amax = {t: float(overrides.get(t, r.amax)) for t, r in ranges.tensors.items()}
     amax.update({t: float(a) for t, a in overrides.items()})
@@ -212,18 +268,17 @@ def improve(model_info: ModelInfo, ranges, plan, holdout, evaluator, *, steps=No
     res = apply_steps(model_info.model, amax, calib, plan={e.node: e.precision.value for e in plan},
                       holdout=list(evaluator.batches), steps=wanted, metric=metric,
                       calibrate=range_method_calibrate(ranges, data, params=params, batch_size=batch_size),
-                      min_gain_db=min_gain_db, strict=strict and steps is not None, clip=clip,
-                      rounding_rows=rounding_rows)
-    if progress:
-        progress(1, 1)
+                      keep=held_out_rule(min_gain_db), strict=strict and steps is not None, clip=clip,
+                      rounding_rows=rounding_rows, progress=progress, cancel=cancel)
     seconds = time.perf_counter() - started
     if not res.applied():
-        return Improvement(model_info, ranges, res.rows, judged_on, wanted, seconds)
+        return Improvement(model_info, ranges, res.rows, judged_on, wanted, seconds, res.cancelled)
     changed = {t: a for t, a in res.amax.items() if t in ranges.tensors and t not in overrides
                and not np.isclose(a, ranges.tensors[t].amax, rtol=1e-7, atol=0.0)}
     new_ranges = ranges.with_amax(changed, reasons={t: "re-calibrated after " + "/".join(res.applied())
                                                     for t in changed}) if changed else ranges
-    return Improvement(ImprovedModel(res.model, model_info), new_ranges, res.rows, judged_on, wanted, seconds)
+    return Improvement(ImprovedModel(res.model, model_info), new_ranges, res.rows, judged_on, wanted, seconds,
+                       res.cancelled)
 
 
 def _metric_of(evaluator):
@@ -238,4 +293,4 @@ def _metric_of(evaluator):
     return metric
 
 
-__all__ = ["STEP_NAMES", "ImprovedModel", "Improvement", "check_steps", "improve", "range_method_calibrate"]
+__all__ = ["MIN_GAIN_DB", "STEP_NAMES", "ImprovedModel", "Improvement", "check_steps", "held_out_rule", "improve", "range_method_calibrate"]

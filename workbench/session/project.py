@@ -44,18 +44,32 @@ class ProjectMixin:
         target = Path(check_path(project, "The project folder")) if project is not None else self.project
         if target is None:
             raise WorkbenchError("Give a project folder to save the session to.")
+        from .improve import IMPROVEMENT_FILE, improvement_state
+
         stats_path = target / STATS_FILE
         files = [target / SESSION_FILE]
-        if self.stats is not None and not stats_path.exists():
+        write_stats = self.stats is not None and not stats_path.exists()
+        if write_stats:
             files += [stats_path, stats_path.with_suffix(".json")]
+        improvement, arrays = improvement_state(self)
+        if arrays:
+            files.append(target / IMPROVEMENT_FILE)
         previous, self.project = self.project, target
         try:
             with self._writer(files, "project", True, target) as result:
-                if len(files) > 1:
+                if write_stats:
                     self.stats.save(result.path(stats_path))
                     atomic_write_text(result.path(stats_path.with_suffix(".json")),
                                       json.dumps({"batch_size": self.last_calibration.get("batch_size")}))
-                atomic_write_text(result.path(target / SESSION_FILE), json.dumps(self.to_dict(), indent=1))
+                if arrays:
+                    import numpy as np
+
+                    with open(result.path(target / IMPROVEMENT_FILE), "wb") as f:
+                        np.savez(f, **arrays)
+                state = self.to_dict()
+                if improvement is not None:
+                    state["improvement"] = _json_safe(improvement)
+                atomic_write_text(result.path(target / SESSION_FILE), json.dumps(state, indent=1))
         except BaseException:
             self.project = previous
             raise
@@ -119,7 +133,37 @@ class ProjectMixin:
             s._load_saved_statistics()
         if d.get("selected"):
             s.selected = d["selected"]
+        if d.get("improvement") and s.model_info is not None:
+            _load_improvement(s, d["improvement"], project, where)
         return s
+
+
+def _load_improvement(s, meta, project: Path, where: Path) -> None:
+    """Put the saved accuracy-step result back (see :func:`workbench.session.improve.improvement_state`);
+    a warning, not an error, when the ranges it was computed on are not those of the loaded project."""
+    import warnings
+
+    import numpy as np
+
+    from .improve import IMPROVEMENT_FILE, arrays_digest, restore_improvement
+
+    path = project / IMPROVEMENT_FILE
+    try:
+        arrays = {}
+        if meta.get("nodes") or meta.get("initializers"):
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+            if arrays_digest(arrays) != meta.get("digest"):
+                raise WorkbenchError(f"'{path}' is not the file '{where}' was saved with (its digest differs).")
+        why = restore_improvement(s, meta, arrays)
+    except FileNotFoundError:
+        raise WorkbenchError(f"'{where}' has accuracy steps whose model changes are in '{path}', which is "
+                             "missing.") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
+        raise WorkbenchError(f"'{where}': the saved accuracy steps are malformed "
+                             f"({type(exc).__name__}: {exc}).") from None
+    if why:
+        warnings.warn(f"'{where}': the saved accuracy steps were not restored: {why}.", stacklevel=3)
 
 
 def _check_values(d: dict, data) -> None:
