@@ -67,7 +67,7 @@ class StepsPanel(Panel):
         """Run :meth:`Session.improve` with the ticked steps as a task."""
         steps = self.chosen()
         self.runner.run("Accuracy steps", lambda progress, cancel: self.session.improve(
-            steps, progress=progress, cancel=cancel), unit="steps")
+            steps, progress=progress, cancel=cancel), unit="layers")
 
     def refresh(self, event) -> None:
         s = self.session
