@@ -33,7 +33,7 @@ def _setup(kind, n=6):
 @pytest.mark.parametrize("kind", ["detector", "transformer", "recognizer", "classifier"])
 def test_every_tensor_every_trial_equals_a_full_run(kind):
     switch, flags, batches, names = _setup(kind)
-    runs = DownstreamRuns(switch, batches, names)
+    runs = DownstreamRuns(switch, batches, names, min_full_run_s=0)  # checkpoints even on small models
     current = dict(flags)
     rng = np.random.default_rng(0)
     for t in switch.tensors:
@@ -55,7 +55,7 @@ def test_every_tensor_every_trial_equals_a_full_run(kind):
 
 def test_a_changed_earlier_switch_invalidates_the_checkpoint():
     switch, flags, batches, names = _setup("detector")
-    runs = DownstreamRuns(switch, batches, names)
+    runs = DownstreamRuns(switch, batches, names, min_full_run_s=0)  # checkpoints even on small models
     late = [t for t in switch.tensors if runs.checkpoint(t) is not None][-1]
     c = runs.checkpoint(late)
     runs.run_many(late, [flags])
@@ -70,7 +70,7 @@ def test_a_changed_earlier_switch_invalidates_the_checkpoint():
 
 def test_a_checkpoint_over_the_budget_falls_back_to_full_runs():
     switch, flags, batches, names = _setup("detector")
-    runs = DownstreamRuns(switch, batches, names, budget_bytes=1024)
+    runs = DownstreamRuns(switch, batches, names, budget_bytes=1024, min_full_run_s=0)
     t = [t for t in switch.tensors if runs.checkpoint(t) is not None][-1]
     out = runs.run_many(t, [flags])[0]
     assert runs.partial_runs == 0 and runs.full_runs == 1

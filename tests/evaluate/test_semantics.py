@@ -23,7 +23,7 @@ from workbench.export.build import build
 from workbench.graph.model import ModelInfo
 from workbench.precision.plan import PrecisionPlan
 from workbench.calib.ranges import compute_ranges
-from workbench.graph.semantics import DEPLOYED, EXACT, describe
+from workbench.graph.semantics import DEPLOYED, EXACT, deployed_path, describe
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -59,6 +59,9 @@ def wide(tmp_path_factory):
 
 
 def _sqnr(evaluator, proto, optimization):
+    if optimization == DEPLOYED:  # the cpu_uint8 file as deployed, on purpose
+        with deployed_path():
+            return evaluator.evaluate_model(proto, optimization=optimization).summary()["sqnr_db"]
     return evaluator.evaluate_model(proto, optimization=optimization).summary()["sqnr_db"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from .backend_args import BackendArgs  # noqa: F401 - the backends' argument group (--backend, --trt-flavor)
+from .executor_args import ExecutorArgs  # noqa: F401 - where sweeps run (--workers, --scheduler)
 from .prep_args import PreprocessArgs  # the input-preparation flags (--preset, --size, --resize, ...)
 
 
@@ -207,13 +208,15 @@ class CalibArgs:
         if getattr(args, "auto_objective", "sqnr") not in ("sqnr", "metric"):
             Target(args.auto_objective)
 
-    def parse(self, args, model, data_args: DataArgs, tensors="default", eval_args=None, plan_args=None):
+    def parse(self, args, model, data_args: DataArgs, tensors="default", eval_args=None, plan_args=None,
+              executor=None):
         """Calibrate (or load --ranges) and return Ranges for ``model``; ``tensors``: what to
         observe (see :func:`workbench.calib.collect.tensors_to_observe`).
 
         ``auto`` (the default) scores candidates on --eval-data (``eval_args``), else on
-        calibration samples held out from the range choice, under the plan of ``plan_args``. The
-        outcome (guard warnings, the search) is kept in ``self.outcome`` and printed."""
+        calibration samples held out from the range choice, under the plan of ``plan_args``, its
+        runs on ``executor`` (``ExecutorArgs``; None: here). The outcome (guard warnings, the
+        search) is kept in ``self.outcome`` and printed."""
         import warnings
 
         from ..errors import StaleError
@@ -235,9 +238,11 @@ class CalibArgs:
             if args.method != ranges.method and args.method != "auto":
                 return ranges.with_method(args.method)
             return ranges
-        return self.run(args, model, data_args.parse(args, model), tensors, eval_args, plan_args).ranges
+        return self.run(args, model, data_args.parse(args, model), tensors, eval_args, plan_args,
+                        executor=executor).ranges
 
-    def run(self, args, model, data, tensors="default", eval_args=None, plan_args=None, statistics=None):
+    def run(self, args, model, data, tensors="default", eval_args=None, plan_args=None, statistics=None,
+            executor=None):
         """Statistics and the ranges of --method through the one calibration path
         (:func:`workbench.search.calibration.calibrate`: one default, one hold-out rule); a
         :class:`~workbench.search.calibration.CalibrationResult`. Keeps ``stats``, ``evaluator``
@@ -266,7 +271,7 @@ class CalibArgs:
                                 statistics=load if statistics else None,
                                 objective=getattr(args, "auto_objective", "sqnr"),
                                 auto_samples=getattr(args, "auto_samples", None), metric_fn=metric_fn,
-                                collect_progress=not args.quiet, search_progress=bar)
+                                collect_progress=not args.quiet, search_progress=bar, executor=executor)
         print(f"note: {outcome.holdout.note()}")
         if eval_args is not None:
             eval_args.adopt(args, model, outcome.evaluator)

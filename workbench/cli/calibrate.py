@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import WorkbenchError
-from .args import CalibArgs, DataArgs, EvalArgs, OutputArgs
+from .args import CalibArgs, DataArgs, EvalArgs, ExecutorArgs, OutputArgs
 
 CALIB_FILES = ("ranges.json", "ranges.csv", "calibration.cache", "calibration.cache.json", "statistics.npz")
 EXPLAIN_FILE = "ranges_explain.csv"
@@ -12,6 +12,7 @@ EXPLAIN_FILE = "ranges_explain.csv"
 _data = DataArgs()
 _calib = CalibArgs(reuse_ranges=False)
 _eval = EvalArgs()
+_executor = ExecutorArgs()
 
 
 def cmd_calibrate(args) -> int:
@@ -23,6 +24,7 @@ def cmd_calibrate(args) -> int:
     _data.validate(args)
     _eval.data.validate(args)
     _calib.validate(args)
+    _executor.validate(args)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise WorkbenchError(f"Output path '{out}' exists and is not a folder (-o names the output folder).")
@@ -34,7 +36,9 @@ def cmd_calibrate(args) -> int:
         model, qm = ModelScaleArgs().open(args)  # a Q/DQ model: its recovered FP32 graph
         data = _data.parse(args, model)
         tensors = ModelScaleArgs.tensors(qm) if args.tensors == "default" else args.tensors
-        outcome = _calib.run(args, model, data, tensors, _eval, statistics=args.statistics)
+        with _executor.parse(args) as executor:
+            outcome = _calib.run(args, model, data, tensors, _eval, statistics=args.statistics, executor=executor)
+        _executor.print_reruns(executor)
         stats = _calib.stats
         ranges = ModelScaleArgs.ranges(qm, outcome.ranges)
         stats.save(result.path(files["statistics.npz"]))
@@ -115,6 +119,7 @@ def register(sub) -> None:
     _data.add(p)
     _eval.add(p, _data)
     _calib.add(p)
+    _executor.add(p)
     p.add_argument("--explain", action="store_true",
                    help=f"also rank the INT8 input tensors by what their threshold costs at the output "
                         f"(range sensitivity: float vs chosen vs min-max amax, the rest as chosen); writes "

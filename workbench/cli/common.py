@@ -132,14 +132,17 @@ def report_written_files(evaluator, results: dict) -> dict:
     (some in FP16, others through inserted casts), so its figures can differ slightly.
     Returns {kind: EvalResult summary dict}.
     """
-    from ..graph.semantics import DEPLOYED, DEPLOYED_GAP_DB, EXACT, SATURATION_HINT, describe
+    from contextlib import nullcontext
+
+    from ..graph.semantics import DEPLOYED, DEPLOYED_GAP_DB, EXACT, SATURATION_HINT, deployed_path, describe
 
     out = {}
     print(f"Accuracy of the written files vs FP32 on {evaluator.num_samples} evaluation samples:")
     for kind, res in results.items():
         runs = [EXACT] + ([DEPLOYED] if kind == "cpu_uint8" else [])
         for opt in runs:
-            s = evaluator.evaluate_model(str(res.onnx_path), optimization=opt).summary()
+            with deployed_path() if opt == DEPLOYED else nullcontext():  # cpu_uint8 as deployed
+                s = evaluator.evaluate_model(str(res.onnx_path), optimization=opt).summary()
             out[kind if opt == EXACT else f"{kind}_deployed"] = s
             shown = ", ".join(f"{k} {v:.4f}" for k, v in s.items()
                               if k in ("top1_agreement", "cosine", "sqnr_db", "metric"))

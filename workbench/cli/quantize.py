@@ -1,7 +1,7 @@
 """``workbench quantize`` (write the Q/DQ model) and ``workbench evaluate`` (judge one)."""
 from __future__ import annotations
 
-from .args import BackendArgs, CalibArgs, DataArgs, EvalArgs, MetricArgs, OutputArgs, PlanArgs
+from .args import BackendArgs, CalibArgs, DataArgs, EvalArgs, ExecutorArgs, MetricArgs, OutputArgs, PlanArgs
 from .recipe_args import cli_recipe, write_recipe
 from .common import output_stem, print_table, report_written_files, result_for, write_json
 from .improve_args import ImproveArgs
@@ -15,6 +15,7 @@ _backend = BackendArgs()
 _model_scales = ModelScaleArgs()
 _eval = EvalArgs()
 _improve = ImproveArgs()
+_executor = ExecutorArgs()
 
 
 def cmd_quantize(args) -> int:
@@ -24,6 +25,7 @@ def cmd_quantize(args) -> int:
     _eval.data.validate(args)
     _calib.validate(args)
     _improve.validate(args)
+    _executor.validate(args)
     stem = output_stem(args)
     kinds = ["qdq"] + ([] if args.no_eval_variant else ["ort"]) + (["cpu_uint8"] if args.cpu_uint8 else [])
     from ..outputs.names import recipe_path
@@ -32,8 +34,10 @@ def cmd_quantize(args) -> int:
     with result_for(args, files + [recipe_path(stem)], "quantized model",
                     optional=export_result_stale(stem, kinds)) as result:
         model, qm = _model_scales.open(args)  # a Q/DQ model: its recovered FP32 graph
-        ranges = _calib.parse(args, model, _data, tensors=_model_scales.tensors(qm), eval_args=_eval,
-                              plan_args=_plan)
+        with _executor.parse(args) as executor:  # the auto range search's runs
+            ranges = _calib.parse(args, model, _data, tensors=_model_scales.tensors(qm), eval_args=_eval,
+                                  plan_args=_plan, executor=executor)
+        _executor.print_reruns(executor)
         plan = _plan.parse(args, model, ranges, start=_model_scales.start_plan(args, qm))
         ranges = _model_scales.ranges(qm, ranges)
         improved = _improve.run(args, model, ranges, plan, _calib, _eval, _data, imported=qm)
@@ -63,7 +67,9 @@ def cmd_evaluate(args) -> int:
 
     from ..evaluate.evaluator import Evaluator
     from ..graph.model import ModelInfo, load_model
-    from ..graph.semantics import DEPLOYED, DEPLOYED_GAP_DB, EXACT, SATURATION_HINT
+    from contextlib import nullcontext
+
+    from ..graph.semantics import DEPLOYED, DEPLOYED_GAP_DB, EXACT, SATURATION_HINT, deployed_path
     from ..evaluate.model_pair import agreement_warning, check_model_pair
 
     _data.validate(args)
@@ -87,8 +93,9 @@ def cmd_evaluate(args) -> int:
             print_table(table, f"TensorRT outputs vs FP32 (ONNX Runtime) on {evaluator.num_samples} samples")
             first = table.iloc[0].to_dict()
         else:
-            res = evaluator.evaluate_model(quant, latency=args.latency,
-                                           optimization=DEPLOYED if args.ort_fused else EXACT)
+            with deployed_path() if args.ort_fused else nullcontext():  # --ort-fused: asked for by name
+                res = evaluator.evaluate_model(quant, latency=args.latency,
+                                               optimization=DEPLOYED if args.ort_fused else EXACT)
             print_table(res.outputs, f"Quantized vs FP32 on {evaluator.num_samples} samples ({res.semantics})")
             result = {"backend": "ort", "samples": evaluator.num_samples, "semantics": res.semantics,
                       "outputs": res.outputs.to_dict(orient="records")}
@@ -134,6 +141,7 @@ def register(sub) -> None:
     p.add_argument("model", help="FP32 ONNX model")
     _data.add(p)
     _calib.add(p)
+    _executor.add(p)
     _plan.add(p)
     p.add_argument("--cpu-uint8", action="store_true", help="also write the uint8 CPU deployment variant")
     p.add_argument("--no-eval-variant", action="store_true", help="do not write OUT.ort.onnx")

@@ -1,7 +1,7 @@
 """``workbench sensitivity`` (rank INT8 nodes) and ``workbench autoprec`` (mixed precision to a target)."""
 from __future__ import annotations
 
-from .args import CalibArgs, DataArgs, EvalArgs, OutputArgs, PlanArgs
+from .args import CalibArgs, DataArgs, EvalArgs, ExecutorArgs, OutputArgs, PlanArgs
 from .common import output_stem, print_table, progress_bar, report_written_files, result_for
 from .recipe_args import cli_recipe, write_recipe
 
@@ -9,6 +9,7 @@ _data = DataArgs()
 _eval = EvalArgs()
 _calib = CalibArgs()
 _plan = PlanArgs()
+_executor = ExecutorArgs()
 
 
 def _validate(args) -> None:
@@ -19,20 +20,21 @@ def _validate(args) -> None:
     _data.validate(args)
     _eval.data.validate(args)
     _calib.validate(args)
+    _executor.validate(args)
     check_positive_int(args.sens_samples, "--sens-samples")
-    check_positive_int(getattr(args, "workers", None), "--workers", allow_none=True)
     if hasattr(args, "latency_points"):
         check_nonnegative_int(args.latency_points, "--latency-points")
     if hasattr(args, "target"):
         Target(args.target)
 
 
-def _search_inputs(args):
-    """Model, ranges, plan and evaluator for the sensitivity / autoprec commands."""
+def _search_inputs(args, executor):
+    """Model, ranges, plan and evaluator for the sensitivity / autoprec commands (the auto range
+    search, when it runs, on ``executor`` too)."""
     from ..graph.model import ModelInfo
 
     model = ModelInfo.from_path(args.model)
-    ranges = _calib.parse(args, model, _data, eval_args=_eval, plan_args=_plan)
+    ranges = _calib.parse(args, model, _data, eval_args=_eval, plan_args=_plan, executor=executor)
     return model, ranges, _plan.parse(args, model, ranges), _eval.parse(args, model)
 
 
@@ -42,12 +44,12 @@ def cmd_sensitivity(args) -> int:
     from ..search.sensitivity import sensitivity
 
     _validate(args)
-    with result_for(args, [args.output], "sensitivity table") as result:
-        model, ranges, plan, evaluator = _search_inputs(args)
-        with progress_bar("Sensitivity", "node", args.quiet) as progress, _executor(args) as executor:
+    with result_for(args, [args.output], "sensitivity table") as result, _executor.parse(args) as executor:
+        model, ranges, plan, evaluator = _search_inputs(args, executor)
+        with progress_bar("Sensitivity", "node", args.quiet) as progress:
             table = sensitivity(evaluator, ranges, plan, samples=args.sens_samples, progress=progress,
                                 executor=executor)
-        _print_reruns(table.attrs.get("reruns", ()))
+        _executor.print_reruns(executor)
         atomic_write_text(result.path(args.output), dataframe_csv(table))
     print_table(table.head(15), f"Most sensitive nodes ({table.attrs['samples']} samples; "
                                 f"all-INT8 baseline SQNR {table.attrs['baseline']['sqnr_db']:.1f} dB)")
@@ -68,13 +70,13 @@ def cmd_autoprec(args) -> int:
     curve_path = names.curve_path(stem)
     files = export_result_files(stem, ("qdq", "ort")) + [curve_path]
     with result_for(args, files + [names.recipe_path(stem)], "mixed-precision result",
-                    optional=export_result_stale(stem, ("qdq", "ort"))) as out:
-        model, ranges, plan, evaluator = _search_inputs(args)
-        with progress_bar("Mixed-precision search", "step", args.quiet) as progress, _executor(args) as executor:
+                    optional=export_result_stale(stem, ("qdq", "ort"))) as out, _executor.parse(args) as executor:
+        model, ranges, plan, evaluator = _search_inputs(args, executor)
+        with progress_bar("Mixed-precision search", "step", args.quiet) as progress:
             res = auto_mixed_precision(evaluator, ranges, plan, args.target,
                                        sensitivity_samples=args.sens_samples,
                                        latency_points=args.latency_points, progress=progress, executor=executor)
-        _print_reruns(res.reruns)
+        _executor.print_reruns(executor)
         cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "near_ties", "sqnr_db", "cosine",
                             "meets_target", "latency_ms_b1", "measured_on", "chosen") if c in res.curve]
         print_table(res.curve[cols], f"Trade-off curve (target {res.target.text}; emulated rows are the "
@@ -97,21 +99,6 @@ def cmd_autoprec(args) -> int:
     return 0 if met else 1
 
 
-def _executor(args):
-    """The executor of ``--workers`` / ``--scheduler`` (in-process without them)."""
-    from ..search.executor import make_executor
-
-    executor = make_executor(getattr(args, "workers", None), getattr(args, "scheduler", None))
-    if executor.workers > 1 or getattr(args, "scheduler", None):
-        print(f"Evaluations run on {executor.describe()}.")
-    return executor
-
-
-def _print_reruns(reruns) -> None:
-    for line in reruns:
-        print(f"note: {line}")
-
-
 def _search_parser(sub, name: str, help: str, description: str):
     """A sensitivity/autoprec parser: model, calibration and evaluation data, calibration and plan."""
     p = sub.add_parser(name, help=help, description=description)
@@ -120,10 +107,7 @@ def _search_parser(sub, name: str, help: str, description: str):
     _eval.add(p, _data)
     _calib.add(p)
     _plan.add(p)
-    p.add_argument("--workers", type=int, default=None,
-                   help="run the search's independent evaluations in N local worker processes")
-    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
-                   help="run them on a dask distributed cluster (pip install 'workbench[dask]')")
+    _executor.add(p)
     return p
 
 

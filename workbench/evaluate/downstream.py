@@ -12,9 +12,13 @@ key of the cache is those switches); the next checkpoint is computed from the pr
 The same nodes run on the same inputs with the same kernels (exact ONNX semantics): the outputs
 are bit for bit those of a full run (``tests/evaluate/test_downstream.py``). Memory: one
 checkpoint's values over the search's samples, at most :data:`BUDGET_BYTES`; a checkpoint that
-would not fit is not used (those trials run the whole graph).
+would not fit is not used (those trials run the whole graph). On a small model, where a full run
+takes less than :data:`MIN_FULL_RUN_S`, building and warming a checkpoint's sessions costs more
+than the few trials it serves save: every trial runs the whole graph (the first one is timed).
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -27,6 +31,9 @@ from .rows import concat_rows
 CHECKPOINTS = 12
 #: Most bytes of checkpoint values kept (two checkpoints: the one in use and the one before).
 BUDGET_BYTES = 256 << 20
+#: A full run faster than this (seconds) is cheaper than a checkpoint's new sessions and their first
+#: runs (tens of milliseconds): trials then run the whole graph (benchmarks/search_speed.py, detector).
+MIN_FULL_RUN_S = 0.05
 SWITCHES = (INT8_FLAGS, FP16_FLAGS, SCALE, TENSOR_FLAGS)
 
 
@@ -38,12 +45,16 @@ class DownstreamRuns:
         switch: the switchable model.
         batches: the feeds every trial runs on (as the scorer holds them).
         names: the outputs to return.
+        min_full_run_s: below this full-run time (measured on the first trial) every trial runs
+            the whole graph (0: always use checkpoints).
     """
 
     def __init__(self, switch, batches: list, names: list, *, checkpoints: int = CHECKPOINTS,
-                 budget_bytes: int = BUDGET_BYTES):
+                 budget_bytes: int = BUDGET_BYTES, min_full_run_s: float = MIN_FULL_RUN_S):
         self.switch, self.batches, self.names = switch, batches, list(names)
         self.budget = budget_bytes
+        self.min_full_run_s = min_full_run_s
+        self.full_run_s = None  # one full run, timed on the first trial that has a checkpoint
         g = switch.proto.graph
         self._pos = {o: k for k, n in enumerate(g.node) for o in n.output if o}
         outputs = {o.name for o in g.output}
@@ -87,12 +98,19 @@ class DownstreamRuns:
         """Outputs ({name: rows}) of each trial's switches (``trials``: flags dicts that differ
         in ``tensor``'s scale only)."""
         c = self.checkpoint(tensor)
-        values = self._values(c, trials[0]) if c is not None else None
+        out = []
+        if c is not None and self.min_full_run_s > 0 and self.full_run_s is None:
+            started = time.perf_counter()
+            out.append(self.switch.run(self.batches, trials[0], self.names))
+            self.full_run_s = time.perf_counter() - started
+            self.full_runs += 1
+            trials = trials[1:]
+        small = self.full_run_s is not None and self.full_run_s < self.min_full_run_s
+        values = self._values(c, trials[0]) if c is not None and trials and not small else None
         if values is None:
             self.full_runs += len(trials)
-            return [self.switch.run(self.batches, flags, self.names) for flags in trials]
+            return out + [self.switch.run(self.batches, flags, self.names) for flags in trials]
         session, fed = self._session((c,), tuple(self.names))
-        out = []
         for flags in trials:
             chunks = [session.run(self.names, self._feed(fed, b, flags, {c: values[b]}))
                       for b in range(len(self.batches))]
@@ -268,4 +286,4 @@ def _switch_readers(graph, inputs: list) -> dict:
     return first
 
 
-__all__ = ["BUDGET_BYTES", "CHECKPOINTS", "DownstreamRuns"]
+__all__ = ["BUDGET_BYTES", "CHECKPOINTS", "MIN_FULL_RUN_S", "DownstreamRuns"]

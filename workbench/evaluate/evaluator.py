@@ -19,7 +19,7 @@ from ..errors import WorkbenchError
 from .metrics import compare_outputs, cosine, is_classifier_output, sqnr_db
 from .rows import concat_rows, one_shape
 from ..graph.model import ModelInfo
-from ..graph.semantics import DEPLOYED, EXACT, describe
+from ..graph.semantics import DEPLOYED, EXACT, deployed_path, describe
 
 
 @dataclass
@@ -202,7 +202,8 @@ class Evaluator:
     def measure_latency(self, model_proto, batch_sizes=(1, 8), repeat: int = 20) -> dict:
         """{batch size: LatencyStats} of ``model_proto`` on ONNX Runtime CPU, as deployed
         (all graph optimizations: latency is the one figure taken from the optimized path)."""
-        runner = self.runner(model_proto, optimization=DEPLOYED)
+        with deployed_path():  # latency: the one figure taken from the optimized path
+            runner = self.runner(model_proto, optimization=DEPLOYED)
         try:
             return {b: runner.measure_latency(self.latency_feed(b), warmup=3, repeat=repeat) for b in batch_sizes}
         finally:
@@ -280,9 +281,12 @@ class Evaluator:
         proto = build_quantized(model if model is not None else self.model, ranges, plan, variant=variant)
         layers = self.layers_for(plan) if per_layer else None
         # The CPU deployment model is judged as ONNX Runtime runs it (fused uint8 kernels).
-        optimization = DEPLOYED if variant == "cpu_uint8" else EXACT
+        if variant == "cpu_uint8":
+            with deployed_path():
+                return self.evaluate_model(proto, layers=layers, latency=latency, batch_sizes=batch_sizes,
+                                           label=variant, optimization=DEPLOYED, reuse=reuse)
         return self.evaluate_model(proto, layers=layers, latency=latency, batch_sizes=batch_sizes,
-                                   label=variant, optimization=optimization, reuse=reuse)
+                                   label=variant, optimization=EXACT, reuse=reuse)
 
     def context(self) -> dict:
         """What a reader needs to weigh the figures: ``samples`` (how many; a top-1 share moves in

@@ -35,12 +35,14 @@ def sqnr_db(ref, test) -> float:
 def cosine(ref, test) -> float:
     """Cosine similarity of the flattened arrays (1.0 for two all-zero arrays)."""
     r, t = _flat(ref, test)
-    nr, nt = float(np.linalg.norm(r)), float(np.linalg.norm(t))
+    # sums, not BLAS (np.dot, np.linalg.norm): BLAS threads fighting ONNX Runtime's spinning pool
+    # cost a search more than its runs on a small model (benchmarks/search_speed.py)
+    nr, nt = math.sqrt(float(np.sum(r * r))), math.sqrt(float(np.sum(t * t)))
     if nr == 0.0 and nt == 0.0:
         return 1.0
     if nr == 0.0 or nt == 0.0:
         return 0.0
-    return float(np.dot(r, t) / (nr * nt))
+    return float(np.sum(r * t) / (nr * nt))
 
 
 def max_abs_error(ref, test) -> float:

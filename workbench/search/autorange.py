@@ -356,13 +356,14 @@ class Calibration:
 def calibrate_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=None, plan=None,
                      params: dict | None = None, calibration_data=None, objective="sqnr",
                      samples: int | None = None, held_out: str = "evaluation samples", progress=None,
-                     cancel=None) -> Calibration:
+                     cancel=None, executor=None) -> Calibration:
     """Ranges of ``method`` with the collapse guards applied: the one entry point of the CLI and
     the Session.
 
     ``auto`` runs :func:`auto_ranges` (``evaluator`` required). A histogram method is computed
     from ``stats``; with an ``evaluator`` every method is also scored at the output (one run
     each) so a forced method far below min-max is named (:func:`~workbench.search.range_checks.guard_forced_method`).
+    ``executor``: where the ``auto`` search's runs go (:mod:`workbench.search.executor`; None: here).
     """
     from ..precision.plan import PrecisionPlan
     from .range_checks import guard_forced_method, check_ranges, score_methods
@@ -375,7 +376,7 @@ def calibrate_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=
         try:
             res = auto_ranges(evaluator, stats, plan, params=params, objective=objective, samples=samples,
                               held_out=held_out, calibration_data=calibration_data, progress=progress,
-                              cancel=cancel)
+                              cancel=cancel, executor=executor)
         except (ObjectiveUndefined, NothingToChoose) as exc:  # NaN inputs the user allowed; no INT8 tensor
             base = registry.BASE_METHOD
             fallback = calibrate_ranges(stats, base, params=params)

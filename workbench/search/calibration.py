@@ -117,9 +117,10 @@ def judge(model, holdout: HoldOut, *, batch_size: int = 8, metric_fn=None, label
 
 def choose_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=None, holdout: HoldOut | None = None,
                   plan=None, params: dict | None = None, objective="sqnr", auto_samples: int | None = None,
-                  progress=None, cancel=None) -> CalibrationResult:
+                  progress=None, cancel=None, executor=None) -> CalibrationResult:
     """Ranges of ``method`` from existing ``stats`` (a method switch: no new inference), judged
-    on ``evaluator`` (over ``holdout.judge_data``) when given; ``auto`` needs it."""
+    on ``evaluator`` (over ``holdout.judge_data``) when given; ``auto`` needs it. ``executor``:
+    where the ``auto`` search's runs go (:mod:`workbench.search.executor`; None: in this process)."""
     from .autorange import calibrate_ranges
 
     registry.check_method_name(method, "The calibration method")
@@ -127,7 +128,7 @@ def choose_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=Non
     described = holdout.kind if holdout is not None else "evaluation samples"
     outcome = calibrate_ranges(stats, method, evaluator=evaluator, plan=plan, params=params,
                                calibration_data=calibration_data, objective=objective, samples=auto_samples,
-                               held_out=described, progress=progress, cancel=cancel)
+                               held_out=described, progress=progress, cancel=cancel, executor=executor)
     used = outcome.ranges.method  # auto falls back to the base method when it cannot judge (notes say why)
     ranges = outcome.ranges
     if getattr(stats, "extended", None) is not None:  # chosen on a split: read from every sample
@@ -155,7 +156,7 @@ def extend_statistics(model, stats, holdout: HoldOut, data, *, batch_size: int =
 def calibrate(model, data, *, method: str = registry.DEFAULT_METHOD, eval_data=None, evaluator=None,
               params: dict | None = None, plan=None, tensors="default", batch_size: int = 8, statistics=None,
               objective="sqnr", auto_samples: int | None = None, metric_fn=None, labels=None,
-              collect_progress=None, search_progress=None, cancel=None) -> CalibrationResult:
+              collect_progress=None, search_progress=None, cancel=None, executor=None) -> CalibrationResult:
     """Calibrate ``model`` on ``data``: the one path of the CLI, the Session and the app.
 
     Args:
@@ -178,6 +179,9 @@ def calibrate(model, data, *, method: str = registry.DEFAULT_METHOD, eval_data=N
         search_progress: ``(done, total)`` while ``auto`` searches.
         cancel: a ``threading.Event``; statistics collection raises ``Cancelled``, the auto
             search keeps its partial choice (``result.auto.cancelled``).
+        executor: where the auto search's independent runs go (:mod:`workbench.search.executor`:
+            local worker processes, a dask cluster); None: in this process. The ranges are the
+            same whichever runs them.
     """
     from ..calib.collect import collect_statistics
 
@@ -201,7 +205,8 @@ def calibrate(model, data, *, method: str = registry.DEFAULT_METHOD, eval_data=N
 
         plan = plan(compute_ranges(statistics, params=params))
     return choose_ranges(statistics, method, evaluator=evaluator, holdout=holdout, plan=plan, params=params,
-                         objective=objective, auto_samples=auto_samples, progress=search_progress, cancel=cancel)
+                         objective=objective, auto_samples=auto_samples, progress=search_progress, cancel=cancel,
+                         executor=executor)
 
 
 __all__ = ["CalibrationResult", "HoldOut", "calibrate", "choose_ranges", "extend_statistics", "hold_out", "judge"]

@@ -20,7 +20,7 @@ class CalibrationMixin:
 
     def calibrate(self, *, method: str | None = None, percentile: float | None = None,
                   num_samples: int | None = None, batch_size: int | None = None, reuse: bool = True,
-                  progress=None, cancel=None):
+                  progress=None, cancel=None, workers: int | None = None):
         """Collect statistics (or reuse saved ones) and compute the ranges of ``method``.
 
         Args:
@@ -29,6 +29,8 @@ class CalibrationMixin:
             reuse: reuse statistics in memory or in the project folder when they were computed
                 for the same model, data (fingerprints) and batch size (default True).
             progress: callback ``(samples_done, total)``; cancel: a ``threading.Event``.
+            workers: run the auto search's evaluations in N local worker processes (the same
+                ranges; None: in this process).
 
         Returns the ranges in use. ``last_calibration`` says whether statistics were reused.
         """
@@ -47,12 +49,12 @@ class CalibrationMixin:
         if batch_size is not None:
             c.batch_size = int(batch_size)
         try:
-            return self._calibrate(info, method, percentile, reuse, progress, cancel)
+            return self._calibrate(info, method, percentile, reuse, progress, cancel, workers)
         except BaseException:  # a failed or cancelled run leaves the settings as they were
             self.data_settings.limit, c.batch_size, self.state.data = old
             raise
 
-    def _calibrate(self, info, method, percentile, reuse, progress, cancel):
+    def _calibrate(self, info, method, percentile, reuse, progress, cancel, workers=None):
         from ..calib.collect import collect_statistics
         from ..calib.stats import Statistics
         from ..search.calibration import extend_statistics
@@ -86,7 +88,7 @@ class CalibrationMixin:
         self.stats = stats
         self.last_calibration = {"how": how, "batch_size": bs, "samples": stats.num_samples,
                                  "seconds": time.perf_counter() - started}
-        self.set_method(method or self.calib_settings.method, percentile)
+        self.set_method(method or self.calib_settings.method, percentile, workers=workers)
         return self.ranges
 
     def _load_saved_statistics(self) -> bool:
