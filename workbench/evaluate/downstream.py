@@ -24,7 +24,7 @@ import numpy as np
 
 from ..graph.semantics import EXACT
 from .emulate import FP16_FLAGS, INT8_FLAGS, SCALE, TENSOR_FLAGS
-from .reuse import float16_tensors, typed_inputs
+from .reuse import subgraphs, cut_tensors, float16_tensors, node_inputs, sub_model, typed_inputs
 from .rows import concat_rows
 
 #: Checkpoints used over the graph (more: less recomputed per trial, more sessions to build).
@@ -59,8 +59,8 @@ class DownstreamRuns:
         self._pos = {o: k for k, n in enumerate(g.node) for o in n.output if o}
         outputs = {o.name for o in g.output}
         half = float16_tensors(g)
-        self._inputs = [_effective_inputs(n) for n in g.node]
-        cuts = [t for t in _cuts(g, self._inputs) if t not in half and t not in outputs]
+        self._inputs = [node_inputs(n) for n in g.node]
+        cuts = [t for t in cut_tensors(g, SWITCHES) if t not in half and t not in outputs]
         if len(cuts) > checkpoints:
             step = len(cuts) / checkpoints
             cuts = [cuts[int((k + 1) * step) - 1] for k in range(checkpoints)]
@@ -153,97 +153,13 @@ class DownstreamRuns:
         if k not in self._sessions:
             from ..backends.ort import OrtSessionLoader
 
-            sub, fed = _sub_model(self.switch.proto, self._inputs, list(targets), set(have))
+            sub, fed = sub_model(self.switch.proto, list(targets), set(have))
             sample = {t: self._kept[t][1][0] for t in have if t in self._kept}
             typed_inputs(sub, sample)
             self.nodes_run += len(sub.graph.node)
             session = OrtSessionLoader(sub, optimization=EXACT, threads=self.switch.threads)()
             self._sessions[k] = (session, fed)
         return self._sessions[k]
-
-
-def _subgraphs(node):
-    from onnx import AttributeProto
-
-    for a in node.attribute:
-        if a.type == AttributeProto.GRAPH:
-            yield a.g
-        elif a.type == AttributeProto.GRAPHS:
-            yield from a.graphs
-
-
-def _effective_inputs(node) -> list:
-    """The node's inputs and the outer tensors its subgraphs (an ``If``'s branches) read."""
-    out = list(node.input)
-    for sub in _subgraphs(node):
-        made = {t.name for t in sub.initializer} | {i.name for i in sub.input}
-        for n in sub.node:
-            out += [i for i in _effective_inputs(n) if i and i not in made]
-            made.update(n.output)
-    return list(dict.fromkeys(out))
-
-
-def _cuts(graph, inputs: list) -> list:
-    """Tensors every path from the data inputs to the outputs goes through (the switches and
-    what only reads them or initializers count as constants), in graph order."""
-    consts = {t.name for t in graph.initializer} | set(SWITCHES)
-    for n, ins in zip(graph.node, inputs):
-        if all(not i or i in consts for i in ins):
-            consts.update(n.output)
-    left: dict = {}
-    for ins in inputs:
-        for i in ins:
-            if i and i not in consts:
-                left[i] = left.get(i, 0) + 1
-    for o in graph.output:
-        left[o.name] = left.get(o.name, 0) + 1
-    live = {i.name for i in graph.input if i.name not in consts and left.get(i.name)}
-    cuts = []
-    for n, ins in zip(graph.node, inputs):
-        for i in ins:
-            if i in left and i not in consts:
-                left[i] -= 1
-                if left[i] == 0:
-                    live.discard(i)
-        outs = [o for o in n.output if o and left.get(o)]
-        live.update(outs)
-        if len(live) == 1 and len(outs) == 1 and outs[0] not in consts:
-            cuts.append(outs[0])
-    return cuts
-
-
-def _sub_model(model, inputs: list, targets: list, have: set):
-    """The part of ``model`` computing ``targets`` from ``have`` and the graph inputs (subgraph
-    reads included): (model proto, names fed)."""
-    import onnx
-
-    g = model.graph
-    nodes = list(g.node)
-    producer = {o: k for k, n in enumerate(nodes) for o in n.output if o}
-    inits = {t.name for t in g.initializer}
-    graph_inputs = {i.name for i in g.input}
-    keep, fed, todo, seen = set(), [], list(targets), set()
-    while todo:
-        t = todo.pop()
-        if t in seen or not t:
-            continue
-        seen.add(t)
-        if t in have or (t in graph_inputs and t not in inits):
-            fed.append(t)
-        elif t in producer and producer[t] not in keep:
-            keep.add(producer[t])
-            todo.extend(inputs[producer[t]])
-    kept = [n for k, n in enumerate(nodes) if k in keep]
-    used = {i for k in keep for i in inputs[k]}
-    graph = onnx.helper.make_graph(kept, g.name, [onnx.ValueInfoProto(name=t) for t in fed],
-                                   [onnx.ValueInfoProto(name=t) for t in targets],
-                                   [t for t in g.initializer if t.name in used])
-    for i in g.input:  # typed graph inputs keep their declaration
-        for slot in graph.input:
-            if slot.name == i.name:
-                slot.CopyFrom(i)
-    sub = onnx.helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
-    return sub, fed
 
 
 def _switch_readers(graph, inputs: list) -> dict:
@@ -265,7 +181,7 @@ def _switch_readers(graph, inputs: list) -> dict:
                 else:
                     key = (i, None)
                 first[key] = min(first.get(key, k), k)
-            for sub in _subgraphs(n):
+            for sub in subgraphs(n):
                 scan(sub.node, k)
 
     for k, n in enumerate(graph.node):

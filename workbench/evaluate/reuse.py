@@ -63,26 +63,49 @@ def signatures(graph) -> dict:
     return sig
 
 
+def subgraphs(node):
+    """The subgraphs (If branches, Loop bodies) of a node."""
+    from onnx import AttributeProto
+
+    for a in node.attribute:
+        if a.type == AttributeProto.GRAPH:
+            yield a.g
+        elif a.type == AttributeProto.GRAPHS:
+            yield from a.graphs
+
+
+def node_inputs(node) -> list:
+    """The node's inputs and the outer tensors its subgraphs (an ``If``'s branches) read."""
+    out = list(node.input)
+    for sub in subgraphs(node):
+        made = {t.name for t in sub.initializer} | {i.name for i in sub.input}
+        for n in sub.node:
+            out += [i for i in node_inputs(n) if i and i not in made]
+            made.update(n.output)
+    return list(dict.fromkeys(out))
+
+
 def cut_tensors(graph, constant_inputs=()) -> list:
     """Tensors, in graph order, that every path from the graph inputs to its outputs goes through
     (after the node producing one, no other tensor computed from the inputs is still waiting to
     be read; tensors computed from constants alone, like a weight's dequantized values, are constants).
     ``constant_inputs``: graph inputs that count as constants (an emulation's switches)."""
     consts = {t.name for t in graph.initializer} | set(constant_inputs)
-    for n in graph.node:  # Constant nodes and what only reads constants (a weight's DequantizeLinear)
-        if all(not i or i in consts for i in n.input):
+    inputs = [node_inputs(n) for n in graph.node]  # subgraph reads included
+    for n, ins in zip(graph.node, inputs):  # Constant nodes and what only reads constants (a weight's DequantizeLinear)
+        if all(not i or i in consts for i in ins):
             consts.update(n.output)
     left: dict = {}
-    for n in graph.node:
-        for i in n.input:
+    for ins in inputs:
+        for i in ins:
             if i and i not in consts:
                 left[i] = left.get(i, 0) + 1
     for o in graph.output:
         left[o.name] = left.get(o.name, 0) + 1
     live = {i.name for i in graph.input if i.name not in consts and left.get(i.name)}
     cuts = []
-    for n in graph.node:
-        for i in n.input:
+    for n, ins in zip(graph.node, inputs):
+        for i in ins:
             if i in left and i not in consts:
                 left[i] -= 1
                 if left[i] == 0:
@@ -132,7 +155,7 @@ def _needed(g, targets: list, have: set) -> tuple:
             k = producer[t]
             if k not in keep:
                 keep.add(k)
-                todo.extend(nodes[k].input)
+                todo.extend(node_inputs(nodes[k]))
     return keep, fed
 
 
@@ -144,7 +167,7 @@ def sub_model(model, targets: list, have: set):
     g = model.graph
     keep, fed = _needed(g, targets, have)
     nodes = [n for k, n in enumerate(g.node) if k in keep]
-    used = {i for n in nodes for i in n.input}
+    used = {i for n in nodes for i in node_inputs(n)}
     graph = onnx.helper.make_graph(
         nodes, g.name, [onnx.ValueInfoProto(name=t) for t in fed],
         [onnx.ValueInfoProto(name=t) for t in targets],
@@ -282,4 +305,4 @@ class ReuseCache:
         self.rows = {(r["tensor"], sigs.get(r["tensor"])): r for r in rows if sigs.get(r["tensor"])}
 
 
-__all__ = ["ReuseCache", "cut_tensors", "float16_tensors", "signatures", "sub_model", "typed_inputs"]
+__all__ = ["ReuseCache", "cut_tensors", "float16_tensors", "node_inputs", "signatures", "subgraphs", "sub_model", "typed_inputs"]
