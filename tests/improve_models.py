@@ -141,3 +141,19 @@ def qdq_sqnr(model, amax, data, reference=None, plan=None) -> float:
 
     ref = ExactRunner(reference or model).run_all(data)
     return output_sqnr(ref, ExactRunner(build_qdq(model, amax, plan)).run_all(data))
+
+
+def depthwise_session(tmp_path):
+    """A Session (minmax ranges, batch 4, project folder ``proj``) over :func:`depthwise_model`
+    saved in ``tmp_path`` with 8 calibration and 3 evaluation batches written as .npy folders."""
+    from workbench.session import Session
+
+    model = depthwise_model("relu")
+    path = tmp_path / "dw.onnx"
+    onnx.save(model, str(path))
+    for sub, data in (("calib", batches(model, 8, seed=1)), ("eval", batches(model, 3, seed=2))):
+        (tmp_path / sub).mkdir()
+        for i, b in enumerate(data):
+            np.save(tmp_path / sub / f"b{i}.npy", b["x"])
+    return Session(path, tmp_path / "calib", eval_data=tmp_path / "eval", batch_size=4, method="minmax",
+                   project=tmp_path / "proj")

@@ -3,7 +3,6 @@ exports bit-identical files; a damaged or missing model-change file is refused b
 import json
 
 import numpy as np
-import onnx
 import pytest
 
 import improve_models as M
@@ -14,15 +13,7 @@ from workbench.session.improve import IMPROVEMENT_FILE
 
 @pytest.fixture
 def project(tmp_path):
-    model = M.depthwise_model("relu")
-    path = tmp_path / "dw.onnx"
-    onnx.save(model, str(path))
-    for sub, batches in (("calib", M.batches(model, 8, seed=1)), ("eval", M.batches(model, 3, seed=2))):
-        (tmp_path / sub).mkdir()
-        for i, b in enumerate(batches):
-            np.save(tmp_path / sub / f"b{i}.npy", b["x"])
-    s = Session(path, tmp_path / "calib", eval_data=tmp_path / "eval", batch_size=4, method="minmax",
-                project=tmp_path / "proj")
+    s = M.depthwise_session(tmp_path)
     s.calibrate()
     return s, tmp_path
 

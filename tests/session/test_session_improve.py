@@ -8,21 +8,12 @@ import pytest
 
 import improve_models as M
 from workbench.errors import WorkbenchError
-from workbench.session import Session
 from workbench.session.state import INVALIDATES
 
 
 @pytest.fixture
 def dw(tmp_path):
-    model = M.depthwise_model("relu")
-    path = tmp_path / "dw.onnx"
-    onnx.save(model, str(path))
-    for sub, batches in (("calib", M.batches(model, 8, seed=1)), ("eval", M.batches(model, 3, seed=2))):
-        (tmp_path / sub).mkdir()
-        for i, b in enumerate(batches):
-            np.save(tmp_path / sub / f"b{i}.npy", b["x"])
-    return Session(path, tmp_path / "calib", eval_data=tmp_path / "eval", batch_size=4, method="minmax",
-                   project=tmp_path / "proj")
+    return M.depthwise_session(tmp_path)
 
 
 def _weights(path):
