@@ -140,6 +140,21 @@ def _resolved(path) -> Path:
         return Path(os.path.abspath(path))
 
 
+def not_inputs(paths, inputs) -> list:
+    """The ``paths`` that are not inputs (see :func:`check_not_input`): the files a result may
+    remove, never a user's input that carries a result's name."""
+    from .errors import WorkbenchError
+
+    out = []
+    for p in paths:
+        try:
+            check_not_input(p, inputs)
+        except WorkbenchError:
+            continue
+        out.append(p)
+    return out
+
+
 def check_not_input(path: str | os.PathLike, inputs) -> None:
     """Raise WorkbenchError when ``path`` resolves to an input file or lies inside an input folder.
 

@@ -1,10 +1,11 @@
-"""Downstream-only runs of the switchable emulation equal full runs, bit for bit.
+"""Downstream-only runs of the emulation equal full runs of the switchable model, bit for bit.
 
 A range search tries several scales of one tensor with everything else fixed; the part of the
-graph before the first node reading that scale is computed once (at a checkpoint) and only the
-rest runs. These tests walk every tensor of small models of the judged kinds, change earlier
-tensors' scales between walks (the cached checkpoint must then be recomputed), and compare
-every output with a full run of the same switches.
+graph before the first node reading that scale is taken from a checkpoint of the current
+configuration and only the rest runs. These tests walk every tensor of small models of the
+judged kinds on the plan's fixed emulation (:class:`FixedPlanModel`) and on the switchable model
+itself, accept trials between walks (the checkpoints then come from the accepted run), split
+runs into folds, and compare every output with a full run of the switchable model.
 """
 import numpy as np
 import pytest
@@ -14,11 +15,12 @@ from workbench.calib.collect import collect_statistics
 from workbench.calib.ranges import compute_ranges
 from workbench.evaluate.downstream import DownstreamRuns
 from workbench.evaluate.emulate import SCALE, SwitchableModel, merge_batches
+from workbench.evaluate.fixed_plan import FixedPlanModel
 from workbench.graph.model import ModelInfo
 from workbench.precision.plan import PrecisionPlan
 
 
-def _setup(kind, n=6):
+def _setup(kind, n=7):
     spec = R.MODELS[kind]
     info = ModelInfo(spec.build())
     data = R.ArrayData(info, spec.data(n, seed=2))
@@ -30,49 +32,82 @@ def _setup(kind, n=6):
     return switch, flags, batches, [o.name for o in info.outputs]
 
 
+def _same(a, b, names):
+    return all(np.array_equal(a[n], b[n]) for n in names)
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed-plan", "switchable"])
 @pytest.mark.parametrize("kind", ["detector", "transformer", "recognizer", "classifier"])
-def test_every_tensor_every_trial_equals_a_full_run(kind):
+def test_every_tensor_every_trial_equals_a_full_run(kind, fixed):
     switch, flags, batches, names = _setup(kind)
-    runs = DownstreamRuns(switch, batches, names, min_full_run_s=0)  # checkpoints even on small models
+    model = FixedPlanModel(switch, flags) if fixed else switch
+    runs = DownstreamRuns(model, batches, names, folds=2, min_full_run_s=0)  # checkpoints even on small models
     current = dict(flags)
+    assert _same(runs.run(current), switch.run(batches, current, names), names)
+    runs.settle(current)
     rng = np.random.default_rng(0)
-    for t in switch.tensors:
+    for k, t in enumerate(switch.tensors):
         i = switch.tensor_index[t]
         trials = []
         for f in (0.5, 0.8, 1.3):
             s = current[SCALE].copy()
             s[i] *= f
             trials.append({**current, SCALE: s})
-        got = runs.run_many(t, trials)
-        for trial, out in zip(trials, got):
+        for trial in trials:
             full = switch.run(batches, trial, names)
-            for n in names:
-                assert np.array_equal(out[n], full[n]), (kind, t, n)
-        # accept one trial as the search does: later tensors see the changed switches
+            if k % 2:  # first fold first, then the rest
+                half = runs.run(trial, t, fold=0)
+                assert all(np.array_equal(half[n][0::2], full[n][0::2]) for n in names), (kind, t)
+            assert _same(runs.run(trial, t), full, names), (kind, t)
+        # accept one trial as the search does: later tensors start from its checkpoints
         current = trials[int(rng.integers(0, 3))]
+        runs.settle(current)
     assert runs.partial_runs > 0  # checkpoints served some tensors (the rest ran in full)
+    assert runs.cuts
 
 
-def test_a_changed_earlier_switch_invalidates_the_checkpoint():
+def test_an_unsettled_change_before_the_checkpoint_is_recomputed():
     switch, flags, batches, names = _setup("detector")
-    runs = DownstreamRuns(switch, batches, names, min_full_run_s=0)  # checkpoints even on small models
+    model = FixedPlanModel(switch, flags)
+    runs = DownstreamRuns(model, batches, names, min_full_run_s=0)
+    runs.run(flags)
+    runs.settle(flags)
     late = [t for t in switch.tensors if runs.checkpoint(t) is not None][-1]
-    c = runs.checkpoint(late)
-    runs.run_many(late, [flags])
-    kept_key = runs._kept[c][0]
     changed = dict(flags)
     changed[SCALE] = flags[SCALE] * 0.7  # every scale, also those read before the checkpoint
-    out = runs.run_many(late, [changed])[0]
-    assert runs._kept[c][0] != kept_key  # recomputed under the new switches
-    full = switch.run(batches, changed, names)
-    assert all(np.array_equal(out[n], full[n]) for n in names)
+    out = runs.run(changed, late)  # not what settle() said: the checkpoint's key differs
+    assert _same(out, switch.run(batches, changed, names), names)
+    assert runs.partial_runs == 1
 
 
-def test_a_checkpoint_over_the_budget_falls_back_to_full_runs():
+def test_checkpoints_over_the_budget_are_dropped_and_runs_stay_exact():
     switch, flags, batches, names = _setup("detector")
-    runs = DownstreamRuns(switch, batches, names, budget_bytes=1024, min_full_run_s=0)
-    t = [t for t in switch.tensors if runs.checkpoint(t) is not None][-1]
-    out = runs.run_many(t, [flags])[0]
-    assert runs.partial_runs == 0 and runs.full_runs == 1
-    full = switch.run(batches, flags, names)
-    assert all(np.array_equal(out[n], full[n]) for n in names)
+    runs = DownstreamRuns(FixedPlanModel(switch, flags), batches, names, budget_bytes=1024, min_full_run_s=0)
+    t = switch.tensors[-1]
+    out = runs.run(flags, t)
+    assert runs.cuts == [] and runs.partial_runs == 0 and runs.full_runs == 1
+    assert _same(out, switch.run(batches, flags, names), names)
+
+
+def test_checkpoints_sit_where_tensors_are_small():
+    switch, flags, batches, names = _setup("classifier")
+    runs = DownstreamRuns(FixedPlanModel(switch, flags), batches, names, checkpoints=2, min_full_run_s=0)
+    from workbench.evaluate.downstream_graph import cut_sizes
+
+    cands = runs._cut_candidates
+    sizes = cut_sizes(runs.model.proto, batches, cands)
+    assert all(v is not None for v in sizes.values())
+    runs.checkpoint(switch.tensors[0])
+    half = len(cands) // 2
+    assert runs.cuts[0] == min(reversed(cands[:half]), key=sizes.get)
+
+
+def test_the_fixed_plan_model_refuses_another_plan():
+    from workbench.errors import InternalError
+
+    switch, flags, batches, names = _setup("classifier")
+    model = FixedPlanModel(switch, flags)
+    other = dict(flags)
+    other["wb_int8"] = ~flags["wb_int8"]
+    with pytest.raises(InternalError):
+        model.run(batches, other, names)

@@ -23,7 +23,7 @@ def _trials(kind="detector", n=6):
     batches = merge_batches(list(data.iter_batches(4)), 64)
     names = [o.name for o in info.outputs]
     probe = DownstreamRuns(switch, batches, names, min_full_run_s=0)
-    tensor = [t for t in switch.tensors if probe.checkpoint(t) is not None][-1]
+    tensor = [t for t in switch.tensors if probe.checkpoint(t) is not None][-1]  # served by a checkpoint
     trials = []
     for f in (0.5, 0.8, 1.3):
         s = flags[SCALE].copy()
@@ -38,20 +38,25 @@ def _same_as_full(switch, batches, names, trials, got):
         assert all(np.array_equal(out[n], full[n]) for n in names)
 
 
+def _walk(runs, flags, tensor, trials):
+    first = runs.run(flags)  # the first run is a full run, timed
+    runs.settle(flags)
+    return first, [runs.run(t, tensor) for t in trials]
+
+
 def test_a_fast_full_run_means_every_trial_runs_in_full():
     switch, batches, names, tensor, trials = _trials()
     runs = DownstreamRuns(switch, batches, names, min_full_run_s=60.0)  # no full run is that slow
-    got = runs.run_many(tensor, trials)
+    _, got = _walk(runs, trials[1], tensor, trials)
     assert runs.full_run_s is not None and runs.full_run_s < 60.0
-    assert runs.full_runs == 3 and runs.partial_runs == 0 and not runs._sessions
+    assert runs.full_runs == 4 and runs.partial_runs == 0 and runs.cuts == []
+    assert list(runs._sessions) == [None]  # one session: the whole graph
     _same_as_full(switch, batches, names, trials, got)
-    runs.run_many(tensor, trials[:1])  # decided once: no second timing
-    assert runs.full_runs == 4 and runs.partial_runs == 0
 
 
-def test_above_the_threshold_the_first_trial_runs_whole_and_the_rest_downstream():
+def test_above_the_threshold_trials_run_downstream():
     switch, batches, names, tensor, trials = _trials()
     runs = DownstreamRuns(switch, batches, names, min_full_run_s=1e-9)  # every full run is "slow"
-    got = runs.run_many(tensor, trials)
-    assert runs.full_runs == 1 and runs.partial_runs == 2
+    _, got = _walk(runs, trials[1], tensor, trials)
+    assert runs.full_runs == 1 and runs.partial_runs == 3
     _same_as_full(switch, batches, names, trials, got)

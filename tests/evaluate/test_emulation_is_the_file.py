@@ -23,6 +23,7 @@ from workbench.graph.model import ModelInfo
 from workbench.precision.plan import PrecisionPlan
 
 PLANS = 10
+KINDS = ["classifier", "detector", "recognizer", "transformer", "orientation", "dynamic_hw"]
 
 
 def _exact(proto, feed, out):
@@ -58,12 +59,15 @@ def _random_plan(info, ranges, rng):
     return plan
 
 
-@pytest.mark.parametrize("kind", ["classifier", "detector", "recognizer", "transformer", "orientation",
-                                  "dynamic_hw"])
-def test_emulation_equals_the_trt_file(kind):
+def _emulation(kind):
+    """(info, ranges, feeds, the all-FP16-switchable emulation, the first output) of ``kind``."""
     info, ranges, feeds = _case(kind)
-    sm = SwitchableModel(info, all_fp16=True)
-    out = info.outputs[0].name
+    return info, ranges, feeds, SwitchableModel(info, all_fp16=True), info.outputs[0].name
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_emulation_equals_the_trt_file(kind):
+    info, ranges, feeds, sm, out = _emulation(kind)
     rng = np.random.default_rng(17)
     equal, fp16_plans, worst = 0, 0, 0.0
     for _ in range(PLANS):

@@ -223,3 +223,33 @@ def test_export_result_with_overwrite_removes_twins_it_does_not_write(ws):
     export_result(model, ranges, plan, ws.root / "r", kinds=("qdq",), overwrite=True)
     assert sorted(p.name for p in ws.root.glob("r.*")) == ["r.calib.cache", "r.calib.cache.json", "r.onnx",
                                                            "r.plan.json"]
+
+
+def test_overwrite_removes_every_older_file_of_the_stem_but_inputs(ws, capsys):
+    """An older result's curve (autoprec) and Model Explorer overlays (the app) under the same stem
+    are not part of a new quantize result: removed with --overwrite, named without it. A file that
+    only starts like the stem, and an input that carries a stem file's name, are never touched."""
+    base = ["quantize", str(ws.model), "--data", str(ws.data), "--method", "minmax", "--no-eval", "-q"]
+    assert main([*base, "-o", str(ws.root / "q.onnx")]) == 0
+    (ws.root / "q.curve.csv").write_text("n_fallback,top1\n0,1.0\n")
+    (ws.root / "q.explorer.sqnr.json").write_text("{}")
+    (ws.root / "q.notes.txt").write_text("mine")  # not a name of the result
+    capsys.readouterr()
+    ws.snap()
+    assert main([*base, "-o", str(ws.root / "q.onnx")]) == 2
+    err = err_of(capsys)
+    assert "q.curve.csv" in err and "q.explorer.sqnr.json" in err
+    ws.unchanged()
+    assert main([*base, "-o", str(ws.root / "q.onnx"), "--overwrite"]) == 0
+    assert not (ws.root / "q.curve.csv").exists() and not (ws.root / "q.explorer.sqnr.json").exists()
+    assert (ws.root / "q.notes.txt").read_text() == "mine" and (ws.root / "q.onnx").exists()
+    # an input named like a file of the stem (the ranges file q.ranges.json) stays
+    import shutil
+
+    assert main(["calibrate", str(ws.model), "--data", str(ws.data), "--method", "minmax", "-q",
+                 "-o", str(ws.root / "cal")]) == 0
+    shutil.copy(ws.root / "cal" / "ranges.json", ws.root / "q.ranges.json")
+    assert main(["quantize", str(ws.model), "--data", str(ws.data), "--ranges", str(ws.root / "q.ranges.json"),
+                 "--no-eval", "-q", "-o", str(ws.root / "q.onnx"), "--overwrite"]) == 0
+    assert (ws.root / "q.ranges.json").exists()
+    assert leftovers(ws.root) == []

@@ -120,6 +120,9 @@ def collect_statistics(
 ) -> Statistics:
     """Stream the FP32 model over ``data`` and return per-tensor histogram statistics.
 
+    The same pass records where each tensor with a batch axis peaks (``Statistics.peaks``:
+    its max |x| and the index of the sample holding it, counted from 0 in ``data``'s order).
+
     Args:
         model: the model to calibrate.
         data: calibration batches (see :mod:`workbench.data`).
@@ -133,7 +136,8 @@ def collect_statistics(
         threads: ONNX Runtime intra-op threads (None: its default, all cores).
         extend: continue these statistics (copies of their collectors) over ``data``: the result
             is what collecting their samples and then ``data``'s would give. ``whole`` is then the
-            data both together are (its fingerprint and description label the result).
+            data both together are (its fingerprint and description label the result). The
+            peaks stay those of ``extend`` (they index its own samples).
     """
     from ..validate import check_positive_int, check_type
 
@@ -166,17 +170,33 @@ def collect_statistics(
     runners = [BoundRunner(session, fetch), BoundRunner(session, fetch)]
     in_graph_inputs = sorted(graph_inputs.intersection(collectors))
 
-    def accumulate(outputs: dict, feed: dict, first: bool) -> None:
+    # tensor -> (max |x|, index of the sample holding it): where each tensor peaks over this
+    # collection's own samples (not an extension's), so a range search can add those samples
+    # to its held-out ones without another FP32 pass (workbench.search.holdout.extreme_samples).
+    peaks: dict = {}
+
+    def note_peaks(name: str, row_absmax: np.ndarray, start: int) -> None:
+        r = int(np.argmax(row_absmax))  # ties: the earliest sample, here and across batches
+        if name not in peaks or row_absmax[r] > peaks[name][0]:
+            peaks[name] = (float(row_absmax[r]), start + r)
+
+    def accumulate(outputs: dict, feed: dict, first: bool, start: int) -> None:
         n = batch_size_of(feed) if feed else 0
         for source, names_ in ((outputs, fetch), (feed, in_graph_inputs)):
             for name in names_:
                 value = source[name]
-                if first and n > 1 and per_sample_rows(value, n) is not None:
+                batched = n > 0 and per_sample_rows(value, n) is not None
+                record = batched and extend is None
+                if first and n > 1 and batched:
                     # The first SAMPLE sets each histogram's bin width (TensorRT: the first batch),
                     # so the histograms, and every amax, do not depend on the batch size.
-                    collectors[name].collect(value[:1])
-                    value = value[1:]
-                collectors[name].collect(value)
+                    head = collectors[name].collect(value[:1], rows=1 if record else None)
+                    rest = collectors[name].collect(value[1:], rows=n - 1 if record else None)
+                    row_absmax = np.concatenate((head, rest)) if record else None
+                else:
+                    row_absmax = collectors[name].collect(value, rows=n if record else None)
+                if row_absmax is not None:
+                    note_peaks(name, row_absmax, start)
 
     total = data.num_samples()
     bar = None
@@ -197,7 +217,7 @@ def collect_statistics(
                     raise WorkbenchError(f"ONNX Runtime failed on a calibration batch: {exc}") from None
                 if pending is not None:
                     pending.result()
-                pending = pool.submit(accumulate, outputs, feed, i == 0 and extend is None)
+                pending = pool.submit(accumulate, outputs, feed, i == 0 and extend is None, done)
                 n = next(iter(feed.values())).shape[0] if feed else 0
                 done += n
                 if bar is not None:
@@ -220,6 +240,7 @@ def collect_statistics(
         num_samples=done + (extend.num_samples if extend is not None else 0),
         seconds=time.perf_counter() - started + (extend.seconds if extend is not None else 0.0),
         data_description=labelled.describe(),
+        peaks=extend.peaks if extend is not None else {n: peaks[n] for n in names if n in peaks},
     )
     bad = stats.nonfinite_tensors()
     if bad:

@@ -122,27 +122,57 @@ class HistogramCollector:
 
     # ------------------------------------------------------------------ collect
 
-    def collect(self, x) -> None:
-        """Add one batch of values (any shape; float, int or bool array-like)."""
+    def collect(self, x, rows: int | None = None):
+        """Add one batch of values (any shape; float, int or bool array-like).
+
+        Args:
+            rows: the number of samples on axis 0. When given and ``x`` has them, the min/max
+                passes run per row instead of over the flat array (the same single pass each, so
+                for free) and the per-row max |x| over finite values (0 for a row without any)
+                is returned as a float64 array; that is how the calibration pass records the
+                sample where each tensor peaks. The statistics are the same either way.
+
+        Returns:
+            the per-row max |x| (length ``rows``), or None when ``rows`` is not given or ``x``
+            has no axis 0 of that length.
+        """
         a = np.asarray(x)
         if a.dtype.kind not in "fiub":
             raise WorkbenchError(f"{self._who()}: cannot collect statistics of dtype {a.dtype}")
         if a.dtype.kind != "f":
             a = a.astype(np.float64)
+        per_row = rows is not None and a.ndim >= 1 and a.shape[0] == rows
         flat = a.reshape(-1)
         self.batches += 1
         self.count += flat.size
         if flat.size == 0:
-            return
-        lo, hi = flat.min(), flat.max()
+            return np.zeros(rows, np.float64) if per_row else None
+        row_absmax = None
+        if per_row:
+            grid = flat.reshape(rows, -1)  # a view of flat: no copy
+            row_lo, row_hi = grid.min(axis=1), grid.max(axis=1)
+            lo, hi = row_lo.min(), row_hi.max()  # min/max are exact: the flat pass's values
+        else:
+            lo, hi = flat.min(), flat.max()
         if not (np.isfinite(lo) and np.isfinite(hi)):  # rare: only then pay for the masks
             self.nan_count += int(np.count_nonzero(np.isnan(flat)))
             self.posinf_count += int(np.count_nonzero(flat == np.inf))
             self.neginf_count += int(np.count_nonzero(flat == -np.inf))
-            flat = flat[np.isfinite(flat)]
+            finite_mask = np.isfinite(flat)
+            if per_row:  # max |x| of each row's finite values, 0 for a row without any
+                row_absmax = np.where(finite_mask, np.abs(flat), 0).reshape(rows, -1).max(axis=1)
+                row_absmax = row_absmax.astype(np.float64)
+            flat = flat[finite_mask]
             if flat.size == 0:
-                return
+                return row_absmax
             lo, hi = flat.min(), flat.max()
+        elif per_row:
+            row_absmax = np.maximum(-row_lo, row_hi).astype(np.float64)
+        self._add_finite(flat, lo, hi)
+        return row_absmax
+
+    def _add_finite(self, flat: np.ndarray, lo, hi) -> None:
+        """Fold a batch's finite values (min ``lo``, max ``hi``) into min/max, zeros and histogram."""
         finite = flat.size
         # the compiled kernel counts zeros while binning; numpy needs its own pass
         fast = kernels() if flat.dtype in (np.float32, np.float64) and (lo < 0 or hi > 0) else None
@@ -181,7 +211,7 @@ class HistogramCollector:
                 f"{needed} bins of the first batch's width; merged every {factor} bins to stay "
                 f"within {self.max_bins} bins (histogram no longer bit-identical to TensorRT's)",
                 alg.CalibrationWarning,
-                stacklevel=3,
+                stacklevel=4,  # _extend <- _add_finite <- collect <- the caller
             )
             needed = math.ceil(batch_absmax / self.bin_width)
         if needed > self.hist.size:
@@ -242,11 +272,22 @@ class HistogramCollector:
         return m.amax(self.hist, self.bin_width, self.absmax, name=self.name, **params)
 
     def compute_all(self, **params) -> dict[str, float]:
-        """amax of every histogram method (one warning at most for a degenerate tensor)."""
+        """amax of every histogram method (one warning at most for a degenerate tensor).
+
+        Remembered for the collector's current state and ``params``: a calibration reads them
+        several times (the ranges of a method, every method's score, the ``auto`` candidates,
+        a method switch in the app), and entropy's is the costly one."""
         special = self._degenerate_amax()
         if special is not None:
             return {m: special for m in registry.histogram_methods()}
-        return registry.all_amax(self.hist, self.bin_width, self.absmax, name=self.name, **params)
+        key = (id(self.hist), self.hist.size, self.count, self.batches, self.bin_width, self.zero_count,
+               self.coarsen_factor, tuple(sorted(params.items())), tuple(registry.histogram_methods()))
+        memo = self.__dict__.setdefault("_all_amax", {})
+        if key not in memo:
+            if len(memo) >= 4:
+                memo.clear()
+            memo[key] = registry.all_amax(self.hist, self.bin_width, self.absmax, name=self.name, **params)
+        return dict(memo[key])
 
     def clipped_fraction(self, amax: float) -> float:
         """Share of the finite values above ``amax`` (uniform within a bin)."""

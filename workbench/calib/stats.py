@@ -34,6 +34,10 @@ class Statistics:
             every calibration sample), or None. A search chooses each tensor's method on the
             held-out samples with these statistics; the chosen method is then read from the
             extended ones (:func:`workbench.search.candidates.refit`).
+        peaks: tensor name -> (max |x|, index of the sample holding it, from 0 in the data's
+            order), recorded by the calibration pass for tensors with a batch axis; None when
+            unknown (statistics saved before peaks were recorded). A range search adds those
+            samples to its held-out ones (:func:`workbench.search.holdout.extreme_samples`).
     """
 
     collectors: dict
@@ -43,6 +47,7 @@ class Statistics:
     seconds: float = 0.0
     data_description: str = ""
     extended: "Statistics | None" = None
+    peaks: dict | None = None
 
     def nonfinite_tensors(self) -> dict:
         """Tensor name -> collector for tensors that saw NaN or Inf."""
@@ -77,11 +82,15 @@ class Statistics:
             "data_description": self.data_description,
             "tensors": list(self.collectors),
         }
+        if self.peaks is not None:
+            header["peaks"] = _peaks_to_json(self.peaks)
         ext = self.extended
         if ext is not None:
             header["extended"] = {"data_fingerprint": ext.data_fingerprint, "num_samples": ext.num_samples,
                                   "seconds": ext.seconds, "data_description": ext.data_description,
                                   "tensors": list(ext.collectors)}
+            if ext.peaks is not None:
+                header["extended"]["peaks"] = _peaks_to_json(ext.peaks)
         arrays = {"__header__": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
         for prefix, stats in (("t", self), ("e", ext)):
             for i, collector in enumerate(stats.collectors.values() if stats is not None else ()):
@@ -117,7 +126,8 @@ class Statistics:
                 collectors = {name: HistogramCollector.from_arrays(per_tensor.get((prefix, i), {}), name=name)
                               for i, name in enumerate(head["tensors"])}
                 return cls(collectors, header["model_fingerprint"], head["data_fingerprint"],
-                           int(head["num_samples"]), float(head.get("seconds", 0.0)), head.get("data_description", ""))
+                           int(head["num_samples"]), float(head.get("seconds", 0.0)), head.get("data_description", ""),
+                           peaks=_peaks_from_json(head.get("peaks")))
 
             stats = read("t", header)
             if isinstance(header.get("extended"), dict):
@@ -129,3 +139,23 @@ class Statistics:
                                  f"({type(exc).__name__}: {exc}); recalibrate to rewrite it.") from None
         stats.check(model_fingerprint, data_fingerprint, source=f"statistics in '{path}'")
         return stats
+
+
+def _peaks_to_json(peaks: dict) -> dict:
+    """``Statistics.peaks`` as JSON: ``{tensor: [max |x|, sample index]}``."""
+    return {str(name): [float(absmax), int(index)] for name, (absmax, index) in peaks.items()}
+
+
+def _peaks_from_json(raw) -> dict | None:
+    """Inverse of :func:`_peaks_to_json`; None when the file has no peaks (written before they
+    were recorded). A malformed entry raises ValueError (reported as a corrupt file)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError(f"'peaks' must map tensor names to [max |x|, sample index], got {type(raw).__name__}")
+    peaks = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise ValueError(f"peak of tensor '{name}' must be [max |x|, sample index], got {entry!r:.60}")
+        peaks[name] = (float(entry[0]), int(entry[1]))
+    return peaks

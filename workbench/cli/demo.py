@@ -10,6 +10,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .executor_args import ExecutorArgs
+
+EXECUTOR = ExecutorArgs()
+
 
 def _new_folder(base: str) -> Path:
     """``base`` if it does not exist yet, else ``base_2``, ``base_3``, ... (never reuse a folder;
@@ -30,6 +34,7 @@ def cmd_demo(args) -> int:
     from .common import report_written_files
 
     check_positive_int(args.samples, "--samples", allow_none=True)
+    EXECUTOR.validate(args)
     paths = sample_paths()
     out = _new_folder(args.output)
     kinds = ("qdq", "ort", "cpu_uint8")
@@ -38,8 +43,9 @@ def cmd_demo(args) -> int:
                           inputs=input_paths(("the sample model", paths["model"]),
                                              ("the sample photos", paths["calib"]),
                                              ("the sample photos", paths["eval"])), what="demo result")
-    with result:
-        stats, evaluator, model, ranges, res, results = _run(args, paths, out, kinds, result)
+    with result, EXECUTOR.parse(args) as executor:
+        stats, evaluator, model, ranges, res, results = _run(args, paths, out, kinds, result, executor)
+        EXECUTOR.print_reruns(executor)
         from .recipe_args import demo_recipe
 
         write_recipe(result, recipe_path(out / "model"),
@@ -72,7 +78,7 @@ def check_written_file(evaluator, target, path: Path):
     return judge_outputs(evaluator, outputs, target, selection_split(evaluator.num_samples), semantics=describe(EXACT))
 
 
-def _run(args, paths, out: Path, kinds, result):
+def _run(args, paths, out: Path, kinds, result, executor=None):
     """Calibrate, compare methods, search and export (staged in ``result``)."""
     import pandas as pd
 
@@ -97,7 +103,7 @@ def _run(args, paths, out: Path, kinds, result):
     # the one calibration path: its default method and hold-out rule, as `quantize --eval-data`
     with progress_bar(f"{DEFAULT_METHOD} ranges", "run") as bar:
         outcome = calibrate(model, calib, method=DEFAULT_METHOD, evaluator=evaluator, plan=plan,
-                            collect_progress=True, search_progress=bar)
+                            collect_progress=True, search_progress=bar, executor=executor)
     stats = outcome.stats
     print(f"Collected histograms of {len(stats.collectors)} tensors on {stats.num_samples} photos "
           f"in {getattr(stats, 'seconds', 0.0):.1f} s; saving them to {out / 'statistics.npz'}")
@@ -123,7 +129,7 @@ def _run(args, paths, out: Path, kinds, result):
     print(f"\n== Automatic mixed precision to {args.target} (most sensitive nodes to FP16)")
     t0 = time.perf_counter()
     with progress_bar("Mixed-precision search", "step") as progress:
-        res = auto_mixed_precision(evaluator, ranges, plan, args.target, progress=progress)
+        res = auto_mixed_precision(evaluator, ranges, plan, args.target, progress=progress, executor=executor)
     cols = [c for c in ("n_fallback", "n_int8", "top1_agreement", "near_ties", "sqnr_db", "cosine", "meets_target",
                         "measured_on") if c in res.curve]
     print(res.curve[cols].drop_duplicates(["n_fallback", "measured_on"]).to_string(
@@ -150,4 +156,5 @@ def register(sub) -> None:
                    help="output folder (a new one: _2, _3... is appended if it exists)")
     p.add_argument("--samples", type=int, default=None, help="calibration photos to use (default all 64)")
     p.add_argument("--target", default="top1>=0.99", help="accuracy target for the search")
+    EXECUTOR.add(p)
     p.set_defaults(func=cmd_demo)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .args import BackendArgs, CalibArgs, DataArgs, EvalArgs, ExecutorArgs, MetricArgs, OutputArgs, PlanArgs
 from .recipe_args import cli_recipe, write_recipe
-from .common import output_stem, print_table, report_written_files, result_for, write_json
+from .common import cli_inputs, output_stem, print_table, report_written_files, result_for, write_json
 from .improve_args import ImproveArgs
 from .qdq import ModelScaleArgs
 
@@ -31,8 +31,9 @@ def cmd_quantize(args) -> int:
     from ..outputs.names import recipe_path
 
     files = export_result_files(stem, kinds)
-    with result_for(args, files + [recipe_path(stem)], "quantized model",
-                    optional=export_result_stale(stem, kinds)) as result:
+    written = files + [recipe_path(stem)]
+    with result_for(args, written, "quantized model",
+                    optional=export_result_stale(stem, kinds, written=written, inputs=cli_inputs(args))) as result:
         model, qm = _model_scales.open(args)  # a Q/DQ model: its recovered FP32 graph
         with _executor.parse(args) as executor:  # the auto range search's runs
             ranges = _calib.parse(args, model, _data, tensors=_model_scales.tensors(qm), eval_args=_eval,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .args import CalibArgs, DataArgs, EvalArgs, ExecutorArgs, OutputArgs, PlanArgs
-from .common import output_stem, print_table, progress_bar, report_written_files, result_for
+from .common import cli_inputs, output_stem, print_table, progress_bar, report_written_files, result_for
 from .recipe_args import cli_recipe, write_recipe
 
 _data = DataArgs()
@@ -69,8 +69,10 @@ def cmd_autoprec(args) -> int:
 
     curve_path = names.curve_path(stem)
     files = export_result_files(stem, ("qdq", "ort")) + [curve_path]
-    with result_for(args, files + [names.recipe_path(stem)], "mixed-precision result",
-                    optional=export_result_stale(stem, ("qdq", "ort"))) as out, _executor.parse(args) as executor:
+    written = files + [names.recipe_path(stem)]
+    with result_for(args, written, "mixed-precision result",
+                    optional=export_result_stale(stem, ("qdq", "ort"), written=written, inputs=cli_inputs(args))) \
+            as out, _executor.parse(args) as executor:
         model, ranges, plan, evaluator = _search_inputs(args, executor)
         with progress_bar("Mixed-precision search", "step", args.quiet) as progress:
             res = auto_mixed_precision(evaluator, ranges, plan, args.target,

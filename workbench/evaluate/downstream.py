@@ -1,81 +1,113 @@
-"""Runs of the switchable emulation that recompute only what a changed threshold can reach.
+"""Runs of the emulation that recompute only what a changed threshold can reach.
 
 A range search (:mod:`workbench.search.autorange`) walks the tensors in graph order and tries a
 few thresholds for one tensor at a time, everything else fixed. A trial that changes tensor
-``t``'s scale computes exactly what the last one computed up to the first node reading that
-scale. :class:`DownstreamRuns` keeps the values of a *checkpoint* (a tensor every path from the
-inputs to the outputs goes through, :func:`~workbench.evaluate.reuse.cut_tensors`, the
-switches counting as constants) before that node, per sample, and runs only the part of the
-graph after it. The checkpoint's values are valid while no switch read before it changes (the
-key of the cache is those switches); the next checkpoint is computed from the previous one.
+``t``'s scale computes exactly what the current configuration computed up to the first node
+reading that scale. :class:`DownstreamRuns` keeps the current configuration's values of a few
+*checkpoints* (tensors every path from the inputs to the outputs goes through,
+:func:`~workbench.evaluate.reuse.cut_tensors`, the switches counting as constants), per sample,
+and runs only the part of the graph after the latest checkpoint before that node.
+
+* Every run also returns the later checkpoints' values (ONNX Runtime computes them anyway).
+  When the search keeps a trial (:meth:`DownstreamRuns.settle`), those become the current
+  values: no run is spent on keeping checkpoints up to date, and one session per checkpoint
+  serves everything.
+* Checkpoints are picked where tensors are small: the smallest cut (by shape inference) in each
+  of :data:`CHECKPOINTS` equal stretches of the graph.
+* Samples are split into interleaved folds (sample ``i`` in fold ``i % folds``, as
+  :class:`~workbench.search.scoring.PlanScorer` scores them); a run can compute one fold first
+  (:meth:`DownstreamRuns.run` with ``fold``) and the rest later, so a search can drop a trial
+  that already loses on one fold at half the cost.
 
 The same nodes run on the same inputs with the same kernels (exact ONNX semantics): the outputs
-are bit for bit those of a full run (``tests/evaluate/test_downstream.py``). Memory: one
-checkpoint's values over the search's samples, at most :data:`BUDGET_BYTES`; a checkpoint that
-would not fit is not used (those trials run the whole graph). On a small model, where a full run
-takes less than :data:`MIN_FULL_RUN_S`, building and warming a checkpoint's sessions costs more
-than the few trials it serves save: every trial runs the whole graph (the first one is timed).
+are bit for bit those of a full run (``tests/evaluate/test_downstream.py``). Memory: the current
+checkpoints plus those of the last :data:`KEEP_RECENT` runs, at most :data:`BUDGET_BYTES` in all;
+checkpoints that would not fit are dropped (the largest first; with none, every run is a full
+run). On a small model, where a full run takes less than :data:`MIN_FULL_RUN_S`, building a
+checkpoint's session costs more than the few trials it serves save: every run is a full run.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
 
 from ..graph.semantics import EXACT
-from .emulate import FP16_FLAGS, INT8_FLAGS, SCALE, TENSOR_FLAGS
-from .reuse import subgraphs, cut_tensors, float16_tensors, node_inputs, sub_model, typed_inputs
+from .emulate import SCALE
+from .reuse import cut_tensors, float16_tensors, node_inputs, sub_model, typed_inputs
+from .downstream_graph import SWITCHES, cut_sizes, switch_readers
 from .rows import concat_rows
 
 #: Checkpoints used over the graph (more: less recomputed per trial, more sessions to build).
 CHECKPOINTS = 12
-#: Most bytes of checkpoint values kept (two checkpoints: the one in use and the one before).
+#: Most bytes of checkpoint values kept (the current ones and those of recent runs).
 BUDGET_BYTES = 256 << 20
+#: Runs whose later checkpoint values are kept until :meth:`DownstreamRuns.settle`.
+KEEP_RECENT = 3
 #: A full run faster than this (seconds) is cheaper than a checkpoint's new sessions and their first
-#: runs (tens of milliseconds): trials then run the whole graph (benchmarks/search_speed.py, detector).
+#: runs (tens of milliseconds): every run is a full run (benchmarks/search_speed.py, detector).
 MIN_FULL_RUN_S = 0.05
-SWITCHES = (INT8_FLAGS, FP16_FLAGS, SCALE, TENSOR_FLAGS)
+
 
 
 class DownstreamRuns:
-    """Trials of one switchable model (:class:`~workbench.evaluate.emulate.SwitchableModel`) on
-    fixed ``batches`` (merged feeds) that differ in one tensor's scale.
+    """Runs of one emulation model (a :class:`~workbench.evaluate.fixed_plan.FixedPlanModel` or a
+    :class:`~workbench.evaluate.emulate.SwitchableModel`) on fixed ``batches`` (merged feeds).
 
     Args:
-        switch: the switchable model.
-        batches: the feeds every trial runs on (as the scorer holds them).
+        model: the emulation (``proto``, ``tensor_index``, ``threads``, ``run``).
+        batches: the feeds every run uses (as the scorer holds them).
         names: the outputs to return.
-        min_full_run_s: below this full-run time (measured on the first trial) every trial runs
-            the whole graph (0: always use checkpoints).
+        folds: interleaved folds a run can be split into (1: none).
+        min_full_run_s: below this full-run time (the first run, timed) every run is a full run
+            (0: always use checkpoints).
     """
 
-    def __init__(self, switch, batches: list, names: list, *, checkpoints: int = CHECKPOINTS,
+    def __init__(self, model, batches: list, names: list, *, folds: int = 1, checkpoints: int = CHECKPOINTS,
                  budget_bytes: int = BUDGET_BYTES, min_full_run_s: float = MIN_FULL_RUN_S):
-        self.switch, self.batches, self.names = switch, batches, list(names)
-        self.budget = budget_bytes
-        self.min_full_run_s = min_full_run_s
-        self.full_run_s = None  # one full run, timed on the first trial that has a checkpoint
-        g = switch.proto.graph
+        self.model, self.batches, self.names = model, batches, list(names)
+        self.budget, self.min_full_run_s, self.wanted = budget_bytes, min_full_run_s, checkpoints
+        g = model.proto.graph
         self._pos = {o: k for k, n in enumerate(g.node) for o in n.output if o}
-        outputs = {o.name for o in g.output}
-        half = float16_tensors(g)
-        self._inputs = [node_inputs(n) for n in g.node]
-        cuts = [t for t in cut_tensors(g, SWITCHES) if t not in half and t not in outputs]
-        if len(cuts) > checkpoints:
-            step = len(cuts) / checkpoints
-            cuts = [cuts[int((k + 1) * step) - 1] for k in range(checkpoints)]
-        self.cuts = cuts
-        self._readers = _switch_readers(g, self._inputs)  # (switch, index or None) -> first reader's position
+        half, outputs = float16_tensors(g), {o.name for o in g.output}
+        self._cut_candidates = [t for t in cut_tensors(g, SWITCHES) if t not in half and t not in outputs]
+        self._readers = switch_readers(g, [node_inputs(n) for n in g.node])  # (switch, index) -> first reader
+        self.parts, self.folds = _parts(batches, folds)
+        self._feeds = [batches[b] if whole else {k: v[rows] for k, v in batches[b].items()}
+                       for b, _, rows, whole in self.parts]
+        self.cuts = None  # chosen on the first run
+        self.full_run_s = None
         self._sessions: dict = {}
-        self._kept: dict = {}  # checkpoint -> (key, values per batch)
+        self._store: dict = {}  # checkpoint -> (key, {part: values}) of the current configuration
+        self._recent: list = []  # [(digest, {checkpoint: (key, {part: values})})] of the last runs
+        self._last = (None, {})  # (digest, {part: outputs}) of the last run, to complete a fold run
+        self._shapes = None  # part -> [(row shape, dtype) per output], from the first full run
         self.full_runs = self.partial_runs = 0
-        self.nodes_run = 0
-        self._sizes: dict = {}
 
-    # -- which checkpoint serves a tensor ----------------------------------------------------
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _choose_cuts(self) -> list:
+        cands = self._cut_candidates
+        if not cands or self.wanted <= 0:
+            return []
+        sizes = cut_sizes(self.model.proto, self.batches, cands)  # bytes over every sample, None: unknown
+        step = len(cands) / min(self.wanted, len(cands))
+        picked = []
+        for k in range(min(self.wanted, len(cands))):
+            stretch = cands[int(k * step):int((k + 1) * step)]
+            known = [t for t in stretch if sizes.get(t) is not None]
+            picked.append(min(reversed(known), key=lambda t: sizes[t]) if known else stretch[-1])
+        picked = list(dict.fromkeys(picked))
+        room = self.budget // (KEEP_RECENT + 1)
+        while picked and sum(sizes.get(t) or 0 for t in picked) > room:
+            picked.remove(max(picked, key=lambda t: sizes.get(t) or 0))
+        return [t for t in cands if t in picked]
+
     def checkpoint(self, tensor: str) -> str | None:
         """The latest checkpoint before the first node reading ``tensor``'s scale (None: none)."""
-        i = self.switch.tensor_index[tensor]
+        if self.cuts is None:
+            self.cuts = self._choose_cuts()
+        i = self.model.tensor_index[tensor]
         first = min((p for (sw, j), p in self._readers.items() if sw == SCALE and j in (i, None)), default=None)
         if first is None:
             return None
@@ -83,123 +115,173 @@ class DownstreamRuns:
         return before[-1] if before else None
 
     def _key(self, checkpoint: str, flags: dict) -> bytes:
-        """The switches read before ``checkpoint`` (its values depend on nothing else)."""
+        """The switches read up to the node writing ``checkpoint`` (its values depend on nothing else)."""
         limit = self._pos[checkpoint]
         parts = []
-        for (sw, j), p in sorted(self._readers.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None
-                                                                         else kv[0][1])):
-            if p < limit:
+        for (sw, j), p in sorted(self._readers.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1])):
+            if p <= limit:
                 v = np.asarray(flags[sw])
                 parts.append(v.tobytes() if j is None else v[j].tobytes())
         return b"|".join(parts)
 
-    # -- running -----------------------------------------------------------------------------
-    def run_many(self, tensor: str, trials: list) -> list:
-        """Outputs ({name: rows}) of each trial's switches (``trials``: flags dicts that differ
-        in ``tensor``'s scale only)."""
-        c = self.checkpoint(tensor)
-        out = []
-        if c is not None and self.min_full_run_s > 0 and self.full_run_s is None:
-            started = time.perf_counter()
-            out.append(self.switch.run(self.batches, trials[0], self.names))
-            self.full_run_s = time.perf_counter() - started
-            self.full_runs += 1
-            trials = trials[1:]
-        small = self.full_run_s is not None and self.full_run_s < self.min_full_run_s
-        values = self._values(c, trials[0]) if c is not None and trials and not small else None
-        if values is None:
-            self.full_runs += len(trials)
-            return out + [self.switch.run(self.batches, flags, self.names) for flags in trials]
-        session, fed = self._session((c,), tuple(self.names))
-        for flags in trials:
-            chunks = [session.run(self.names, self._feed(fed, b, flags, {c: values[b]}))
-                      for b in range(len(self.batches))]
-            out.append(dict(zip(self.names, chunks[0])) if len(chunks) == 1 else
-                       {n: concat_rows([ch[i] for ch in chunks]) for i, n in enumerate(self.names)})
-        self.partial_runs += len(trials)
-        return out
-
-    def _feed(self, fed: list, b: int, flags: dict, have: dict) -> dict:
-        feed = self.batches[b]
-        return {t: (have[t] if t in have else flags[t] if t in flags else feed[t]) for t in fed}
-
-    def _values(self, c: str, flags: dict):
-        """Values of checkpoint ``c`` under ``flags`` (cached while its key holds), or None when
-        they would not fit the budget."""
+    def _kept(self, c: str, flags: dict, parts: list):
+        """{part: values} of checkpoint ``c`` under ``flags`` for ``parts``, or None."""
         key = self._key(c, flags)
-        kept = self._kept.get(c)
-        if kept is not None and kept[0] == key:
-            return kept[1]
-        if self._sizes.get(c, 0) > self.budget // 2:
-            return None
-        # from the latest earlier checkpoint still valid under these switches, else the inputs
-        start = next((p for p in reversed(self.cuts[:self.cuts.index(c)])
-                      if p in self._kept and self._kept[p][0] == self._key(p, flags)), None)
-        have = (start,) if start is not None else ()
-        session, fed = self._session(have, (c,))
-        values = [session.run([c], self._feed(fed, b, flags, {start: self._kept[start][1][b]} if start else {}))[0]
-                  for b in range(len(self.batches))]
-        size = sum(v.nbytes for v in values)
-        self._sizes[c] = size
-        if size > self.budget // 2:
-            return None
-        # keep this checkpoint and the one it came from (the next segment starts there)
-        self._kept = {p: v for p, v in self._kept.items() if p == start}
-        self._kept[c] = (key, values)
-        return values
+        for entry in [self._store] + [r for _, r in reversed(self._recent)]:
+            got = entry.get(c)
+            if got is not None and got[0] == key and all(p in got[1] for p in parts):
+                return got[1]
+        return None
 
-    def _session(self, have: tuple, targets: tuple):
-        k = (have, targets)
-        if k not in self._sessions:
+    def settle(self, flags: dict) -> None:
+        """``flags`` is now the current configuration: keep the checkpoint values computed under
+        it (by any recent run), drop the rest."""
+        parts = list(range(len(self.parts)))
+        store = {}
+        for c in self.cuts or ():
+            got = self._kept(c, flags, parts)
+            if got is not None:
+                store[c] = (self._key(c, flags), got)
+        self._store, self._recent = store, []
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self, flags: dict, tensor: str | None = None, fold: int | None = None) -> dict:
+        """Outputs ({name: rows of every sample}) of the emulation under ``flags``, which differ
+        from the current configuration (:meth:`settle`) in ``tensor``'s scale only (None: any
+        change; a full run). With ``fold``, only that fold's samples are computed; the other rows
+        are zeros until a later run of the same ``flags`` (without ``fold``) completes them."""
+        if fold is not None and not 0 <= fold < self.folds:
+            raise ValueError(f"fold {fold} of {self.folds}")
+        parts = [p for p, (_, f, _, _) in enumerate(self.parts) if fold is None or f == fold]
+        digest = _digest(flags)
+        done = self._last[1] if self._last[0] == digest else {}
+        if fold is not None and self._shapes is None:  # the other rows' shapes are not known yet: run them all
+            parts = list(range(len(self.parts)))
+        todo = [p for p in parts if p not in done]
+        if todo:
+            outs = self._compute(flags, tensor, todo)
+            done = {**done, **outs}
+        if self._shapes is None and len(done) == len(self.parts):
+            self._shapes = {p: [(v.shape[1:], v.dtype) for v in outs_p] for p, outs_p in done.items()}
+        self._last = (digest, done)
+        return self._assemble(done)
+
+    def _compute(self, flags: dict, tensor, parts: list) -> dict:
+        if self.cuts is None:
+            self.cuts = self._choose_cuts()
+        start = None
+        if tensor is not None and self.full_run_s is not None and self.full_run_s >= self.min_full_run_s:
+            c = self.checkpoint(tensor)
+            if c is not None and self._kept(c, flags, parts) is None:
+                self._fill(c, flags, parts)
+            start = c if c is not None and self._kept(c, flags, parts) is not None else None
+        started = time.perf_counter()
+        outs = self._run_from(start, flags, parts)
+        if start is None and self.full_run_s is None:
+            self.full_run_s = (time.perf_counter() - started) * len(self.parts) / len(parts)
+            if self.full_run_s < self.min_full_run_s:  # small model: full runs only, no values kept
+                self.cuts, self._store, self._recent = [], {}, []
+        if start is None:
+            self.full_runs += 1
+        else:
+            self.partial_runs += 1
+        return outs
+
+    def _fill(self, c: str, flags: dict, parts: list) -> None:
+        """Compute checkpoint ``c`` under ``flags`` from the latest earlier one still valid (or
+        the inputs): one run, whose later checkpoints are kept like any run's."""
+        earlier = [p for p in self.cuts[:self.cuts.index(c)] if self._kept(p, flags, parts) is not None]
+        self._run_from(earlier[-1] if earlier else None, flags, parts)
+
+    def _run_from(self, start, flags: dict, parts: list) -> dict:
+        """Run ``parts`` from checkpoint ``start`` (None: the inputs); keeps the later
+        checkpoints' values as a recent run's; returns {part: [output arrays]}."""
+        session, fed, after = self._session(start)
+        later = [c for c in after if c in self.cuts]  # a small model keeps none
+        have = self._kept(start, flags, parts) if start is not None else {}
+        fetch = self.names + later
+        entry: dict = {}
+        outs = {}
+        for p in parts:
+            feed = self._feeds[p]
+            values = session.run(fetch, {t: (have[p] if t == start else flags[t] if t in flags else feed[t])
+                                         for t in fed})
+            outs[p] = values[:len(self.names)]
+            for c, v in zip(later, values[len(self.names):]):
+                entry.setdefault(c, {})[p] = v
+        if later:
+            digest = _digest(flags)
+            merged = next((r for d, r in self._recent if d == digest), None)
+            if merged is None:
+                merged = {}
+                self._recent = (self._recent + [(digest, merged)])[-KEEP_RECENT:]
+            for c, vals in entry.items():
+                key = self._key(c, flags)
+                if c not in merged or merged[c][0] != key:
+                    merged[c] = (key, {})
+                merged[c][1].update(vals)
+        return outs
+
+    def _session(self, start):
+        if start not in self._sessions:
             from ..backends.ort import OrtSessionLoader
 
-            sub, fed = sub_model(self.switch.proto, list(targets), set(have))
-            sample = {t: self._kept[t][1][0] for t in have if t in self._kept}
-            typed_inputs(sub, sample)
-            self.nodes_run += len(sub.graph.node)
-            session = OrtSessionLoader(sub, optimization=EXACT, threads=self.switch.threads)()
-            self._sessions[k] = (session, fed)
-        return self._sessions[k]
+            later = [c for c in self.cuts if start is None or self._pos[c] > self._pos[start]]
+            sub, fed = sub_model(self.model.proto, self.names + later, {start} if start else set())
+            if start is not None:
+                typed_inputs(sub, {start: next(iter(self._kept_any(start).values()))})
+            session = OrtSessionLoader(sub, optimization=EXACT, threads=self.model.threads,
+                                       external=getattr(self.model, "external", None), shared_arena=True)()
+            self._sessions[start] = (session, fed, later)
+        return self._sessions[start]
 
+    def _kept_any(self, c: str) -> dict:
+        for entry in [self._store] + [r for _, r in reversed(self._recent)]:
+            if c in entry:
+                return entry[c][1]
+        raise KeyError(c)
 
-def _switch_readers(graph, inputs: list) -> dict:
-    """(switch input, index or None) -> the position of the first node that reads it (in its
-    subgraphs too): through a ``Gather`` of one constant index (that index), or otherwise
-    (None: every index)."""
-    from onnx import numpy_helper
-
-    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer if not t.dims}
-    first: dict = {}
-
-    def scan(nodes, k):
-        for n in nodes:
-            for slot, i in enumerate(n.input):
-                if i not in SWITCHES:
+    def _assemble(self, outs: dict) -> dict:
+        """{name: rows of every sample} from per-part outputs (missing parts: zero rows)."""
+        result = {}
+        for i, name in enumerate(self.names):
+            per_batch = []
+            for b, feed in enumerate(self.batches):
+                mine = [(p, rows, whole) for p, (pb, _, rows, whole) in enumerate(self.parts) if pb == b]
+                if len(mine) == 1 and mine[0][2] and mine[0][0] in outs:
+                    per_batch.append(outs[mine[0][0]][i])
                     continue
-                if n.op_type == "Gather" and slot == 0 and len(n.input) > 1 and n.input[1] in consts:
-                    key = (i, int(consts[n.input[1]]))
-                else:
-                    key = (i, None)
-                first[key] = min(first.get(key, k), k)
-            for sub in subgraphs(n):
-                scan(sub.node, k)
-
-    for k, n in enumerate(graph.node):
-        # a top-level Gather's value is read where its consumers are: attribute it to them
-        if n.op_type == "Gather" and n.input and n.input[0] in SWITCHES:
-            continue
-        scan([n], k)
-    readers: dict = {}
-    for j, ins in enumerate(inputs):
-        for i in ins:
-            readers.setdefault(i, []).append(j)
-    for k, n in enumerate(graph.node):  # top-level Gathers: the first node reading their output
-        if not (n.op_type == "Gather" and n.input and n.input[0] in SWITCHES):
-            continue
-        key = (n.input[0], int(consts[n.input[1]])) if len(n.input) > 1 and n.input[1] in consts else (n.input[0], None)
-        at = [j for o in n.output for j in readers.get(o, [])] or [k]
-        first[key] = min(first.get(key, min(at)), min(at))
-    return first
+                shape, dtype = self._shapes[mine[0][0]][i] if self._shapes else (outs[mine[0][0]][i].shape[1:],
+                                                                                  outs[mine[0][0]][i].dtype)
+                full = np.zeros((sum(len(r) for _, r, _ in mine),) + tuple(shape), dtype=dtype)
+                for p, rows, _ in mine:
+                    if p in outs:
+                        full[rows] = outs[p][i]
+                per_batch.append(full)
+            result[name] = concat_rows(per_batch)
+        return result
 
 
-__all__ = ["BUDGET_BYTES", "CHECKPOINTS", "MIN_FULL_RUN_S", "DownstreamRuns"]
+def _digest(flags: dict) -> bytes:
+    return hashlib.sha1(b"|".join(np.ascontiguousarray(flags[s]).tobytes() for s in SWITCHES if s in flags)).digest()
+
+
+def _parts(batches: list, folds: int) -> tuple:
+    """([(batch, fold, rows, whole)], folds): the rows of each batch in each fold (sample ``i``
+    of all batches in fold ``i % folds``). A batch whose inputs do not all have its rows on
+    axis 0 cannot be split: then there are no folds (1)."""
+    sizes = [len(next(iter(f.values()))) if f else 0 for f in batches]
+    if folds > 1 and any(np.ndim(v) == 0 or len(v) != n for f, n in zip(batches, sizes) for v in f.values()):
+        folds = 1
+    parts, start = [], 0
+    for b, n in enumerate(sizes):
+        idx = np.arange(start, start + n)
+        for f in range(max(1, folds)):
+            rows = np.nonzero(idx % folds == f)[0] if folds > 1 else np.arange(n)
+            if len(rows):
+                parts.append((b, f, rows, len(rows) == n))
+        start += n
+    return parts, max(1, folds)
+
+
+__all__ = ["BUDGET_BYTES", "CHECKPOINTS", "KEEP_RECENT", "MIN_FULL_RUN_S", "DownstreamRuns"]

@@ -192,13 +192,22 @@ def export_result_files(stem, kinds=("qdq", "ort")) -> list:
     return files + [export_path(stem, k) for k in kinds if k != "qdq"]
 
 
-def export_result_stale(stem, kinds=("qdq", "ort")) -> list:
-    """The ONNX twins of ``stem`` that ``kinds`` does not write. One result is one stem: they are
-    declared optional in the result's writer, so that an older run's twins (and their stale
-    locks) are removed when the result is replaced, and cannot pass for part of it."""
-    from ..outputs.names import VARIANT_KIND
+def export_result_stale(stem, kinds=("qdq", "ort"), *, written=(), inputs=()) -> list:
+    """The files of result ``stem`` this result does not write: the ONNX twins that ``kinds``
+    leaves out (whether they exist or not) and, when ``written`` (every file the result writes)
+    is given, every other existing file of the stem (an older run's plan, cache, curve, Model
+    Explorer overlays, report...). One result is one stem: they are declared optional in the
+    result's writer, so that an older run's files (and their stale locks) are removed when the
+    result is replaced and cannot pass for part of it. ``inputs`` (what the command reads) are
+    never among them."""
+    from .._io import not_inputs
+    from ..outputs.guard import abs_path
+    from ..outputs.names import VARIANT_KIND, stem_files
 
-    return [export_path(stem, k) for k in VARIANT_KIND.values() if k not in kinds]
+    twins = [export_path(stem, k) for k in VARIANT_KIND.values() if k not in kinds]
+    skip = {abs_path(f) for f in list(twins) + list(written)}
+    older = [f for f in stem_files(stem) if written and abs_path(f) not in skip]
+    return not_inputs(twins + older, inputs)
 
 
 def _check_export_args(model_info, ranges, plan, path, where: str, overwrite) -> None:

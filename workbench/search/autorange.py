@@ -19,6 +19,15 @@ tensor by tensor:
    not kept); on a tie the candidate clipping less wins. ``exhaustive=True`` tries every
    candidate; ``sweeps`` passes.
 
+Only tensors whose scale the plan's graph reads are searched: a residual input the exporter
+leaves float for these INT8 states changes nothing in the file. In process, the runs use the
+emulation of this one plan (:class:`~workbench.evaluate.fixed_plan.FixedPlanModel`: no switches)
+and compute only the graph after the changed tensor's first reader
+(:class:`~workbench.evaluate.downstream.DownstreamRuns`), bit for bit a full run's outputs; a
+candidate that clips more than the current choice is run on the first half of the samples first
+and dropped when it does not gain there (the rule above would reject it; its record then has no
+score, only ``first_fold_sqnr_db``).
+
 The objective is output SQNR (first output) by default, or the user's metric, or a target's
 metric (:class:`~workbench.search.scoring.Objective`), measured on held-out samples: the evaluation
 data when given, else calibration samples kept out of the histograms (:mod:`workbench.search.holdout`);
@@ -38,6 +47,7 @@ from .candidates import AUTO_PERCENTILES, MINMAX_STEPS, SAME_AMAX, candidates
 from .holdout import SearchSet, extreme_samples
 from ..evaluate.emulate import SCALE, needs_all_fp16
 from ..evaluate.downstream import DownstreamRuns
+from ..evaluate.fixed_plan import FixedPlanModel
 from .executor import InProcess
 from .scoring import Objective, PlanScorer, cancelled, switchable_model
 
@@ -137,20 +147,32 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     plan = plan if plan is not None else PrecisionPlan.default(model)
     per_method = compute_ranges(stats, base, params=params)
     sm = switchable_model(model, bool(needs_all_fp16(plan, model.facts.targets)))
-    i8 = sm.flags(plan, per_method)["wb_int8"]
+    # the emulation of this plan: its switches folded, only the Q/DQ the exporter places for it
+    fixed = FixedPlanModel(sm, sm.flags(plan, per_method))
     overrides = dict(plan.amax_overrides)  # manual thresholds stay as the user set them
-    used = [t for t in sm.tensors if t in per_method and t not in overrides and any(
-        i8[sm.index[n]] and t in sm.qdq_tensors[n] for n in sm.qdq_tensors)]
+    # a tensor whose scale nothing reads under this plan (a residual input the exporter leaves
+    # float for these INT8 states) changes nothing in the file: not searched
+    read = fixed.tensors_read()
+    used = [t for t in sm.tensors if t in per_method and t not in overrides and t in read]
     if not used:
         raise NothingToChoose("The plan has no INT8 node reading a calibrated tensor: nothing for 'auto' to choose.")
-    extra = extreme_samples(model, calibration_data, used) if calibration_data is not None else []
+    # the samples holding each tensor's peak: recorded while collecting when the statistics are
+    # of this data (no extra pass), else found by one FP32 pass over it
+    peaks = stats.peaks if calibration_data is not None and getattr(stats, "peaks", None) \
+        and stats.data_fingerprint == calibration_data.fingerprint() else None
+    extra = extreme_samples(model, calibration_data, used, peaks=peaks) if calibration_data is not None else []
     samples_set = SearchSet(evaluator, extra, held_out, samples)
     held_out = f"{samples_set.held_out} {samples_set.description}"
     scorer = PlanScorer(samples_set, per_method, None, plan, folds=folds, executor=executor)
     flags = scorer.flags(plan)
-    # one tensor's candidates in process: only the graph after its first reader runs (bit-equal)
-    fast = DownstreamRuns(scorer.switch, scorer.batches, scorer.names) if isinstance(scorer.executor, InProcess) \
-        else None
+    # in process: the emulation of this plan (no switches) and only the graph after a changed
+    # tensor's first reader runs (bit-equal to full runs of the switchable model)
+    fast = DownstreamRuns(fixed, scorer.batches, scorer.names, folds=scorer.folds) \
+        if isinstance(scorer.executor, InProcess) else None
+    # a candidate clipping more than the current choice that does not gain on the first fold is
+    # rejected by the fold rule whatever the rest says: in process only that fold runs; on an
+    # executor the full row is cut to the same record (the result is the same wherever it ran)
+    race = scorer.folds > 1 and objective.key == "sqnr_db" and not exhaustive
     cands = {t: candidates(stats.collectors[t], per_method[t].amax_by_method, base) for t in used}
     search = [t for t in used if len(cands[t]) > 1]
     methods = list(registry.histogram_methods())
@@ -159,9 +181,12 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     # runs still expected (the neighbour walk's length is known only as it goes)
     remaining = [sweeps * sum(len(cands[t]) - 1 if exhaustive else min(2, len(cands[t]) - 1) for t in search)]
 
-    def run_many(amaxes: list, tensor: str | None = None) -> list:
+    def run_many(amaxes: list, tensor: str | None = None, base_row: dict | None = None) -> list:
         """Score independent amax sets in one batch (the executor may run them in parallel);
-        sets that differ from the current choice in ``tensor`` only run downstream of it."""
+        sets that differ from the current choice in ``tensor`` only run downstream of it. With
+        ``base_row`` (the current choice's), a set that clips ``tensor`` more is first run on the
+        first fold only and dropped when it does not gain there: the fold rule would reject it
+        anyway (:meth:`Objective.better`); its row is then :func:`_half_row`."""
         nonlocal done
         trials = [{**flags, SCALE: sm.scales(_AmaxView(amax, per_method), overrides)} for amax in amaxes]
 
@@ -172,17 +197,27 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
                 progress(done, done + max(remaining[0] - 1, 0) + max(len(methods) - done, 0))
             remaining[0] = max(remaining[0] - (1 if done > len(methods) else 0), 0)
 
-        if tensor is not None and fast is not None:
-            started_runs = time.perf_counter()
-            outputs = fast.run_many(tensor, trials)
-            scorer.run_seconds += time.perf_counter() - started_runs
+        if fast is not None:
             rows = []
-            for i, got in enumerate(outputs):
+            for i, (amax, trial) in enumerate(zip(amaxes, trials)):
+                started_runs = time.perf_counter()
+                row = None
+                if races(amax, tensor, base_row) and fast.folds > 1:
+                    half = scorer.fold_sqnr(fast.run(trial, tensor, fold=0), 0)
+                    if not half > base_row["fold_sqnr_db"][0]:
+                        row = _half_row(half)
+                if row is None:
+                    row = _cut(scorer.row(fast.run(trial, tensor)), races(amax, tensor, base_row), base_row)
+                scorer.run_seconds += time.perf_counter() - started_runs
                 scorer.calls += 1
-                rows.append(scorer.row(got))
-                one_done(i, rows[-1])
+                rows.append(row)
+                one_done(i, row)
             return [_score_row(r) for r in rows]
-        return [_score_row(r) for r in scorer.score_many(trials, one_done)]
+        rows = scorer.score_many(trials, one_done)
+        return [_score_row(_cut(row, races(amax, tensor, base_row), base_row)) for amax, row in zip(amaxes, rows)]
+
+    def races(amax: dict, tensor, base_row) -> bool:
+        return race and base_row is not None and tensor is not None and amax[tensor] < current[tensor]
 
     method_scores = {}
     if cancelled(cancel):
@@ -198,6 +233,8 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
         start = _start_method(method_scores, objective, min_gain_db)
         current = {t: per_method[t].amax_by_method[start] for t in used}
         best_row = method_scores[start]
+        if fast is not None:
+            fast.settle({**flags, SCALE: sm.scales(_AmaxView(current, per_method), overrides)})
     chosen = {t: _label_of(cands[t], current[t], start) for t in used}
     for t in used:  # a merged label ("mse=percentile@99.99") stands for the start method's own amax
         cands[t][chosen[t]] = current[t]
@@ -219,7 +256,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
                 if todo:
                     if cancelled(cancel):
                         raise _Stop
-                    tried.update(zip(todo, run_many([{**current, t: cands[t][k]} for k in todo], t)))
+                    tried.update(zip(todo, run_many([{**current, t: cands[t][k]} for k in todo], t, best_row)))
 
             try:
                 if exhaustive:
@@ -252,6 +289,8 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
                               f"{objective.describe(tried[best])} (instead of {chosen[t]})")
                 current[t], chosen[t], best_row = cands[t][best], best, tried[best]
                 improved = True
+                if fast is not None:
+                    fast.settle({**flags, SCALE: sm.scales(_AmaxView(current, per_method), overrides)})
             elif len(tried) > 1:
                 reasons[t] = f"kept {chosen[t]}: best of {len(tried)} candidates tried"
             if stop:
@@ -267,8 +306,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     for t, r in tensors.items():
         if t in used:
             tensors[t] = replace(r, clipped_fraction=float(stats.collectors[t].clipped_fraction(current[t])),
-                                 candidates={k: {"amax": a, "score": objective.value(scores[t][k])
-                                                 if scores[t].get(k) else None} for k, a in cands[t].items()})
+                                 candidates={k: _candidate(a, scores[t].get(k), objective) for k, a in cands[t].items()})
         else:
             why = "manual override in the plan" if t in overrides else "not read with Q/DQ by an INT8 node of the plan"
             tensors[t] = replace(r, chosen=base, reason=why)
@@ -308,6 +346,26 @@ def _start_method(method_scores: dict, objective, min_gain_db: float) -> str:
     return max(beat, key=lambda m: objective.key_of(method_scores[m]))
 
 
+def _half_row(fold0_sqnr: float) -> dict:
+    """The row of a trial dropped after the first fold: it ranks below every full row."""
+    return {"sqnr_db": -math.inf, "fold_sqnr_db": [fold0_sqnr], "dropped_on_first_fold": True}
+
+
+def _cut(row: dict, raced: bool, base_row) -> dict:
+    """A raced candidate's full row as its first-fold run leaves it (the same record anywhere)."""
+    if raced and not row["fold_sqnr_db"][0] > base_row["fold_sqnr_db"][0]:
+        return _half_row(row["fold_sqnr_db"][0])
+    return row
+
+
+def _candidate(amax: float, row, objective) -> dict:
+    if not row:
+        return {"amax": amax, "score": None}
+    if row.get("dropped_on_first_fold"):
+        return {"amax": amax, "score": None, "first_fold_sqnr_db": row["fold_sqnr_db"][0]}
+    return {"amax": amax, "score": objective.value(row)}
+
+
 class _Stop(Exception):
     """Cancel requested between two runs."""
 
@@ -340,59 +398,3 @@ class _AmaxView:
 @dataclass(frozen=True)
 class _Amax:
     amax: float
-
-
-@dataclass
-class Calibration:
-    """What :func:`calibrate_ranges` decided: the ranges, the guard warnings, the auto search (or
-    None) and each histogram method's score (when an evaluator was given)."""
-
-    ranges: Ranges
-    notes: list
-    auto: AutoRangeResult | None = None
-    method_scores: dict | None = None
-
-
-def calibrate_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=None, plan=None,
-                     params: dict | None = None, calibration_data=None, objective="sqnr",
-                     samples: int | None = None, held_out: str = "evaluation samples", progress=None,
-                     cancel=None, executor=None) -> Calibration:
-    """Ranges of ``method`` with the collapse guards applied: the one entry point of the CLI and
-    the Session.
-
-    ``auto`` runs :func:`auto_ranges` (``evaluator`` required). A histogram method is computed
-    from ``stats``; with an ``evaluator`` every method is also scored at the output (one run
-    each) so a forced method far below min-max is named (:func:`~workbench.search.range_checks.guard_forced_method`).
-    ``executor``: where the ``auto`` search's runs go (:mod:`workbench.search.executor`; None: here).
-    """
-    from ..precision.plan import PrecisionPlan
-    from .range_checks import guard_forced_method, check_ranges, score_methods
-    from .scoring import ObjectiveUndefined
-
-    if registry.get_method(method).output_aware:
-        if evaluator is None:
-            raise WorkbenchError("The 'auto' range method judges each tensor's amax by the network's output: "
-                                 "it needs held-out samples (evaluation data, or calibration samples held out).")
-        try:
-            res = auto_ranges(evaluator, stats, plan, params=params, objective=objective, samples=samples,
-                              held_out=held_out, calibration_data=calibration_data, progress=progress,
-                              cancel=cancel, executor=executor)
-        except (ObjectiveUndefined, NothingToChoose) as exc:  # NaN inputs the user allowed; no INT8 tensor
-            base = registry.BASE_METHOD
-            fallback = calibrate_ranges(stats, base, params=params)
-            return Calibration(fallback.ranges, [f"{exc} Using '{base}' ranges instead of 'auto'."]
-                               + fallback.notes, None, None)
-        return Calibration(res.ranges, res.notes, res, res.method_scores)
-    ranges = compute_ranges(stats, method, params=params)
-    scores = None
-    if evaluator is not None:
-        plan = plan if plan is not None else PrecisionPlan.default(evaluator.model)
-        scorer = PlanScorer(evaluator, ranges, samples, plan)
-        sm = scorer.switch
-        i8 = scorer.flags(plan)["wb_int8"]
-        used = [t for t in sm.tensors if t in ranges and any(i8[sm.index[n]] and t in sm.qdq_tensors[n]
-                                                            for n in sm.qdq_tensors)]
-        scores = score_methods(scorer, plan, ranges, used)
-        ranges, notes = guard_forced_method(method, scores, ranges, tensors=used)
-    ranges, more = check_ranges(ranges)
-    return Calibration(ranges, list(ranges.notes), None, scores)

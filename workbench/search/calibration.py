@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from ..calib import registry
 from ..errors import WorkbenchError
 from .holdout import held_out_from_histograms, split_holdout
+from .autorange import AutoRangeResult, NothingToChoose, auto_ranges
+from .scoring import PlanScorer
+from ..calib.ranges import compute_ranges
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,62 @@ def hold_out(data, eval_data=None) -> HoldOut:
 
 
 @dataclass
+class Calibration:
+    """What :func:`calibrate_ranges` decided: the ranges, the guard warnings, the auto search (or
+    None) and each histogram method's score (when an evaluator was given)."""
+
+    ranges: Ranges
+    notes: list
+    auto: AutoRangeResult | None = None
+    method_scores: dict | None = None
+
+
+def calibrate_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=None, plan=None,
+                     params: dict | None = None, calibration_data=None, objective="sqnr",
+                     samples: int | None = None, held_out: str = "evaluation samples", progress=None,
+                     cancel=None, executor=None) -> Calibration:
+    """Ranges of ``method`` with the collapse guards applied: the one entry point of the CLI and
+    the Session.
+
+    ``auto`` runs :func:`auto_ranges` (``evaluator`` required). A histogram method is computed
+    from ``stats``; with an ``evaluator`` every method is also scored at the output (one run
+    each) so a forced method far below min-max is named (:func:`~workbench.search.range_checks.guard_forced_method`).
+    ``executor``: where the ``auto`` search's runs go (:mod:`workbench.search.executor`; None: here).
+    """
+    from ..precision.plan import PrecisionPlan
+    from .range_checks import guard_forced_method, check_ranges, score_methods
+    from .scoring import ObjectiveUndefined
+
+    if registry.get_method(method).output_aware:
+        if evaluator is None:
+            raise WorkbenchError("The 'auto' range method judges each tensor's amax by the network's output: "
+                                 "it needs held-out samples (evaluation data, or calibration samples held out).")
+        try:
+            res = auto_ranges(evaluator, stats, plan, params=params, objective=objective, samples=samples,
+                              held_out=held_out, calibration_data=calibration_data, progress=progress,
+                              cancel=cancel, executor=executor)
+        except (ObjectiveUndefined, NothingToChoose) as exc:  # NaN inputs the user allowed; no INT8 tensor
+            base = registry.BASE_METHOD
+            fallback = calibrate_ranges(stats, base, params=params)
+            return Calibration(fallback.ranges, [f"{exc} Using '{base}' ranges instead of 'auto'."]
+                               + fallback.notes, None, None)
+        return Calibration(res.ranges, res.notes, res, res.method_scores)
+    ranges = compute_ranges(stats, method, params=params)
+    scores = None
+    if evaluator is not None:
+        plan = plan if plan is not None else PrecisionPlan.default(evaluator.model)
+        scorer = PlanScorer(evaluator, ranges, samples, plan)
+        sm = scorer.switch
+        i8 = scorer.flags(plan)["wb_int8"]
+        used = [t for t in sm.tensors if t in ranges and any(i8[sm.index[n]] and t in sm.qdq_tensors[n]
+                                                            for n in sm.qdq_tensors)]
+        scores = score_methods(scorer, plan, ranges, used)
+        ranges, notes = guard_forced_method(method, scores, ranges, tensors=used)
+    ranges, more = check_ranges(ranges)
+    return Calibration(ranges, list(ranges.notes), None, scores)
+
+
+@dataclass
 class CalibrationResult:
     """What :func:`calibrate` produced.
 
@@ -121,8 +180,6 @@ def choose_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=Non
     """Ranges of ``method`` from existing ``stats`` (a method switch: no new inference), judged
     on ``evaluator`` (over ``holdout.judge_data``) when given; ``auto`` needs it. ``executor``:
     where the ``auto`` search's runs go (:mod:`workbench.search.executor`; None: in this process)."""
-    from .autorange import calibrate_ranges
-
     registry.check_method_name(method, "The calibration method")
     calibration_data = holdout.histogram_data if holdout is not None else None
     described = holdout.kind if holdout is not None else "evaluation samples"
@@ -201,12 +258,10 @@ def calibrate(model, data, *, method: str = registry.DEFAULT_METHOD, eval_data=N
     if evaluator is None:
         evaluator = judge(model, holdout, batch_size=batch_size, metric_fn=metric_fn, labels=labels)
     if callable(plan):
-        from ..calib.ranges import compute_ranges
-
         plan = plan(compute_ranges(statistics, params=params))
     return choose_ranges(statistics, method, evaluator=evaluator, holdout=holdout, plan=plan, params=params,
                          objective=objective, auto_samples=auto_samples, progress=search_progress, cancel=cancel,
                          executor=executor)
 
 
-__all__ = ["CalibrationResult", "HoldOut", "calibrate", "choose_ranges", "extend_statistics", "hold_out", "judge"]
+__all__ = ["Calibration", "CalibrationResult", "calibrate_ranges", "HoldOut", "calibrate", "choose_ranges", "extend_statistics", "hold_out", "judge"]

@@ -8,9 +8,11 @@ output. Two things matter for that to generalise:
 * the samples holding each tensor's extremes. A threshold below a tensor's calibration max
   clips values that may be rare (a detector's text pixels, a transformer's special tokens); a
   held-out set without them only sees the resolution gained, never the values lost.
-  :func:`extreme_samples` finds, in one FP32 pass over the calibration data, the samples where
-  each searched tensor peaks, and :class:`SearchSet` adds them to the held-out samples, so a
-  clipping choice is judged on the values it clips. The result says which samples were used.
+  :func:`extreme_samples` finds the samples where each searched tensor peaks and
+  :class:`SearchSet` adds them to the held-out samples, so a clipping choice is judged on the
+  values it clips. The result says which samples were used. The calibration pass records the
+  peaks (``Statistics.peaks``); given them, only those samples' feeds are read from the data.
+  Without them, one extra FP32 pass over the calibration data finds them.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import hashlib
 import numpy as np
 
 from ..data import CalibrationData
+from ..errors import WorkbenchError
 from ..evaluate.evaluator import first_samples
 from ..evaluate.rows import concat_rows
 from ..graph.feeds import per_sample_rows
@@ -80,9 +83,19 @@ def held_out_from_histograms(histogram_part, held_part) -> bool:
 
 
 def extreme_samples(model, data: CalibrationData, tensors: list, most: int = MAX_EXTREME_SAMPLES,
-                    batch_size: int = 8) -> list:
-    """Single-sample feeds of ``data`` where the ``tensors`` reach their largest |x| (one FP32
-    pass), at most ``most`` of them: the samples peaking the most tensors first."""
+                    batch_size: int = 8, peaks: dict | None = None) -> list:
+    """Single-sample feeds of ``data`` where the ``tensors`` reach their largest |x|, at most
+    ``most`` of them: the samples peaking the most tensors first (ties: the earlier sample),
+    returned in data order.
+
+    Args:
+        peaks: ``Statistics.peaks`` of statistics collected on ``data`` (tensor -> (max |x|,
+            sample index)). When it holds every one of ``tensors``, the samples are chosen from
+            it and only their feeds are read from ``data`` (no model run); otherwise (older
+            statistics, a tensor without a batch axis) one FP32 pass over ``data`` finds them.
+    """
+    if peaks is not None and all(t in peaks for t in tensors):
+        return _feeds_at(data, _most_voted([peaks[t][1] for t in dict.fromkeys(tensors)], most), batch_size)
     from ..backends.ort import OrtRunner
 
     inputs = {s.name for s in model.inputs}
@@ -114,11 +127,38 @@ def extreme_samples(model, data: CalibrationData, tensors: list, most: int = MAX
     finally:
         if runner is not None:
             runner.close()
+    return [kept[idx] for idx in _most_voted([idx for _, idx in best.values()], most)]
+
+
+def _most_voted(indices: list, most: int) -> list:
+    """The (at most ``most``) sample indices named most often in ``indices`` (one vote per
+    tensor peaking there; ties: the earlier sample), in increasing order."""
     votes: dict = {}
-    for _, idx in best.values():
+    for idx in indices:
         votes[idx] = votes.get(idx, 0) + 1
-    order = sorted(votes, key=lambda idx: (-votes[idx], idx))[:most]
-    return [kept[idx] for idx in sorted(order)]
+    return sorted(sorted(votes, key=lambda idx: (-votes[idx], idx))[:most])
+
+
+def _feeds_at(data: CalibrationData, indices: list, batch_size: int) -> list:
+    """Single-sample feeds of ``data`` at the increasing sample ``indices``, read without
+    running the model (stops after the last one)."""
+    wanted, found, i = set(indices), {}, 0
+    if not wanted:
+        return []
+    for feed in data.iter_batches(batch_size):
+        n = len(next(iter(feed.values())))
+        for idx in sorted(wanted.intersection(range(i, i + n))):
+            found[idx] = {k: a[idx - i:idx - i + 1].copy() for k, a in feed.items()}
+        i += n
+        if len(found) == len(wanted):
+            break
+    missing = sorted(wanted.difference(found))
+    if missing:
+        raise WorkbenchError(
+            f"The recorded peaks name calibration sample {missing[0] + 1}, but {data.describe()} has only "
+            f"{i} samples: the statistics were collected on other data; recollect them on this data."
+        )
+    return [found[idx] for idx in indices]
 
 
 class SearchSet:

@@ -179,6 +179,11 @@ class PlanScorer:
             row["metric"] = self.evaluator.user_metric(got, self.num_samples)
         return row
 
+    def fold_sqnr(self, got: dict, k: int) -> float:
+        """Output SQNR (first output) of fold ``k`` of emulated outputs ``got`` (its rows
+        ``k::folds``; the other rows are not read)."""
+        return float(sqnr_db(self.reference[k::self.folds], got[self.output][k::self.folds]))
+
     def score(self, plan, amax: dict | None = None, tensors_off=()) -> dict:
         """Metrics of the first output for ``plan`` (cosine, sqnr_db, top1_agreement, ...), plus
         ``metric`` when the evaluator has a user metric function."""

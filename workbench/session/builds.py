@@ -91,19 +91,25 @@ class BuildsMixin:
 
     # ------------------------------------------------------------------ sensitivity and auto
     def run_sensitivity(self, *, samples: int | None = 16, progress=None, cancel=None, live: bool = True,
-                        executor=None):
+                        executor=None, workers: int | None = None):
         """Rank the INT8 nodes by sensitivity (see :func:`workbench.search.sensitivity.sensitivity`).
 
         With ``live`` (default) ``sensitivity_table`` fills in as nodes are scored (an
         ``Event.SENSITIVITY`` each, ``attrs["complete"]`` False until the end); when the run is
         cancelled the partial ranking stays (Cancelled is raised after it is stored). ``executor``:
-        where the rows are scored (:mod:`workbench.search.executor`; default in this process).
+        where the rows are scored (:mod:`workbench.search.executor`; default in this process), or
+        ``workers``: N local worker processes (the same ranking).
         """
-        from ..errors import Cancelled
-        from ..search.sensitivity import rank_rows, sensitivity
+        from ..search.executor import make_executor
         from ..validate import check_positive_int
 
         check_positive_int(samples, "run_sensitivity(samples=...)", allow_none=True)
+        check_positive_int(workers, "run_sensitivity(workers=...)", allow_none=True)
+        if executor is None and workers is not None:
+            with make_executor(workers) as ex:
+                return self.run_sensitivity(samples=samples, progress=progress, cancel=cancel, live=live, executor=ex)
+        from ..errors import Cancelled
+        from ..search.sensitivity import rank_rows, sensitivity
 
         rows: list = []
 
@@ -128,18 +134,26 @@ class BuildsMixin:
         self.sensitivity_table = table
         self._notify(Event.SENSITIVITY)
 
-    def mixed_precision(self, target: str = "top1>=0.99", *, progress=None, cancel=None, **kw):
+    def mixed_precision(self, target: str = "top1>=0.99", *, progress=None, cancel=None, workers: int | None = None,
+                        **kw):
         """Automatic mixed precision to ``target`` (e.g. "top1>=0.99", "sqnr>=30"); the plan
         found becomes the current plan (undoable). Returns the AutoResult (with ``curve``).
 
         Without a complete sensitivity ranking, one is made first (it fills in live and is
         kept when cancelled, see :meth:`run_sensitivity`); ``progress`` counts ranked nodes,
         then scored plans. The result's figures and ``met`` are those of the TensorRT file the plan
-        exports to (``result.file``), judged on every evaluation sample with exact ONNX semantics."""
+        exports to (``result.file``), judged on every evaluation sample with exact ONNX semantics.
+        ``workers``: score the ranking and the sweep in N local worker processes (the same
+        plan; or pass ``executor=``)."""
+        from ..search.executor import make_executor
         from ..search.sensitivity import search_estimate, auto_mixed_precision
-        from ..validate import check_text
+        from ..validate import check_positive_int, check_text
 
         check_text(target, "mixed_precision(target=...)", example="'top1>=0.99'")
+        check_positive_int(workers, "mixed_precision(workers=...)", allow_none=True)
+        if kw.get("executor") is None and workers is not None:
+            with make_executor(workers) as ex:
+                return self.mixed_precision(target, progress=progress, cancel=cancel, executor=ex, **kw)
 
         ranking, offset = self.sensitivity_table, 0
         if ranking is None or not ranking.attrs.get("complete", True):

@@ -16,7 +16,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .._io import check_not_input
+from .._io import not_inputs
 from ..errors import WorkbenchError
 from ..outputs.guard import abs_path
 from ..outputs.names import EXPORT_KINDS, VARIANT_KIND, export_path, stem_files, twin_stem
@@ -109,18 +109,13 @@ class ExportsMixin:
         records, stale = self._twin_records(), []
         for stem in sorted(stems):
             kept = records.get(stem, {})
-            for f in stem_files(stem):
-                f = abs_path(f)
-                if f in declared or (key and kept.get(f) == (key, _signature(f))):
-                    continue
-                try:
-                    check_not_input(f, inputs)
-                except WorkbenchError:
-                    continue  # a user's input that happens to carry a stem's name: never touched
-                stale.append(f)
-        return stale
+            stale += [f for f in map(abs_path, stem_files(stem))
+                      if f not in declared and not (key and kept.get(f) == (key, _signature(f)))]
+        return not_inputs(stale, inputs)  # a user's input that carries a stem's name: never touched
 
     def _record_twins(self, files, removed, key: str) -> None:
+        # what the last export removed (older files of its stem), for the app to list
+        self.last_export_removed = [Path(f) for f in removed if not os.path.lexists(f)]
         records = self._twin_records()
         for f in removed:
             records.get(twin_stem(f), {}).pop(f, None)

@@ -49,8 +49,12 @@ class ExportPanel(Panel):
 
             out = export_report(self.session, path)
         else:
+            self.session.last_export_removed = []
             out = self.session.export(kind, path)
-        self.written.value += f"<div style='font-size:12px'>wrote <code>{html.escape(str(out))}</code></div>"
+        lines = [f"wrote <code>{html.escape(str(out))}</code>"]
+        lines += [f"removed <code>{html.escape(str(f))}</code> (a file of this stem from an earlier export)"
+                  for f in getattr(self.session, "last_export_removed", [])]
+        self.written.value += "".join(f"<div style='font-size:12px'>{line}</div>" for line in lines)
         return out
 
     def refresh(self, event) -> None:
