@@ -111,3 +111,31 @@ def test_the_fixed_plan_model_refuses_another_plan():
     other["wb_int8"] = ~flags["wb_int8"]
     with pytest.raises(InternalError):
         model.run(batches, other, names)
+
+
+def test_whole_runs_outlive_one_fold_runs_and_filled_checkpoints_are_kept():
+    """A search scores its methods (two whole runs, then three on the first fold only) and starts
+    from the first: its checkpoints are still there. A checkpoint computed for a trial (fill) is
+    the current configuration's and serves the next trials without another fill."""
+    switch, flags, batches, names = _setup("classifier", n=8)
+    runs = DownstreamRuns(FixedPlanModel(switch, flags), batches, names, folds=2, min_full_run_s=0)
+    configs = [{**flags, SCALE: flags[SCALE] * np.float32(f)} for f in (1.0, 0.9, 0.8, 0.7, 0.6)]
+    runs.run(configs[0])
+    runs.run(configs[1])
+    for c in configs[2:]:
+        runs.run(c, fold=0)
+    runs.settle(configs[0])
+    assert set(runs._store) == set(runs.cuts)
+    late = [t for t in switch.tensors if runs.checkpoint(t) is not None][-1]
+    i = switch.tensor_index[late]
+    trials = []
+    for f in (0.5, 0.6, 0.7, 0.8, 0.9, 1.1):  # more trials than runs kept (KEEP_RECENT)
+        s = configs[0][SCALE].copy()
+        s[i] *= f
+        trials.append({**configs[0], SCALE: s})
+    runs._store = {}  # the current values lost (as when a whole run was dropped for memory)
+    for trial in trials:
+        half = runs.run(trial, late, fold=0)
+        full = switch.run(batches, trial, names)
+        assert all(np.array_equal(half[n][0::2], full[n][0::2]) for n in names)
+    assert runs.fills == 1

@@ -17,11 +17,13 @@ and runs only the part of the graph after the latest checkpoint before that node
 * Samples are split into interleaved folds (sample ``i`` in fold ``i % folds``, as
   :class:`~workbench.search.scoring.PlanScorer` scores them); a run can compute one fold first
   (:meth:`DownstreamRuns.run` with ``fold``) and the rest later, so a search can drop a trial
-  that already loses on one fold at half the cost.
+  that already loses on one fold at half the cost (:attr:`DownstreamRuns.splits`: not when a
+  full run takes under :data:`MIN_SPLIT_RUN_S`, where the second call costs more).
 
 The same nodes run on the same inputs with the same kernels (exact ONNX semantics): the outputs
 are bit for bit those of a full run (``tests/evaluate/test_downstream.py``). Memory: the current
-checkpoints plus those of the last :data:`KEEP_RECENT` runs, at most :data:`BUDGET_BYTES` in all;
+checkpoints plus those of the last :data:`KEEP_RECENT` runs (a run of one fold is dropped before
+a whole one), at most :data:`BUDGET_BYTES` in all;
 checkpoints that would not fit are dropped (the largest first; with none, every run is a full
 run). On a small model, where a full run takes less than :data:`MIN_FULL_RUN_S`, building a
 checkpoint's session costs more than the few trials it serves save: every run is a full run.
@@ -48,6 +50,8 @@ KEEP_RECENT = 3
 #: A full run faster than this (seconds) is cheaper than a checkpoint's new sessions and their first
 #: runs (tens of milliseconds): every run is a full run (benchmarks/search_speed.py, detector).
 MIN_FULL_RUN_S = 0.05
+#: A full run faster than this (seconds) is not split into folds (the second call costs more than it may save).
+MIN_SPLIT_RUN_S = 0.002
 
 
 
@@ -83,7 +87,7 @@ class DownstreamRuns:
         self._recent: list = []  # [(digest, {checkpoint: (key, {part: values})})] of the last runs
         self._last = (None, {})  # (digest, {part: outputs}) of the last run, to complete a fold run
         self._shapes = None  # part -> [(row shape, dtype) per output], from the first full run
-        self.full_runs = self.partial_runs = 0
+        self.full_runs = self.partial_runs = self.fills = 0
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _choose_cuts(self) -> list:
@@ -144,6 +148,12 @@ class DownstreamRuns:
                 store[c] = (self._key(c, flags), got)
         self._store, self._recent = store, []
 
+    @property
+    def splits(self) -> bool:
+        """Whether running one fold first pays: there are folds and a full run is not so short
+        that a second session call costs more than the half it may save (see ``min_full_run_s``)."""
+        return self.folds > 1 and self.full_run_s is not None and self.full_run_s >= MIN_SPLIT_RUN_S
+
     # -- running --------------------------------------------------------------------------------
     def run(self, flags: dict, tensor: str | None = None, fold: int | None = None) -> dict:
         """Outputs ({name: rows of every sample}) of the emulation under ``flags``, which differ
@@ -189,9 +199,17 @@ class DownstreamRuns:
 
     def _fill(self, c: str, flags: dict, parts: list) -> None:
         """Compute checkpoint ``c`` under ``flags`` from the latest earlier one still valid (or
-        the inputs): one run, whose later checkpoints are kept like any run's."""
+        the inputs): one run, whose later checkpoints are kept like any run's. ``c``'s values
+        are the current configuration's (a trial changes nothing read before its checkpoint):
+        they join the current values, so the next trials of this stretch find them."""
         earlier = [p for p in self.cuts[:self.cuts.index(c)] if self._kept(p, flags, parts) is not None]
         self._run_from(earlier[-1] if earlier else None, flags, parts)
+        self.fills += 1
+        key, got = self._key(c, flags), self._kept(c, flags, parts)
+        held = self._store.get(c)
+        values = dict(held[1]) if held is not None and held[0] == key else {}
+        values.update({p: got[p] for p in parts})
+        self._store[c] = (key, values)
 
     def _run_from(self, start, flags: dict, parts: list) -> dict:
         """Run ``parts`` from checkpoint ``start`` (None: the inputs); keeps the later
@@ -214,7 +232,11 @@ class DownstreamRuns:
             merged = next((r for d, r in self._recent if d == digest), None)
             if merged is None:
                 merged = {}
-                self._recent = (self._recent + [(digest, merged)])[-KEEP_RECENT:]
+                self._recent.append((digest, merged))
+                while len(self._recent) > KEEP_RECENT:  # the oldest run of some folds only goes first
+                    partial = [i for i, (_, r) in enumerate(self._recent)
+                               if any(len(v[1]) < len(self.parts) for v in r.values())]
+                    self._recent.pop(partial[0] if partial else 0)
             for c, vals in entry.items():
                 key = self._key(c, flags)
                 if c not in merged or merged[c][0] != key:
@@ -284,4 +306,4 @@ def _parts(batches: list, folds: int) -> tuple:
     return parts, max(1, folds)
 
 
-__all__ = ["BUDGET_BYTES", "CHECKPOINTS", "KEEP_RECENT", "MIN_FULL_RUN_S", "DownstreamRuns"]
+__all__ = ["BUDGET_BYTES", "CHECKPOINTS", "KEEP_RECENT", "MIN_FULL_RUN_S", "MIN_SPLIT_RUN_S", "DownstreamRuns"]

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from ..calib import registry
 from ..errors import WorkbenchError
 from ..calib.ranges import Ranges, compute_ranges
-from .candidates import AUTO_PERCENTILES, MINMAX_STEPS, SAME_AMAX, candidates
+from .candidates import AUTO_PERCENTILES, MINMAX_STEPS, SAME_AMAX, candidates, label_of
 from .holdout import SearchSet, extreme_samples
 from ..evaluate.emulate import SCALE, needs_all_fp16
 from ..evaluate.downstream import DownstreamRuns
@@ -150,20 +150,20 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     # the emulation of this plan: its switches folded, only the Q/DQ the exporter places for it
     fixed = FixedPlanModel(sm, sm.flags(plan, per_method))
     overrides = dict(plan.amax_overrides)  # manual thresholds stay as the user set them
-    # a tensor whose scale nothing reads under this plan (a residual input the exporter leaves
-    # float for these INT8 states) changes nothing in the file: not searched
-    read = fixed.tensors_read()
-    used = [t for t in sm.tensors if t in per_method and t not in overrides and t in read]
+    # a tensor whose scale nothing reads under this plan (a residual input the exporter leaves float) is not searched
+    inputs = [t for t in sm.tensors if t in per_method and t not in overrides]  # of the INT8 nodes
+    used = [t for t in inputs if t in fixed.tensors_read()]
     if not used:
         raise NothingToChoose("The plan has no INT8 node reading a calibrated tensor: nothing for 'auto' to choose.")
     # the samples holding each tensor's peak: recorded while collecting when the statistics are
     # of this data (no extra pass), else found by one FP32 pass over it
     peaks = stats.peaks if calibration_data is not None and getattr(stats, "peaks", None) \
         and stats.data_fingerprint == calibration_data.fingerprint() else None
-    extra = extreme_samples(model, calibration_data, used, peaks=peaks) if calibration_data is not None else []
+    # (where the INT8 nodes' inputs peak, those left float included: the residual stream's extremes)
+    extra = extreme_samples(model, calibration_data, inputs, peaks=peaks) if calibration_data is not None else []
     samples_set = SearchSet(evaluator, extra, held_out, samples)
     held_out = f"{samples_set.held_out} {samples_set.description}"
-    scorer = PlanScorer(samples_set, per_method, None, plan, folds=folds, executor=executor)
+    scorer = PlanScorer(samples_set, per_method, None, plan, folds=folds, executor=executor, fold_rows=False)
     flags = scorer.flags(plan)
     # in process: the emulation of this plan (no switches) and only the graph after a changed
     # tensor's first reader runs (bit-equal to full runs of the switchable model)
@@ -202,7 +202,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
             for i, (amax, trial) in enumerate(zip(amaxes, trials)):
                 started_runs = time.perf_counter()
                 row = None
-                if races(amax, tensor, base_row) and fast.folds > 1:
+                if races(amax, tensor, base_row) and fast.splits:
                     half = scorer.fold_sqnr(fast.run(trial, tensor, fold=0), 0)
                     if not half > base_row["fold_sqnr_db"][0]:
                         row = _half_row(half)
@@ -216,15 +216,21 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
         rows = scorer.score_many(trials, one_done)
         return [_score_row(_cut(row, races(amax, tensor, base_row), base_row)) for amax, row in zip(amaxes, rows)]
 
-    def races(amax: dict, tensor, base_row) -> bool:
-        return race and base_row is not None and tensor is not None and amax[tensor] < current[tensor]
+    def races(amax: dict, tensor, base_row) -> bool:  # a method (tensor None), or a candidate clipping more
+        return race and base_row is not None and (tensor is None or amax[tensor] < current[tensor])
 
     method_scores = {}
     if cancelled(cancel):
         stop = True
     else:
-        rows = run_many([{t: per_method[t].amax_by_method[m] for t in used} for m in methods])
-        method_scores = dict(zip(methods, rows))
+        # min-max and the base method in full; another method can only be the start by beating
+        # min-max on each fold (_start_method): it is raced against min-max on the first fold
+        first = [m for m in methods if m in ("minmax", base)]
+        rest = [m for m in methods if m not in first]
+        rows = dict(zip(first, run_many([{t: per_method[t].amax_by_method[m] for t in used} for m in first])))
+        rows.update(zip(rest, run_many([{t: per_method[t].amax_by_method[m] for t in used} for m in rest],
+                                       None, rows.get("minmax"))))
+        method_scores = {m: rows[m] for m in methods}
     if not method_scores:
         start = base
         current = {t: per_method[t].amax_by_method[base] for t in used}
@@ -235,7 +241,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
         best_row = method_scores[start]
         if fast is not None:
             fast.settle({**flags, SCALE: sm.scales(_AmaxView(current, per_method), overrides)})
-    chosen = {t: _label_of(cands[t], current[t], start) for t in used}
+    chosen = {t: label_of(cands[t], current[t], start) for t in used}
     for t in used:  # a merged label ("mse=percentile@99.99") stands for the start method's own amax
         cands[t][chosen[t]] = current[t]
     reasons = {t: f"best single method ({start})" for t in used}
@@ -319,8 +325,8 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     ranges.search = {
         "objective": objective.label, "held_out": held_out, "samples": scorer.num_samples,
         "base_method": base, "start_method": start, "sweeps": sweeps, "min_gain_db": min_gain_db,
-        "method_scores": {m: r.get("sqnr_db") for m, r in method_scores.items()},
-        "method_objective": {m: objective.value(r) for m, r in method_scores.items()},
+        "method_scores": {m: None if r.get("dropped_on_first_fold") else r.get("sqnr_db") for m, r in method_scores.items()},
+        "method_objective": {m: _candidate(0.0, r, objective)["score"] for m, r in method_scores.items()},
         "final": {k: v for k, v in final.items() if isinstance(v, float)},
         "changed": len(changed), "searched": len(used), "evaluations": scorer.calls,
         "seconds": result.seconds, "cancelled": stop,
@@ -368,16 +374,6 @@ def _candidate(amax: float, row, objective) -> dict:
 
 class _Stop(Exception):
     """Cancel requested between two runs."""
-
-
-def _label_of(cands: dict, amax: float, method: str) -> str:
-    for label, a in cands.items():
-        if method in label.split("=") and abs(a - amax) <= SAME_AMAX * max(a, amax):
-            return label
-    for label, a in cands.items():
-        if abs(a - amax) <= SAME_AMAX * max(a, amax):
-            return label
-    return method
 
 
 class _AmaxView:

@@ -43,6 +43,18 @@ def candidates(stats_collector, by_method: dict, base: str) -> dict:
     return unique
 
 
+def label_of(cands: dict, amax: float, method: str) -> str:
+    """The label of ``cands`` (see :func:`candidates`) whose amax is ``amax`` (within
+    :data:`SAME_AMAX`), preferring one that names ``method``; ``method`` when none matches."""
+    for label, a in cands.items():
+        if method in label.split("=") and abs(a - amax) <= SAME_AMAX * max(a, amax):
+            return label
+    for label, a in cands.items():
+        if abs(a - amax) <= SAME_AMAX * max(a, amax):
+            return label
+    return method
+
+
 def amax_of_label(stats_collector, by_method: dict, label: str) -> float | None:
     """The amax a candidate ``label`` (see :func:`candidates`) gives on ``stats_collector``
     (``by_method``: its histogram methods' amax). A merged label gives the largest of its

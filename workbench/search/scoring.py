@@ -132,18 +132,19 @@ class PlanScorer:
         threads: ONNX Runtime intra-op threads of the emulation (None: one per physical core).
         folds: also report the output SQNR of this many interleaved subsets of the samples
             (``fold_sqnr_db``) and their metric rows (``fold_rows``), for searches that must not
-            fit a few samples.
+            fit a few samples (``fold_rows=False``: only their SQNR, all a range search compares).
         executor: where :meth:`score_many` runs (:mod:`workbench.search.executor`; default here).
     """
 
     def __init__(self, evaluator, ranges, samples: int | None = None, plan=None, threads: int | None = None,
-                 folds: int = 1, executor=None):
+                 folds: int = 1, executor=None, fold_rows: bool = True):
         from .executor import InProcess
 
         self.evaluator = evaluator
         self.executor = executor if executor is not None else InProcess()
         self._bound = None
         self.folds = max(1, int(folds))
+        self.fold_rows = fold_rows
         self.ranges = ranges
         targets = set(evaluator.model.facts.targets)
         all_fp16 = plan is not None and bool(needs_all_fp16(plan, targets))
@@ -173,8 +174,9 @@ class PlanScorer:
             test = got[self.output]
             row["fold_sqnr_db"] = [sqnr_db(self.reference[k::self.folds], test[k::self.folds])
                                    for k in range(self.folds)]
-            row["fold_rows"] = [compare_outputs(self.reference[k::self.folds], test[k::self.folds])
-                                for k in range(self.folds)]
+            if self.fold_rows:
+                row["fold_rows"] = [compare_outputs(self.reference[k::self.folds], test[k::self.folds])
+                                    for k in range(self.folds)]
         if self.evaluator.metric_fn is not None:
             row["metric"] = self.evaluator.user_metric(got, self.num_samples)
         return row
