@@ -125,7 +125,7 @@ class Evaluator:
         """An ONNX Runtime runner for ``model_proto``. ``optimization`` defaults to exact ONNX
         semantics (graph optimizations off), the semantics of every accuracy figure."""
         return OrtRunner(model_proto, output_names=output_names, threads=self.threads,
-                         optimization=optimization).activate()
+                         optimization=optimization, shared_arena=True).activate()
 
     def run(self, model_proto, output_names=None, optimization: str = EXACT) -> dict:
         """Run ``model_proto`` over every evaluation batch; returns {output name: all rows}.
