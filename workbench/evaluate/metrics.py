@@ -20,10 +20,8 @@ def _flat(ref, test):
     return r, t
 
 
-def sqnr_db(ref, test) -> float:
-    """Signal-to-quantisation-noise ratio 10*log10(sum(ref^2) / sum((ref-test)^2)); inf when equal."""
-    r, t = _flat(ref, test)
-    noise = float(np.sum((r - t) ** 2))
+def _sqnr(r: np.ndarray, diff: np.ndarray) -> float:
+    noise = float(np.sum(diff ** 2))
     signal = float(np.sum(r ** 2))
     if noise == 0.0:
         return math.inf
@@ -32,9 +30,7 @@ def sqnr_db(ref, test) -> float:
     return 10.0 * math.log10(signal / noise)
 
 
-def cosine(ref, test) -> float:
-    """Cosine similarity of the flattened arrays (1.0 for two all-zero arrays)."""
-    r, t = _flat(ref, test)
+def _cosine(r: np.ndarray, t: np.ndarray) -> float:
     # sums, not BLAS (np.dot, np.linalg.norm): BLAS threads fighting ONNX Runtime's spinning pool
     # cost a search more than its runs on a small model (benchmarks/search_speed.py)
     nr, nt = math.sqrt(float(np.sum(r * r))), math.sqrt(float(np.sum(t * t)))
@@ -43,6 +39,17 @@ def cosine(ref, test) -> float:
     if nr == 0.0 or nt == 0.0:
         return 0.0
     return float(np.sum(r * t) / (nr * nt))
+
+
+def sqnr_db(ref, test) -> float:
+    """Signal-to-quantisation-noise ratio 10*log10(sum(ref^2) / sum((ref-test)^2)); inf when equal."""
+    r, t = _flat(ref, test)
+    return _sqnr(r, r - t)
+
+
+def cosine(ref, test) -> float:
+    """Cosine similarity of the flattened arrays (1.0 for two all-zero arrays)."""
+    return _cosine(*_flat(ref, test))
 
 
 def max_abs_error(ref, test) -> float:
@@ -96,9 +103,12 @@ def near_ties(ref, test) -> np.ndarray:
 
 def compare_outputs(ref: np.ndarray, test: np.ndarray) -> dict:
     """Every metric for one output: cosine, sqnr_db, max_abs_error, and top-1/top-5 for classifiers."""
-    row = {"cosine": cosine(ref, test), "sqnr_db": sqnr_db(ref, test),
-           "max_abs_error": max_abs_error(ref, test),
-           "mean_abs_error": float(np.mean(np.abs(np.subtract(*_flat(ref, test))))) if np.size(ref) else 0.0}
+    r, t = _flat(ref, test)  # once: a search scores every configuration with it
+    diff = r - t
+    abs_diff = np.abs(diff)
+    row = {"cosine": _cosine(r, t), "sqnr_db": _sqnr(r, diff),
+           "max_abs_error": float(np.max(abs_diff)) if r.size else 0.0,
+           "mean_abs_error": float(np.mean(abs_diff)) if r.size else 0.0}
     if is_classifier_output(np.shape(ref)):
         row["top1_agreement"] = topk_agreement(ref, test, 1)
         row["top1_in_ref_top5"] = topk_agreement(ref, test, 5)
