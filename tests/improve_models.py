@@ -134,6 +134,13 @@ def minmax_amax(model: onnx.ModelProto, data: list) -> dict:
     return {k: (v if v > 0 else 1.0) for k, v in amax.items()}
 
 
+def calib_holdout(model: onnx.ModelProto, size: int = 4, n: int = 12) -> tuple:
+    """(calibration batches, held-out batches, min-max amax of the calibration ones): the first 8
+    of ``n`` batches calibrate, the rest are held out."""
+    data = batches(model, n, size=size)
+    return data[:8], data[8:], minmax_amax(model, data[:8])
+
+
 def qdq_sqnr(model, amax, data, reference=None, plan=None) -> float:
     """Held-out output SQNR (dB) of ``model``'s Q/DQ export against ``reference`` (default ``model``)."""
     from workbench.improve.adapter import build_qdq

@@ -6,14 +6,9 @@ import improve_models as M
 from workbench.improve import apply_steps
 
 
-def _setup(model, size=4, n=12):
-    data = M.batches(model, n, size=size)
-    return data[:8], data[8:], M.minmax_amax(model, data[:8])
-
-
 def test_progress_counts_layers_up_to_a_fixed_total():
     model = M.depthwise_model("relu")
-    calib, held, amax = _setup(model)
+    calib, held, amax = M.calib_holdout(model)
     calls = []
     res = apply_steps(model, amax, calib, holdout=held, steps=["equalize", "rounding", "bias_correction"],
                       progress=lambda done, total: calls.append((done, total)))
@@ -30,7 +25,7 @@ def test_progress_counts_layers_up_to_a_fixed_total():
 
 def test_cancel_between_layers_keeps_the_finished_steps():
     model = M.depthwise_model("relu")
-    calib, held, amax = _setup(model)
+    calib, held, amax = M.calib_holdout(model)
     full = apply_steps(model, amax, calib, holdout=held, steps=["equalize"])
     assert full.applied() == ["equalize"]
     stop = threading.Event()

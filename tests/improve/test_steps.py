@@ -9,14 +9,9 @@ from workbench.improve import STEPS, apply_steps
 from workbench.improve.adapter import build_qdq
 
 
-def _setup(model, size=4, n=12):
-    data = M.batches(model, n, size=size)
-    return data[:8], data[8:], M.minmax_amax(model, data[:8])
-
-
 def test_table_on_depthwise_model():
     model = M.depthwise_model("relu")
-    calib, held, amax = _setup(model)
+    calib, held, amax = M.calib_holdout(model)
     res = apply_steps(model, amax, calib, holdout=held)
     rows = {r.step: r for r in res.rows}
     assert list(rows) == list(STEPS)
@@ -36,7 +31,7 @@ def test_table_on_depthwise_model():
 
 def test_transformer_smoothing_kept_with_alpha_from_the_grid():
     model = M.transformer_model()
-    calib, held, amax = _setup(model, 8)
+    calib, held, amax = M.calib_holdout(model, 8)
     res = apply_steps(model, amax, calib, holdout=held, steps=["smooth", "bias_correction"])
     smooth_row = res.rows[0]
     assert smooth_row.applied and smooth_row.details["alpha"] in (0.25, 0.5, 0.75)
@@ -46,7 +41,7 @@ def test_transformer_smoothing_kept_with_alpha_from_the_grid():
 
 def test_single_batch_skips_every_step_with_a_reason():
     model = M.gemm_model()
-    calib, _, amax = _setup(model, 16)
+    calib, _, amax = M.calib_holdout(model, 16)
     res = apply_steps(model, amax, calib[:1])
     assert all(not r.applied and "hold-out" in r.reason for r in res.rows)
     assert res.model is model
@@ -54,7 +49,7 @@ def test_single_batch_skips_every_step_with_a_reason():
 
 def test_strict_names_the_step_and_the_reason():
     model = M.depthwise_model("relu")
-    calib, held, amax = _setup(model)
+    calib, held, amax = M.calib_holdout(model)
     with pytest.raises(WorkbenchError, match="'smooth' cannot apply.*MatMul/Gemm"):
         apply_steps(model, amax, calib, holdout=held, steps=["smooth"], strict=True)
     with pytest.raises(WorkbenchError, match="Unknown step"):
@@ -63,7 +58,7 @@ def test_strict_names_the_step_and_the_reason():
 
 def test_failing_step_is_one_line_and_the_others_still_run():
     model = M.depthwise_model("relu")
-    calib, held, amax = _setup(model)
+    calib, held, amax = M.calib_holdout(model)
 
     def broken(m, b, tensors):
         raise ValueError("boom")
@@ -76,7 +71,7 @@ def test_failing_step_is_one_line_and_the_others_still_run():
 
 def test_no_gain_keeps_the_input_model():
     model = M.gemm_model()
-    calib, held, amax = _setup(model, 32)
+    calib, held, amax = M.calib_holdout(model, 32)
     res = apply_steps(model, amax, calib, holdout=held, min_gain_db=100.0)
     assert not res.applied() and res.model is model and res.amax == amax
     assert any("no held-out gain" in r.reason for r in res.rows)
@@ -84,7 +79,7 @@ def test_no_gain_keeps_the_input_model():
 
 def test_metric_decides_when_given():
     model = M.gemm_model()
-    calib, held, amax = _setup(model, 32)
+    calib, held, amax = M.calib_holdout(model, 32)
 
     def neg_max_error(ref, out):  # higher is better
         return -max(float(np.abs(r["y"] - o["y"]).max()) for r, o in zip(ref, out))

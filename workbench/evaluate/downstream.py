@@ -54,7 +54,6 @@ MIN_FULL_RUN_S = 0.05
 MIN_SPLIT_RUN_S = 0.002
 
 
-
 class DownstreamRuns:
     """Runs of one emulation model (a :class:`~workbench.evaluate.fixed_plan.FixedPlanModel` or a
     :class:`~workbench.evaluate.emulate.SwitchableModel`) on fixed ``batches`` (merged feeds).
@@ -107,10 +106,14 @@ class DownstreamRuns:
             picked.remove(max(picked, key=lambda t: sizes.get(t) or 0))
         return [t for t in cands if t in picked]
 
+    def _ensure_cuts(self) -> list:
+        if self.cuts is None:  # chosen on first use (shape inference over the batches)
+            self.cuts = self._choose_cuts()
+        return self.cuts
+
     def checkpoint(self, tensor: str) -> str | None:
         """The latest checkpoint before the first node reading ``tensor``'s scale (None: none)."""
-        if self.cuts is None:
-            self.cuts = self._choose_cuts()
+        self._ensure_cuts()
         i = self.model.tensor_index[tensor]
         first = min((p for (sw, j), p in self._readers.items() if sw == SCALE and j in (i, None)), default=None)
         if first is None:
@@ -128,14 +131,17 @@ class DownstreamRuns:
                 parts.append(v.tobytes() if j is None else v[j].tobytes())
         return b"|".join(parts)
 
+    def _held(self, c: str):
+        """Every (key, {part: values}) held for checkpoint ``c``: the current ones, then the
+        latest runs' first."""
+        for entry in [self._store] + [r for _, r in reversed(self._recent)]:
+            if c in entry:
+                yield entry[c]
+
     def _kept(self, c: str, flags: dict, parts: list):
         """{part: values} of checkpoint ``c`` under ``flags`` for ``parts``, or None."""
         key = self._key(c, flags)
-        for entry in [self._store] + [r for _, r in reversed(self._recent)]:
-            got = entry.get(c)
-            if got is not None and got[0] == key and all(p in got[1] for p in parts):
-                return got[1]
-        return None
+        return next((v for k, v in self._held(c) if k == key and all(p in v for p in parts)), None)
 
     def settle(self, flags: dict) -> None:
         """``flags`` is now the current configuration: keep the checkpoint values computed under
@@ -177,14 +183,12 @@ class DownstreamRuns:
         return self._assemble(done)
 
     def _compute(self, flags: dict, tensor, parts: list) -> dict:
-        if self.cuts is None:
-            self.cuts = self._choose_cuts()
+        self._ensure_cuts()
         start = None
         if tensor is not None and self.full_run_s is not None and self.full_run_s >= self.min_full_run_s:
-            c = self.checkpoint(tensor)
-            if c is not None and self._kept(c, flags, parts) is None:
-                self._fill(c, flags, parts)
-            start = c if c is not None and self._kept(c, flags, parts) is not None else None
+            start = self.checkpoint(tensor)
+            if start is not None and self._kept(start, flags, parts) is None:
+                self._fill(start, flags, parts)  # its values then join the current ones
         started = time.perf_counter()
         outs = self._run_from(start, flags, parts)
         if start is None and self.full_run_s is None:
@@ -250,25 +254,19 @@ class DownstreamRuns:
 
             later = [c for c in self.cuts if start is None or self._pos[c] > self._pos[start]]
             sub, fed = sub_model(self.model.proto, self.names + later, {start} if start else set())
-            if start is not None:
-                typed_inputs(sub, {start: next(iter(self._kept_any(start).values()))})
+            if start is not None:  # the checkpoint's dtype and rank, from any values held of it
+                typed_inputs(sub, {start: next(iter(next(self._held(start))[1].values()))})
             session = OrtSessionLoader(sub, optimization=EXACT, threads=self.model.threads,
                                        external=getattr(self.model, "external", None), shared_arena=True)()
             self._sessions[start] = (session, fed, later)
         return self._sessions[start]
-
-    def _kept_any(self, c: str) -> dict:
-        for entry in [self._store] + [r for _, r in reversed(self._recent)]:
-            if c in entry:
-                return entry[c][1]
-        raise KeyError(c)
 
     def _assemble(self, outs: dict) -> dict:
         """{name: rows of every sample} from per-part outputs (missing parts: zero rows)."""
         result = {}
         for i, name in enumerate(self.names):
             per_batch = []
-            for b, feed in enumerate(self.batches):
+            for b in range(len(self.batches)):
                 mine = [(p, rows, whole) for p, (pb, _, rows, whole) in enumerate(self.parts) if pb == b]
                 if len(mine) == 1 and mine[0][2] and mine[0][0] in outs:
                     per_batch.append(outs[mine[0][0]][i])

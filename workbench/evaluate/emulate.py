@@ -339,12 +339,16 @@ class SwitchableModel:
     def run(self, batches: list, flags: dict, output_names=None) -> dict:
         """Run every batch with the switch ``flags``; returns {output: all rows}. Pass batches
         merged with :func:`workbench.graph.feeds.merge_batches` to make one call per run."""
-        names = output_names or [o.name for o in self.model.outputs]
-        chunks = [self.session.run(names, {**feed, **flags}) for feed in batches]
-        if len(chunks) == 1:
-            return dict(zip(names, chunks[0]))
-        return {n: concat_rows([c[i] for c in chunks]) for i, n in enumerate(names)}  # images of several sizes
+        return run_batches(self.session, batches, flags, output_names or [o.name for o in self.model.outputs])
 
 
-__all__ = ["SwitchableModel", "fake_quant_weight", "needs_all_fp16", "merge_batches", "INT8_FLAGS",
+def run_batches(session, batches: list, switches: dict, names: list) -> dict:
+    """{output: all rows} of ``session`` on every batch with the ``switches`` fed beside it."""
+    chunks = [session.run(names, {**feed, **switches}) for feed in batches]
+    if len(chunks) == 1:
+        return dict(zip(names, chunks[0]))
+    return {n: concat_rows([c[i] for c in chunks]) for i, n in enumerate(names)}  # images of several sizes
+
+
+__all__ = ["SwitchableModel", "fake_quant_weight", "needs_all_fp16", "merge_batches", "run_batches", "INT8_FLAGS",
            "FP16_FLAGS", "SCALE", "TENSOR_FLAGS", "FILE_NOISE_REL", "file_noise"]

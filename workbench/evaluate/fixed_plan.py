@@ -15,8 +15,7 @@ import numpy as np
 
 from ..errors import InternalError
 from ..graph.specialize import specialize
-from .emulate import FP16_FLAGS, INT8_FLAGS, SCALE, TENSOR_FLAGS
-from .rows import concat_rows
+from .emulate import FP16_FLAGS, INT8_FLAGS, SCALE, TENSOR_FLAGS, run_batches
 
 PLAN_SWITCHES = (INT8_FLAGS, FP16_FLAGS, TENSOR_FLAGS)
 
@@ -44,18 +43,14 @@ class FixedPlanModel:
 
     def tensors_read(self) -> set:
         """The tensors whose scale this plan's graph reads (those quantized under this plan)."""
-        from onnx import numpy_helper
+        from .downstream_graph import switch_readers
+        from .reuse import node_inputs
 
-        index = {t.name: int(numpy_helper.to_array(t)) for t in self.proto.graph.initializer if not t.dims
-                 and t.data_type == 7}  # int64 scalars: the constant indices of the switch Gathers
-        read = set()
-        for n in self.proto.graph.node:
-            if n.op_type == "Gather" and n.input[0] == SCALE:
-                if len(n.input) > 1 and n.input[1] in index:
-                    read.add(self.tensors[index[n.input[1]]])
-                else:  # any index: every tensor may be read
-                    return set(self.tensors)
-        return read
+        g = self.proto.graph
+        read = [j for sw, j in switch_readers(g, [node_inputs(n) for n in g.node]) if sw == SCALE]
+        if None in read:  # a reader of the whole vector: every tensor may be read
+            return set(self.tensors)
+        return {self.tensors[j] for j in read}
 
     def matches(self, flags: dict) -> bool:
         """Whether ``flags`` has this model's plan switches (only its scales may differ)."""
@@ -75,11 +70,8 @@ class FixedPlanModel:
         """As :meth:`SwitchableModel.run <workbench.evaluate.emulate.SwitchableModel.run>`, for flags of this plan."""
         if not self.matches(flags):
             raise InternalError("FixedPlanModel.run was given another plan's switches.")
-        names = output_names or [o.name for o in self.model.outputs]
-        chunks = [self.session.run(names, {**feed, SCALE: flags[SCALE]}) for feed in batches]
-        if len(chunks) == 1:
-            return dict(zip(names, chunks[0]))
-        return {n: concat_rows([c[i] for c in chunks]) for i, n in enumerate(names)}
+        return run_batches(self.session, batches, {SCALE: flags[SCALE]},
+                           output_names or [o.name for o in self.model.outputs])
 
 
 __all__ = ["FixedPlanModel", "PLAN_SWITCHES"]

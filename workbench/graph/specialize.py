@@ -11,7 +11,7 @@ is then known is replaced by the nodes of its taken branch (nested ones too), an
 reads any more is dropped.
 
 The kept nodes are the same nodes on the same inputs: outputs are bit for bit those of the
-general graph fed the same values (``tests/graph/test_specialize.py``). The branch's own
+general graph fed the same values (``tests/evaluate/test_fixed_plan.py``). The branch's own
 constants become constants of the main graph; ONNX Runtime treats a constant the same wherever
 it sits (the emulation keeps Gemm/MatMul weights as constants of the graph that runs the node,
 so pre-packing is the same in both).
@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .edit import assemble, read_names, unread
+from .edit import assemble, copy_node, read_names, unread
 
 _LOGIC = {
     "Not": lambda a: np.logical_not(a),
@@ -64,14 +64,8 @@ def _inline(node, branch: onnx.GraphProto, extra_inits: list) -> list:
             tail.append(helper.make_node("Identity", [rename.get(res.name, res.name)], [out]))
     nodes = []
     for n in branch.node:
-        c = onnx.NodeProto()
-        c.CopyFrom(n)
-        for k, i in enumerate(c.input):
-            if i in rename:
-                c.input[k] = rename[i]
-        for k, o in enumerate(c.output):
-            if o in rename:
-                c.output[k] = rename[o]
+        c = copy_node(n, inputs={k: rename[i] for k, i in enumerate(n.input) if i in rename},
+                      outputs={k: rename[o] for k, o in enumerate(n.output) if o in rename})
         if rename and any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in c.attribute):
             _rename_in_subgraphs(c, rename)
         nodes.append(c)

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field, replace
 from ..calib import registry
 from ..errors import WorkbenchError
 from ..calib.ranges import Ranges, compute_ranges
-from .candidates import AUTO_PERCENTILES, MINMAX_STEPS, SAME_AMAX, candidates, label_of
+from .candidates import (AUTO_PERCENTILES, MINMAX_STEPS, SAME_AMAX, candidate_record, candidates, cut_row,
+                         half_row, label_of, row_score)
 from .holdout import SearchSet, extreme_samples
 from ..evaluate.emulate import SCALE, needs_all_fp16
 from ..evaluate.downstream import DownstreamRuns
@@ -147,12 +148,14 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     plan = plan if plan is not None else PrecisionPlan.default(model)
     per_method = compute_ranges(stats, base, params=params)
     sm = switchable_model(model, bool(needs_all_fp16(plan, model.facts.targets)))
-    # the emulation of this plan: its switches folded, only the Q/DQ the exporter places for it
-    fixed = FixedPlanModel(sm, sm.flags(plan, per_method))
+    plan_flags = sm.flags(plan, per_method)
+    i8 = plan_flags["wb_int8"]
+    fixed = FixedPlanModel(sm, plan_flags)  # this plan's emulation: only the Q/DQ the exporter places
     overrides = dict(plan.amax_overrides)  # manual thresholds stay as the user set them
-    # a tensor whose scale nothing reads under this plan (a residual input the exporter leaves float) is not searched
-    inputs = [t for t in sm.tensors if t in per_method and t not in overrides]  # of the INT8 nodes
-    used = [t for t in inputs if t in fixed.tensors_read()]
+    inputs = [t for t in sm.tensors if t in per_method and t not in overrides and any(  # of the INT8 nodes
+        i8[sm.index[n]] and t in sm.qdq_tensors[n] for n in sm.qdq_tensors)]
+    read = fixed.tensors_read()  # a residual input the exporter leaves float is not searched
+    used = [t for t in inputs if t in read]
     if not used:
         raise NothingToChoose("The plan has no INT8 node reading a calibrated tensor: nothing for 'auto' to choose.")
     # the samples holding each tensor's peak: recorded while collecting when the statistics are
@@ -186,9 +189,9 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
         sets that differ from the current choice in ``tensor`` only run downstream of it. With
         ``base_row`` (the current choice's), a set that clips ``tensor`` more is first run on the
         first fold only and dropped when it does not gain there: the fold rule would reject it
-        anyway (:meth:`Objective.better`); its row is then :func:`_half_row`."""
+        anyway (:meth:`Objective.better`); its row is then :func:`half_row`."""
         nonlocal done
-        trials = [{**flags, SCALE: sm.scales(_AmaxView(amax, per_method), overrides)} for amax in amaxes]
+        trials = [config(amax) for amax in amaxes]
 
         def one_done(i, row):
             nonlocal done
@@ -205,16 +208,19 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
                 if races(amax, tensor, base_row) and fast.splits:
                     half = scorer.fold_sqnr(fast.run(trial, tensor, fold=0), 0)
                     if not half > base_row["fold_sqnr_db"][0]:
-                        row = _half_row(half)
+                        row = half_row(half)
                 if row is None:
-                    row = _cut(scorer.row(fast.run(trial, tensor)), races(amax, tensor, base_row), base_row)
+                    row = cut_row(scorer.row(fast.run(trial, tensor)), races(amax, tensor, base_row), base_row)
                 scorer.run_seconds += time.perf_counter() - started_runs
                 scorer.calls += 1
                 rows.append(row)
                 one_done(i, row)
             return [_score_row(r) for r in rows]
         rows = scorer.score_many(trials, one_done)
-        return [_score_row(_cut(row, races(amax, tensor, base_row), base_row)) for amax, row in zip(amaxes, rows)]
+        return [_score_row(cut_row(row, races(amax, tensor, base_row), base_row)) for amax, row in zip(amaxes, rows)]
+
+    def config(amax: dict) -> dict:  # the emulation's inputs for these amax (the rest: base ranges)
+        return {**flags, SCALE: sm.scales(_AmaxView(amax, per_method), overrides)}
 
     def races(amax: dict, tensor, base_row) -> bool:  # a method (tensor None), or a candidate clipping more
         return race and base_row is not None and (tensor is None or amax[tensor] < current[tensor])
@@ -240,7 +246,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
         current = {t: per_method[t].amax_by_method[start] for t in used}
         best_row = method_scores[start]
         if fast is not None:
-            fast.settle({**flags, SCALE: sm.scales(_AmaxView(current, per_method), overrides)})
+            fast.settle(config(current))
     chosen = {t: label_of(cands[t], current[t], start) for t in used}
     for t in used:  # a merged label ("mse=percentile@99.99") stands for the start method's own amax
         cands[t][chosen[t]] = current[t]
@@ -296,7 +302,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
                 current[t], chosen[t], best_row = cands[t][best], best, tried[best]
                 improved = True
                 if fast is not None:
-                    fast.settle({**flags, SCALE: sm.scales(_AmaxView(current, per_method), overrides)})
+                    fast.settle(config(current))
             elif len(tried) > 1:
                 reasons[t] = f"kept {chosen[t]}: best of {len(tried)} candidates tried"
             if stop:
@@ -312,7 +318,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     for t, r in tensors.items():
         if t in used:
             tensors[t] = replace(r, clipped_fraction=float(stats.collectors[t].clipped_fraction(current[t])),
-                                 candidates={k: _candidate(a, scores[t].get(k), objective) for k, a in cands[t].items()})
+                                 candidates={k: candidate_record(a, scores[t].get(k), objective) for k, a in cands[t].items()})
         else:
             why = "manual override in the plan" if t in overrides else "not read with Q/DQ by an INT8 node of the plan"
             tensors[t] = replace(r, chosen=base, reason=why)
@@ -326,7 +332,7 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
         "objective": objective.label, "held_out": held_out, "samples": scorer.num_samples,
         "base_method": base, "start_method": start, "sweeps": sweeps, "min_gain_db": min_gain_db,
         "method_scores": {m: None if r.get("dropped_on_first_fold") else r.get("sqnr_db") for m, r in method_scores.items()},
-        "method_objective": {m: _candidate(0.0, r, objective)["score"] for m, r in method_scores.items()},
+        "method_objective": {m: row_score(r, objective) for m, r in method_scores.items()},
         "final": {k: v for k, v in final.items() if isinstance(v, float)},
         "changed": len(changed), "searched": len(used), "evaluations": scorer.calls,
         "seconds": result.seconds, "cancelled": stop,
@@ -350,26 +356,6 @@ def _start_method(method_scores: dict, objective, min_gain_db: float) -> str:
         return max(method_scores, key=lambda m: objective.key_of(method_scores[m]))
     beat = [m for m in method_scores if m == safe or objective.better(method_scores[m], method_scores[safe], min_gain_db)]
     return max(beat, key=lambda m: objective.key_of(method_scores[m]))
-
-
-def _half_row(fold0_sqnr: float) -> dict:
-    """The row of a trial dropped after the first fold: it ranks below every full row."""
-    return {"sqnr_db": -math.inf, "fold_sqnr_db": [fold0_sqnr], "dropped_on_first_fold": True}
-
-
-def _cut(row: dict, raced: bool, base_row) -> dict:
-    """A raced candidate's full row as its first-fold run leaves it (the same record anywhere)."""
-    if raced and not row["fold_sqnr_db"][0] > base_row["fold_sqnr_db"][0]:
-        return _half_row(row["fold_sqnr_db"][0])
-    return row
-
-
-def _candidate(amax: float, row, objective) -> dict:
-    if not row:
-        return {"amax": amax, "score": None}
-    if row.get("dropped_on_first_fold"):
-        return {"amax": amax, "score": None, "first_fold_sqnr_db": row["fold_sqnr_db"][0]}
-    return {"amax": amax, "score": objective.value(row)}
 
 
 class _Stop(Exception):

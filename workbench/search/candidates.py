@@ -13,6 +13,7 @@ response sets its min-max whether or not it was held out).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 #: Extra percentiles tried for every tensor.
@@ -53,6 +54,31 @@ def label_of(cands: dict, amax: float, method: str) -> str:
         if abs(a - amax) <= SAME_AMAX * max(a, amax):
             return label
     return method
+
+
+# -- what a search records of a candidate it scored (full row, or dropped after the first fold) --
+def half_row(fold0_sqnr: float) -> dict:
+    """The row of a trial dropped after the first fold: it ranks below every full row."""
+    return {"sqnr_db": -math.inf, "fold_sqnr_db": [fold0_sqnr], "dropped_on_first_fold": True}
+
+
+def cut_row(row: dict, raced: bool, base_row) -> dict:
+    """A raced candidate's full row as its first-fold run leaves it (the same record anywhere)."""
+    if raced and not row["fold_sqnr_db"][0] > base_row["fold_sqnr_db"][0]:
+        return half_row(row["fold_sqnr_db"][0])
+    return row
+
+
+def row_score(row, objective):
+    """The objective's value of a row; None for none or one dropped after the first fold."""
+    return objective.value(row) if row and not row.get("dropped_on_first_fold") else None
+
+
+def candidate_record(amax: float, row, objective) -> dict:
+    out = {"amax": amax, "score": row_score(row, objective)}
+    if row and row.get("dropped_on_first_fold"):
+        out["first_fold_sqnr_db"] = row["fold_sqnr_db"][0]
+    return out
 
 
 def amax_of_label(stats_collector, by_method: dict, label: str) -> float | None:
