@@ -52,3 +52,31 @@ def test_near_ties_are_counted_and_a_margin_target_reads_them():
     assert row["top1_agreement"] == pytest.approx(0.75) and row["near_ties"] == 1
     assert row["top1_margin"] == pytest.approx(0.5)
     assert Target("top1>=0.75").met(row) and not Target("top1_margin>=0.75").met(row)
+
+
+def _same_row(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)
+
+
+@pytest.mark.parametrize("shape", [(16, 1, 24, 24), (20, 10), (7, 3, 5)])
+def test_comparer_gives_the_functions_numbers_bit_for_bit(shape):
+    """A search compares every configuration with one reference through a Comparer (kept
+    float64 work arrays): every metric is exactly compare_outputs' / sqnr_db's, for whole
+    outputs and strided fold rows, over repeated calls (no state leaks from one to the next)."""
+    from workbench.evaluate.metrics import Comparer
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal(shape).astype(np.float32)
+    whole, folds = Comparer(ref), [Comparer(ref[k::2]) for k in range(2)]
+    tests = [ref + s * rng.standard_normal(shape).astype(np.float32) for s in (0.3, 0.01, 0.0)]
+    tests.append(np.zeros(shape, np.float32))
+    for test in tests + tests[::-1]:
+        assert _same_row(whole.compare(test), compare_outputs(ref, test))
+        assert whole.sqnr(test) == sqnr_db(ref, test)
+        for k in range(2):
+            assert _same_row(folds[k].compare(test[k::2]), compare_outputs(ref[k::2], test[k::2]))
+            assert folds[k].sqnr(test[k::2]) == sqnr_db(ref[k::2], test[k::2])
+    assert whole.sqnr(ref) == math.inf and whole.compare(tests[0])["sqnr_db"] < 20
+    if len(shape) > 2:  # a test of another shape (rows of images of several sizes): the functions' own path
+        other = rng.standard_normal((shape[0], 1, 2 * int(np.prod(shape[1:])))).astype(np.float32)
+        assert _same_row(whole.compare(other), compare_outputs(ref, other))

@@ -35,6 +35,7 @@ import time
 
 import numpy as np
 
+from ..backends.lanes import MIN_PART_ROWS, cut_rows, lane_count, ort_lanes
 from ..graph.semantics import EXACT
 from .emulate import SCALE
 from .reuse import cut_tensors, float16_tensors, node_inputs, sub_model, typed_inputs
@@ -76,7 +77,8 @@ class DownstreamRuns:
         half, outputs = float16_tensors(g), {o.name for o in g.output}
         self._cut_candidates = [t for t in cut_tensors(g, SWITCHES) if t not in half and t not in outputs]
         self._readers = switch_readers(g, [node_inputs(n) for n in g.node])  # (switch, index) -> first reader
-        self.parts, self.folds = _parts(batches, folds)
+        self.lanes = lane_count(model.threads)
+        self.parts, self.folds = _parts(batches, folds, self.lanes)
         self._feeds = [batches[b] if whole else {k: v[rows] for k, v in batches[b].items()}
                        for b, _, rows, whole in self.parts]
         self.cuts = None  # chosen on the first run
@@ -168,7 +170,7 @@ class DownstreamRuns:
         are zeros until a later run of the same ``flags`` (without ``fold``) completes them."""
         if fold is not None and not 0 <= fold < self.folds:
             raise ValueError(f"fold {fold} of {self.folds}")
-        parts = [p for p, (_, f, _, _) in enumerate(self.parts) if fold is None or f == fold]
+        parts = [p for p, (_, f, _, _) in enumerate(self.parts) if fold is None or f in (fold, None)]
         digest = _digest(flags)
         done = self._last[1] if self._last[0] == digest else {}
         if fold is not None and self._shapes is None:  # the other rows' shapes are not known yet: run them all
@@ -218,16 +220,15 @@ class DownstreamRuns:
     def _run_from(self, start, flags: dict, parts: list) -> dict:
         """Run ``parts`` from checkpoint ``start`` (None: the inputs); keeps the later
         checkpoints' values as a recent run's; returns {part: [output arrays]}."""
-        session, fed, after = self._session(start)
+        lanes, fed, after = self._session(start)
         later = [c for c in after if c in self.cuts]  # a small model keeps none
         have = self._kept(start, flags, parts) if start is not None else {}
         fetch = self.names + later
         entry: dict = {}
         outs = {}
-        for p in parts:
-            feed = self._feeds[p]
-            values = session.run(fetch, {t: (have[p] if t == start else flags[t] if t in flags else feed[t])
-                                         for t in fed})
+        feeds = [{t: (have[p] if t == start else flags[t] if t in flags else self._feeds[p][t]) for t in fed}
+                 for p in parts]
+        for p, values in zip(parts, lanes.run_each(fetch, feeds)):  # the parts at once
             outs[p] = values[:len(self.names)]
             for c, v in zip(later, values[len(self.names):]):
                 entry.setdefault(c, {})[p] = v
@@ -250,15 +251,13 @@ class DownstreamRuns:
 
     def _session(self, start):
         if start not in self._sessions:
-            from ..backends.ort import OrtSessionLoader
-
             later = [c for c in self.cuts if start is None or self._pos[c] > self._pos[start]]
             sub, fed = sub_model(self.model.proto, self.names + later, {start} if start else set())
             if start is not None:  # the checkpoint's dtype and rank, from any values held of it
                 typed_inputs(sub, {start: next(iter(next(self._held(start))[1].values()))})
-            session = OrtSessionLoader(sub, optimization=EXACT, threads=self.model.threads,
-                                       external=getattr(self.model, "external", None), shared_arena=True)()
-            self._sessions[start] = (session, fed, later)
+            lanes = ort_lanes(sub, self.lanes, optimization=EXACT, external=getattr(self.model, "external", None),
+                              shared_arena=True)
+            self._sessions[start] = (lanes, fed, later)
         return self._sessions[start]
 
     def _assemble(self, outs: dict) -> dict:
@@ -286,22 +285,28 @@ def _digest(flags: dict) -> bytes:
     return hashlib.sha1(b"|".join(np.ascontiguousarray(flags[s]).tobytes() for s in SWITCHES if s in flags)).digest()
 
 
-def _parts(batches: list, folds: int) -> tuple:
+def _parts(batches: list, folds: int, lanes: int = 1) -> tuple:
     """([(batch, fold, rows, whole)], folds): the rows of each batch in each fold (sample ``i``
-    of all batches in fold ``i % folds``). A batch whose inputs do not all have its rows on
-    axis 0 cannot be split: then there are no folds (1)."""
+    of all batches in fold ``i % folds``), each cut into up to ``lanes`` parts run at once
+    (:mod:`workbench.backends.lanes`). A part is never one row cut from more
+    (:data:`~workbench.backends.lanes.MIN_PART_ROWS`): a batch whose folds would leave one is
+    one part of every fold (``fold`` None). A batch whose inputs do not all have its rows on
+    axis 0 cannot be split: then there are no folds (1) and no cuts."""
     sizes = [len(next(iter(f.values()))) if f else 0 for f in batches]
-    if folds > 1 and any(np.ndim(v) == 0 or len(v) != n for f, n in zip(batches, sizes) for v in f.values()):
-        folds = 1
+    if any(np.ndim(v) == 0 or len(v) != n for f, n in zip(batches, sizes) for v in f.values()):
+        folds, lanes = 1, 1
+    folds = max(1, folds)
     parts, start = [], 0
     for b, n in enumerate(sizes):
         idx = np.arange(start, start + n)
-        for f in range(max(1, folds)):
-            rows = np.nonzero(idx % folds == f)[0] if folds > 1 else np.arange(n)
-            if len(rows):
-                parts.append((b, f, rows, len(rows) == n))
+        groups = [(f, np.nonzero(idx % folds == f)[0]) for f in range(folds)] if folds > 1 else [(None, np.arange(n))]
+        if n > 1 and any(0 < len(rows) < MIN_PART_ROWS for _, rows in groups):
+            groups = [(None, np.arange(n))]
+        for f, rows in groups:
+            for cut in cut_rows(len(rows), lanes) if len(rows) else ():
+                parts.append((b, f, rows[cut], len(rows[cut]) == n))
         start += n
-    return parts, max(1, folds)
+    return parts, folds
 
 
 __all__ = ["BUDGET_BYTES", "CHECKPOINTS", "KEEP_RECENT", "MIN_FULL_RUN_S", "MIN_SPLIT_RUN_S", "DownstreamRuns"]

@@ -85,7 +85,8 @@ class SwitchableModel:
         model: the FP32 model.
         all_fp16: also switch the non-quantizable nodes (needed for FP16-base plans; each switch
             costs a little on every run, so it is off for plans that keep those nodes FP32).
-        threads: ONNX Runtime intra-op threads (None: its default, one per physical core).
+        threads: the cores a run uses (None: all this process may use); a run's samples are
+            cut into that many parts run at once on one-thread sessions (:mod:`workbench.backends.lanes`).
     """
 
     def __init__(self, model: ModelInfo, all_fp16: bool = False, threads: int | None = None):
@@ -106,7 +107,7 @@ class SwitchableModel:
         self.tensors = list(dict.fromkeys(x for xs in self.qdq_tensors.values() for x in xs))
         self.tensor_index = {t: i for i, t in enumerate(self.tensors)}
         self.proto = self._build()
-        self._session = None
+        self._lanes = None
 
     # -- placement: the exporter's decision, tabulated ------------------------------------------
     def _placement_table(self, name: str) -> tuple:
@@ -289,14 +290,15 @@ class SwitchableModel:
 
     # -- running -----------------------------------------------------------------------------
     @property
-    def session(self):
-        if self._session is None:
-            from ..backends.ort import OrtSessionLoader
+    def lanes(self):
+        """The sessions of the graph (:class:`~workbench.backends.lanes.Lanes`: a run's samples
+        cut into one part per core), with exact ONNX semantics like every accuracy figure."""
+        if self._lanes is None:
+            from ..backends.lanes import lane_count, ort_lanes
             from ..graph.semantics import EXACT
 
-            # Exact ONNX semantics, like every accuracy figure (workbench.graph.semantics).
-            self._session = OrtSessionLoader(self.proto, optimization=EXACT, threads=self.threads)()
-        return self._session
+            self._lanes = ort_lanes(self.proto, lane_count(self.threads), optimization=EXACT)
+        return self._lanes
 
     def scales(self, ranges, overrides: dict | None = None, needed=()) -> np.ndarray:
         """float32 scales (amax / 127) of :attr:`tensors` from ``ranges`` and ``overrides``;
@@ -339,12 +341,13 @@ class SwitchableModel:
     def run(self, batches: list, flags: dict, output_names=None) -> dict:
         """Run every batch with the switch ``flags``; returns {output: all rows}. Pass batches
         merged with :func:`workbench.graph.feeds.merge_batches` to make one call per run."""
-        return run_batches(self.session, batches, flags, output_names or [o.name for o in self.model.outputs])
+        return run_batches(self.lanes, batches, flags, output_names or [o.name for o in self.model.outputs])
 
 
-def run_batches(session, batches: list, switches: dict, names: list) -> dict:
-    """{output: all rows} of ``session`` on every batch with the ``switches`` fed beside it."""
-    chunks = [session.run(names, {**feed, **switches}) for feed in batches]
+def run_batches(lanes, batches: list, switches: dict, names: list) -> dict:
+    """{output: all rows} of ``lanes`` (:class:`~workbench.backends.lanes.Lanes`) on every batch
+    with the ``switches`` fed beside it."""
+    chunks = [lanes.run(names, feed, switches) for feed in batches]
     if len(chunks) == 1:
         return dict(zip(names, chunks[0]))
     return {n: concat_rows([c[i] for c in chunks]) for i, n in enumerate(names)}  # images of several sizes

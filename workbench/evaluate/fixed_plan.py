@@ -39,7 +39,7 @@ class FixedPlanModel:
 
         # the weights stay in memory, shared by every session over (parts of) this graph
         self.proto, self.external = in_memory_initializers(specialize(switch.proto, self.fixed))
-        self._session = None
+        self._lanes = None
 
     def tensors_read(self) -> set:
         """The tensors whose scale this plan's graph reads (those quantized under this plan)."""
@@ -57,20 +57,21 @@ class FixedPlanModel:
         return all(np.array_equal(np.asarray(flags[k]), v) for k, v in self.fixed.items())
 
     @property
-    def session(self):
-        if self._session is None:
-            from ..backends.ort import OrtSessionLoader
+    def lanes(self):
+        """The sessions of this graph (:class:`~workbench.backends.lanes.Lanes`)."""
+        if self._lanes is None:
+            from ..backends.lanes import lane_count, ort_lanes
             from ..graph.semantics import EXACT
 
-            self._session = OrtSessionLoader(self.proto, optimization=EXACT, threads=self.threads,
-                                             external=self.external, shared_arena=True)()
-        return self._session
+            self._lanes = ort_lanes(self.proto, lane_count(self.threads), optimization=EXACT,
+                                    external=self.external, shared_arena=True)
+        return self._lanes
 
     def run(self, batches: list, flags: dict, output_names=None) -> dict:
         """As :meth:`SwitchableModel.run <workbench.evaluate.emulate.SwitchableModel.run>`, for flags of this plan."""
         if not self.matches(flags):
             raise InternalError("FixedPlanModel.run was given another plan's switches.")
-        return run_batches(self.session, batches, {SCALE: flags[SCALE]},
+        return run_batches(self.lanes, batches, {SCALE: flags[SCALE]},
                            output_names or [o.name for o in self.model.outputs])
 
 

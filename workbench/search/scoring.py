@@ -24,7 +24,7 @@ import numpy as np
 from ..evaluate.emulate import SCALE, TENSOR_FLAGS, SwitchableModel, merge_batches, needs_all_fp16
 from ..errors import WorkbenchError
 from ..evaluate.evaluator import first_samples
-from ..evaluate.metrics import Target, compare_outputs, sqnr_db
+from ..evaluate.metrics import Comparer, Target
 
 #: Rows per session call when the samples are merged (bounded to keep activations in memory).
 MAX_ROWS_PER_RUN = 64
@@ -154,6 +154,9 @@ class PlanScorer:
         self.num_samples = n
         self.output = evaluator.output_names[0]
         self.reference = evaluator.reference[self.output][:n]
+        # the reference, then each fold's rows, prepared once for every configuration's metrics
+        folds = range(self.folds) if self.folds > 1 else ()
+        self._compare = [Comparer(self.reference)] + [Comparer(self.reference[k::self.folds]) for k in folds]
         self.names = evaluator.output_names if evaluator.metric_fn is not None else [self.output]
         self.calls = 0
         self.run_seconds = 0.0
@@ -169,14 +172,12 @@ class PlanScorer:
 
     def row(self, got: dict) -> dict:
         """The metrics of emulated outputs ``got`` (first output; user metric; folds)."""
-        row = compare_outputs(self.reference, got[self.output])
+        test = got[self.output]
+        row = self._compare[0].compare(test)
         if self.folds > 1:  # interleaved folds: a search keeps only changes that hold on each
-            test = got[self.output]
-            row["fold_sqnr_db"] = [sqnr_db(self.reference[k::self.folds], test[k::self.folds])
-                                   for k in range(self.folds)]
+            row["fold_sqnr_db"] = [self.fold_sqnr(got, k) for k in range(self.folds)]
             if self.fold_rows:
-                row["fold_rows"] = [compare_outputs(self.reference[k::self.folds], test[k::self.folds])
-                                    for k in range(self.folds)]
+                row["fold_rows"] = [self._compare[1 + k].compare(test[k::self.folds]) for k in range(self.folds)]
         if self.evaluator.metric_fn is not None:
             row["metric"] = self.evaluator.user_metric(got, self.num_samples)
         return row
@@ -184,7 +185,7 @@ class PlanScorer:
     def fold_sqnr(self, got: dict, k: int) -> float:
         """Output SQNR (first output) of fold ``k`` of emulated outputs ``got`` (its rows
         ``k::folds``; the other rows are not read)."""
-        return float(sqnr_db(self.reference[k::self.folds], got[self.output][k::self.folds]))
+        return float(self._compare[1 + k].sqnr(got[self.output][k::self.folds]))
 
     def score(self, plan, amax: dict | None = None, tensors_off=()) -> dict:
         """Metrics of the first output for ``plan`` (cosine, sqnr_db, top1_agreement, ...), plus

@@ -225,17 +225,26 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
             p.set_node(n, prec, reason="auto")
         return p
 
+    # fallback set -> its row: a set met again (the refinement's first trial, the final plan) is not run again
+    scored: dict = {}
+
+    def score_set(fallback: list) -> dict:
+        key = frozenset(fallback)
+        if key not in scored:
+            scored[key] = scorer.score(plan_for(fallback))
+            report()
+        return scored[key]
+
     def record(k: int, s: dict) -> dict:
         s["meets_target"] = _meets(target, s)
-        results[k] = s
+        results[k] = scored[frozenset(order[:k])] = s
         return s
 
     def evaluate(k: int) -> dict:
         if k not in results:
             if _cancelled(cancel):
                 raise Cancelled("Automatic mixed-precision search cancelled.")
-            record(k, scorer.score(plan_for(order[:k])))
-            report()
+            record(k, score_set(order[:k]))
         return results[k]
 
     # A coarse sweep first (its points are independent: one batch for the executor). Accuracy
@@ -268,12 +277,10 @@ def auto_mixed_precision(evaluator, ranges, plan, target="top1>=0.99", *, rankin
         if _cancelled(cancel):
             raise Cancelled("Automatic mixed-precision search cancelled.")
         trial = [n for n in chosen if n != node]
-        s = scorer.score(plan_for(trial))
-        report()
-        if _meets(target, s):
+        if _meets(target, score_set(trial)):
             chosen = trial
     final_plan = plan_for(chosen)
-    final = scorer.score(final_plan)
+    final = score_set(chosen)
     estimate[0] = scorer.calls
     report()
     emulated_met = _meets(target, final)

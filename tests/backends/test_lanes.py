@@ -1,0 +1,84 @@
+"""Lanes: a call's rows cut into parts run at once on one-thread sessions give the outputs of
+one call on a session with every thread, bit for bit; what cannot be cut runs whole."""
+import numpy as np
+import pytest
+
+import realistic_models as R
+from workbench.backends.lanes import MIN_PART_ROWS, Lanes, cut_rows, lane_count, ort_lanes, row_count
+from workbench.backends.ort import OrtSessionLoader
+from workbench.graph.model import ModelInfo
+
+
+def test_cut_rows_never_leaves_a_single_row_cut_from_more():
+    assert cut_rows(16, 2) == [slice(0, 8), slice(8, 16)]
+    assert cut_rows(7, 2) == [slice(0, 4), slice(4, 7)]
+    assert cut_rows(3, 2) == [slice(0, 3)]  # 2 + 1 would leave a one-row part
+    assert cut_rows(1, 4) == [slice(0, 1)]
+    assert cut_rows(9, 4) == [slice(0, 2), slice(2, 4), slice(4, 7), slice(7, 9)]
+    for n in range(1, 40):
+        for parts in range(1, 6):
+            cuts = cut_rows(n, parts)
+            assert [i for c in cuts for i in range(c.start, c.stop)] == list(range(n))
+            assert len(cuts) == 1 or min(c.stop - c.start for c in cuts) >= MIN_PART_ROWS
+
+
+def test_row_count_and_lane_count():
+    assert row_count({"a": np.zeros((4, 2)), "b": np.zeros((4,))}) == 4
+    assert row_count({"a": np.zeros((4, 2)), "b": np.zeros((3,))}) is None
+    assert row_count({"a": np.zeros((4, 2)), "s": np.float32(1)}) is None
+    assert lane_count(3) == 3 and lane_count(None) >= 1
+
+
+@pytest.mark.parametrize("kind", ["classifier", "detector", "recognizer", "transformer", "orientation"])
+def test_parts_at_once_equal_one_call(kind):
+    """The judged model kinds (depthwise convs, transposed convs, opset-12 Constant weights, a
+    transformer's mean pooling over int64 token rows): 2 and 3 lanes equal one call, including
+    batches whose cut would leave one row (3 rows run whole; 7 rows in 2 and 3 lanes: 4+3, 2+3+2)."""
+    spec = R.MODELS[kind]
+    model = ModelInfo(spec.build())
+    names = [o.name for o in model.outputs]
+    for n in (3, 7):
+        rows = spec.data(n, seed=1)
+        feed = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+        whole = OrtSessionLoader(model.model)().run(names, feed)
+        for count in (2, 3):
+            lanes = ort_lanes(model.model, count)
+            got = lanes.run(names, feed)
+            assert all(np.array_equal(a, b) for a, b in zip(got, whole)), (kind, n, count)
+            if n >= 2 * MIN_PART_ROWS:  # cut into parts on the one-thread session
+                assert lanes._narrow is not None and lanes._wide is None
+            else:  # too few rows to cut: whole, on the session with every thread
+                assert lanes._wide is not None and lanes._narrow is None
+
+
+class _Session:
+    """A stand-in session: counts calls and rows; its output ``y`` may drop the row axis."""
+
+    def __init__(self, threads, keep_rows=True):
+        self.threads, self.keep_rows, self.calls = threads, keep_rows, []
+
+    def run(self, names, feed):
+        self.calls.append(len(feed["x"]))
+        x = feed["x"]
+        return [x * 2 if self.keep_rows else np.array([x.sum()])]
+
+
+def test_a_call_that_cannot_be_cut_runs_whole_on_the_wide_session():
+    made = []
+
+    def make(threads, keep_rows=True):
+        made.append(_Session(threads, keep_rows))
+        return made[-1]
+
+    lanes = Lanes(make, 2)
+    x = np.arange(6, dtype=np.float32)
+    assert np.array_equal(lanes.run(["y"], {"x": x})[0], 2 * x)
+    assert [s.threads for s in made] == [1] and made[0].calls == [3, 3]
+    assert np.array_equal(lanes.run(["y"], {"x": x[:1]})[0], 2 * x[:1])  # one row: whole, all threads
+    assert [s.threads for s in made] == [1, 2] and made[1].calls == [1]
+    # an output without the rows on axis 0: the call is run again whole, and so is every later one
+    made.clear()
+    odd = Lanes(lambda t: make(t, keep_rows=False), 2)
+    assert odd.run(["y"], {"x": x})[0][0] == x.sum() and not odd.splits
+    odd.run(["y"], {"x": x})
+    assert [s.threads for s in made] == [1, 2] and made[1].calls == [6, 6]

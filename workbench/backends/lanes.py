@@ -1,0 +1,141 @@
+"""Session calls that use the cores on separate rows instead of splitting every operator.
+
+ONNX Runtime splits each operator over its intra-op threads and joins them again before the
+next one. On a model whose pass takes a few milliseconds (a small detector, a switchable
+emulation graph with an ``If`` per node) those joins cost more than the split saves: with two
+threads such a pass is barely faster than with one. The searches run many passes over the same
+samples, so :class:`Lanes` cuts the rows of a call into one part per core and runs the parts at
+once, each on a session with one thread (the calls release the GIL). The kernels are the same
+and every row is computed from its own inputs only, so the outputs are bit for bit those of one
+call (``tests/backends/test_lanes.py``; ``benchmarks/search_speed.py`` shows the gain).
+
+A call whose rows cannot be cut (fewer than two rows per part, inputs without a common first axis, outputs that do
+not keep the rows on axis 0) runs whole on a session with ``count`` threads instead.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import numpy as np
+
+_POOLS: dict = {}
+_POOL_LOCK = threading.Lock()
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def lane_count(threads: int | None = None) -> int:
+    """Lanes for an emulation given ``threads`` (the cores it may use; None: all of them)."""
+    return max(1, int(threads)) if threads is not None else cores()
+
+
+def _pool(count: int) -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        if count not in _POOLS:
+            _POOLS[count] = ThreadPoolExecutor(count, thread_name_prefix="workbench-lane")
+        return _POOLS[count]
+
+
+def run_at_once(fn: Callable, items: list, count: int) -> list:
+    """``[fn(item) for item in items]``, up to ``count`` at a time on the lanes' threads (in this
+    thread when there is one item or one lane)."""
+    if count <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    return list(_pool(count).map(fn, items))
+
+
+def row_count(feed: dict) -> int | None:
+    """The rows every input of ``feed`` has on axis 0 (None: not one common count)."""
+    counts = {np.shape(v)[0] if np.ndim(v) else None for v in feed.values()}
+    return counts.pop() if len(counts) == 1 else None
+
+
+#: The fewest rows of a part cut from a call of more rows. ONNX Runtime drops axes of size 1
+#: before choosing how to run a reduction (a transformer's mean pooling over the sequence): a
+#: one-row call may add in another order than the same row inside a larger call. From two rows
+#: on, the shapes keep every axis and the order is the same.
+MIN_PART_ROWS = 2
+
+
+def cut_rows(n: int, parts: int) -> list:
+    """Up to ``parts`` contiguous, nearly equal slices of ``range(n)``, none shorter than
+    :data:`MIN_PART_ROWS` (one slice when ``n`` is too small to cut)."""
+    parts = max(1, min(parts, n // MIN_PART_ROWS))
+    bounds = np.linspace(0, n, parts + 1).round().astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+class Lanes:
+    """The sessions of one model for calls cut into rows.
+
+    Args:
+        make: ``make(threads)`` -> an ``onnxruntime.InferenceSession`` of the model with that many
+            intra-op threads.
+        count: lanes (parts run at once); 1 runs every call on a one-thread session.
+    """
+
+    def __init__(self, make: Callable, count: int):
+        self.make, self.count = make, max(1, int(count))
+        self._narrow = self._wide = None
+        self.splits = True  # False once an output did not keep the rows on axis 0
+        self._lock = threading.Lock()
+
+    @property
+    def narrow(self):
+        """The one-thread session (called from several lanes at once)."""
+        with self._lock:
+            if self._narrow is None:
+                self._narrow = self.make(1)
+            return self._narrow
+
+    @property
+    def wide(self):
+        """The ``count``-thread session, for calls that cannot be cut (built on first need)."""
+        if self.count <= 1:
+            return self.narrow
+        with self._lock:
+            if self._wide is None:
+                self._wide = self.make(self.count)
+            return self._wide
+
+    def run_each(self, names: list, feeds: list) -> list:
+        """Outputs of every feed of ``feeds`` (independent calls): at once on the one-thread
+        session when there are several, on the wide one when there is one."""
+        if len(feeds) == 1:
+            return [self.wide.run(names, feeds[0])]
+        session = self.narrow
+        return run_at_once(lambda f: session.run(names, f), feeds, self.count)
+
+    def run(self, names: list, rows: dict, fixed: dict | None = None) -> list:
+        """Outputs of one call on ``rows`` (inputs with the samples on axis 0) and ``fixed``
+        (inputs fed whole to every part: the switches), cut into :attr:`count` parts."""
+        fixed = fixed or {}
+        n = row_count(rows)
+        if self.count <= 1 or not self.splits or n is None or n < 2:
+            return self.wide.run(names, {**rows, **fixed})
+        cuts = cut_rows(n, self.count)
+        outs = self.run_each(names, [{**{k: v[s] for k, v in rows.items()}, **fixed} for s in cuts])
+        if any(np.ndim(o) == 0 or len(o) != s.stop - s.start for part, s in zip(outs, cuts) for o in part):
+            self.splits = False  # an output without the rows on axis 0: this model runs whole
+            return self.wide.run(names, {**rows, **fixed})
+        return [np.concatenate([part[i] for part in outs]) for i in range(len(names))]
+
+
+def ort_lanes(model, count: int, **loader) -> Lanes:
+    """:class:`Lanes` of ``model`` opened by :class:`~workbench.backends.ort.OrtSessionLoader`
+    with ``loader``'s options (``threads`` set per session)."""
+    from .ort import OrtSessionLoader
+
+    return Lanes(lambda threads: OrtSessionLoader(model, threads=threads, **loader)(), count)
+
+
+__all__ = ["MIN_PART_ROWS", "Lanes", "cores", "cut_rows", "lane_count", "ort_lanes", "row_count", "run_at_once"]
