@@ -82,3 +82,21 @@ def test_a_call_that_cannot_be_cut_runs_whole_on_the_wide_session():
     assert odd.run(["y"], {"x": x})[0][0] == x.sum() and not odd.splits
     odd.run(["y"], {"x": x})
     assert [s.threads for s in made] == [1, 2] and made[1].calls == [6, 6]
+
+
+def test_the_cli_exit_does_not_take_the_lane_threads_for_lingering_user_threads(monkeypatch, capsys):
+    """The lanes' pool threads are idle between runs; the CLI stops them before it looks for
+    threads a user's loader left running (which make it exit hard, with a note)."""
+    import threading
+
+    from workbench import cli
+    from workbench.backends.lanes import run_at_once
+
+    assert run_at_once(lambda x: x * 2, [1, 2, 3], 2) == [2, 4, 6]
+    assert any(t.name.startswith("workbench-lane") for t in threading.enumerate())
+    exits = []
+    monkeypatch.setattr("os._exit", exits.append)
+    cli._exit_without_lingering_threads(0)
+    assert exits == [] and "still running" not in capsys.readouterr().err
+    assert not any(t.name.startswith("workbench-lane") and t.is_alive() for t in threading.enumerate())
+    assert run_at_once(lambda x: x + 1, [1, 2], 2) == [2, 3]  # a later run starts new ones

@@ -45,6 +45,15 @@ def _pool(count: int) -> ThreadPoolExecutor:
         return _POOLS[count]
 
 
+def close_pools() -> None:
+    """Stop the lanes' idle threads (the CLI does before it exits; a later call starts new ones)."""
+    with _POOL_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True)
+
+
 def run_at_once(fn: Callable, items: list, count: int) -> list:
     """``[fn(item) for item in items]``, up to ``count`` at a time on the lanes' threads (in this
     thread when there is one item or one lane)."""
@@ -138,4 +147,4 @@ def ort_lanes(model, count: int, **loader) -> Lanes:
     return Lanes(lambda threads: OrtSessionLoader(model, threads=threads, **loader)(), count)
 
 
-__all__ = ["MIN_PART_ROWS", "Lanes", "cores", "cut_rows", "lane_count", "ort_lanes", "row_count", "run_at_once"]
+__all__ = ["MIN_PART_ROWS", "Lanes", "close_pools", "cores", "cut_rows", "lane_count", "ort_lanes", "row_count", "run_at_once"]

@@ -67,6 +67,9 @@ def _exit_without_lingering_threads(code: int) -> None:
     that starts a worker thread and never stops it). Every result was committed before this."""
     import os
 
+    from ..backends.lanes import close_pools
+
+    close_pools()  # the emulation's idle lane threads are ours, not lingering user threads
     lingering = _lingering_threads()
     if not lingering:
         return

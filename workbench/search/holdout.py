@@ -172,7 +172,7 @@ class SearchSet:
 
     def __init__(self, evaluator, extra: list = (), description: str = "held-out samples",
                  samples: int | None = None):
-        from ..backends.ort import OrtRunner
+        from ..backends.lanes import lane_count, ort_lanes
         from ..evaluate.emulate import merge_batches
         from ..graph.semantics import EXACT
 
@@ -185,11 +185,9 @@ class SearchSet:
         self.reference = {k: np.asarray(v)[:self.held_out] for k, v in evaluator.reference.items()}
         if extra:
             merged = merge_batches(list(extra))
-            runner = OrtRunner(self.model.model, output_names=self.output_names, optimization=EXACT).activate()
-            try:
-                outs = [runner.infer(f) for f in merged]
-            finally:
-                runner.close()
+            # one-thread sessions over parts of the rows (no pool left spinning beside the search's runs)
+            lanes = ort_lanes(self.model.model, lane_count(), optimization=EXACT, spinning=False)
+            outs = [dict(zip(self.output_names, lanes.run(self.output_names, f))) for f in merged]
             self.batches += merged
             for name in self.output_names:
                 self.reference[name] = concat_rows([self.reference[name]] + [o[name] for o in outs])
