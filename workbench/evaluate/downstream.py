@@ -20,6 +20,9 @@ and runs only the part of the graph after the latest checkpoint before that node
   that already loses on one fold at half the cost (:attr:`DownstreamRuns.splits`: not when a
   full run takes under :data:`MIN_SPLIT_RUN_S`, where the second call costs more).
 
+* Each fold's rows are cut into one part per core, run at once on one-thread sessions
+  (:mod:`workbench.backends.lanes`); no part is one row cut from more.
+
 The same nodes run on the same inputs with the same kernels (exact ONNX semantics): the outputs
 are bit for bit those of a full run (``tests/evaluate/test_downstream.py``). Memory: the current
 checkpoints plus those of the last :data:`KEEP_RECENT` runs (a run of one fold is dropped before

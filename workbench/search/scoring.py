@@ -129,7 +129,7 @@ class PlanScorer:
         ranges: calibrated ranges (tensor -> object with ``.amax``).
         samples: use the first N evaluation samples (None: all).
         plan: a plan the scorer will see (an FP16-base plan needs FP16 switches on every node).
-        threads: ONNX Runtime intra-op threads of the emulation (None: one per physical core).
+        threads: the cores the emulation's runs use (None: all; :mod:`workbench.backends.lanes`).
         folds: also report the output SQNR of this many interleaved subsets of the samples
             (``fold_sqnr_db``) and their metric rows (``fold_rows``), for searches that must not
             fit a few samples (``fold_rows=False``: only their SQNR, all a range search compares).
