@@ -79,7 +79,7 @@ def cut_rows(n: int, parts: int) -> list:
     """Up to ``parts`` contiguous, nearly equal slices of ``range(n)``, none shorter than
     :data:`MIN_PART_ROWS` (one slice when ``n`` is too small to cut)."""
     parts = max(1, min(parts, n // MIN_PART_ROWS))
-    bounds = np.linspace(0, n, parts + 1).round().astype(int)
+    bounds = [k * n // parts for k in range(parts + 1)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
