@@ -47,7 +47,7 @@ def test_parts_at_once_equal_one_call(kind):
             assert all(np.array_equal(a, b) for a, b in zip(got, whole)), (kind, n, count)
             if n >= 2 * MIN_PART_ROWS:  # cut into parts on the one-thread session
                 assert lanes._narrow is not None and lanes._wide is None
-            else:  # too few rows to cut: whole, on the session with every thread
+            else:  # too few rows to cut: whole, on a session with every thread
                 assert lanes._wide is not None and lanes._narrow is None
 
 
@@ -63,25 +63,30 @@ class _Session:
         return [x * 2 if self.keep_rows else np.array([x.sum()])]
 
 
-def test_a_call_that_cannot_be_cut_runs_whole_on_the_wide_session():
+def test_a_call_that_cannot_be_cut_runs_whole_and_no_second_session_is_built_for_it():
     made = []
 
     def make(threads, keep_rows=True):
         made.append(_Session(threads, keep_rows))
         return made[-1]
 
-    lanes = Lanes(make, 2)
     x = np.arange(6, dtype=np.float32)
+    lanes = Lanes(make, 2)
     assert np.array_equal(lanes.run(["y"], {"x": x})[0], 2 * x)
     assert [s.threads for s in made] == [1] and made[0].calls == [3, 3]
-    assert np.array_equal(lanes.run(["y"], {"x": x[:1]})[0], 2 * x[:1])  # one row: whole, all threads
-    assert [s.threads for s in made] == [1, 2] and made[1].calls == [1]
+    assert np.array_equal(lanes.run(["y"], {"x": x[:1]})[0], 2 * x[:1])  # one row: whole, on the session there is
+    assert [s.threads for s in made] == [1] and made[0].calls == [3, 3, 1]
+    made.clear()
+    first = Lanes(make, 2)  # the first call cannot be cut: whole, with every thread
+    first.run(["y"], {"x": x[:3]})
+    first.run(["y"], {"x": x})
+    assert [(s.threads, s.calls) for s in made] == [(2, [3]), (1, [3, 3])]
     # an output without the rows on axis 0: the call is run again whole, and so is every later one
     made.clear()
     odd = Lanes(lambda t: make(t, keep_rows=False), 2)
     assert odd.run(["y"], {"x": x})[0][0] == x.sum() and not odd.splits
     odd.run(["y"], {"x": x})
-    assert [s.threads for s in made] == [1, 2] and made[1].calls == [6, 6]
+    assert [(s.threads, s.calls) for s in made] == [(1, [3, 3, 6, 6])]
 
 
 def test_the_cli_exit_does_not_take_the_lane_threads_for_lingering_user_threads(monkeypatch, capsys):

@@ -9,8 +9,10 @@ once, each on a session with one thread (the calls release the GIL). The kernels
 and every row is computed from its own inputs only, so the outputs are bit for bit those of one
 call (``tests/backends/test_lanes.py``; ``benchmarks/search_speed.py`` shows the gain).
 
-A call whose rows cannot be cut (fewer than two rows per part, inputs without a common first axis, outputs that do
-not keep the rows on axis 0) runs whole on a session with ``count`` threads instead.
+A call whose rows cannot be cut (fewer than two rows per part, inputs without a common first
+axis, outputs that do not keep the rows on axis 0) runs whole: on the one-thread session when
+there is one already (no second copy of a large graph for a call of two or three rows), else
+on a session with ``count`` threads. The thread count changes no result.
 """
 from __future__ import annotations
 
@@ -108,13 +110,14 @@ class Lanes:
 
     @property
     def wide(self):
-        """The ``count``-thread session, for calls that cannot be cut (built on first need)."""
-        if self.count <= 1:
-            return self.narrow
+        """The session for a call that cannot be cut: ``count`` threads, built on first need,
+        unless the one-thread session exists (a second copy of a large graph costs a build and
+        its memory; a call of two or three rows is short either way)."""
         with self._lock:
-            if self._wide is None:
+            if self._wide is None and self._narrow is None and self.count > 1:
                 self._wide = self.make(self.count)
-            return self._wide
+            session = self._wide if self._wide is not None else self._narrow
+        return session if session is not None else self.narrow
 
     def run_each(self, names: list, feeds: list) -> list:
         """Outputs of every feed of ``feeds`` (independent calls): at once on the one-thread
