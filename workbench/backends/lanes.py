@@ -150,4 +150,5 @@ def ort_lanes(model, count: int, **loader) -> Lanes:
     return Lanes(lambda threads: OrtSessionLoader(model, threads=threads, **loader)(), count)
 
 
-__all__ = ["MIN_PART_ROWS", "Lanes", "close_pools", "cores", "cut_rows", "lane_count", "ort_lanes", "row_count", "run_at_once"]
+__all__ = ["MIN_PART_ROWS", "Lanes", "close_pools", "cores", "cut_rows", "lane_count", "ort_lanes", "row_count",
+           "run_at_once"]
