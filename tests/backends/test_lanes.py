@@ -105,3 +105,26 @@ def test_the_cli_exit_does_not_take_the_lane_threads_for_lingering_user_threads(
     assert exits == [] and "still running" not in capsys.readouterr().err
     assert not any(t.name.startswith("workbench-lane") and t.is_alive() for t in threading.enumerate())
     assert run_at_once(lambda x: x + 1, [1, 2], 2) == [2, 3]  # a later run starts new ones
+
+
+def test_cores_counts_a_core_once_whatever_its_hardware_threads(monkeypatch):
+    """Four CPUs that are two cores with two hardware threads each: two lanes (ONNX Runtime's
+    default thread count too); a CPU without topology counts as its own core."""
+    import os
+    from pathlib import Path
+
+    from workbench.backends import lanes as L
+
+    siblings = {0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3"}
+
+    def read_text(self, *a, **k):
+        cpu = int(self.parts[-3][3:])
+        if cpu not in siblings:
+            raise OSError("no topology")
+        return siblings[cpu] + "\n"
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(Path, "read_text", read_text)
+    assert L.cores() == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    assert L.cores() == 2  # cpu 0 and 2 are one core; cpu 5 has no topology

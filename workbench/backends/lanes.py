@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -28,11 +29,19 @@ _POOL_LOCK = threading.Lock()
 
 
 def cores() -> int:
-    """The cores this process may run on."""
+    """The physical cores this process may run on (as many lanes as ONNX Runtime's default
+    intra-op threads: a second hardware thread of a core adds little to these kernels)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+    seen = set()
+    for cpu in cpus:  # hardware threads of one core list the same siblings (Linux sysfs)
+        try:
+            seen.add(Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list").read_text().strip())
+        except OSError:
+            seen.add(str(cpu))
+    return max(1, len(seen))
 
 
 def lane_count(threads: int | None = None) -> int:
