@@ -317,6 +317,12 @@ class SwitchableModel:
                 )
         return scale
 
+    def int8_inputs(self, i8) -> list:
+        """The tensors (in :attr:`tensors` order) that the nodes INT8 under ``i8`` (the
+        :data:`INT8_FLAGS` switches) may read with Q/DQ."""
+        read = {x for n, xs in self.qdq_tensors.items() if i8[self.index[n]] for x in xs}
+        return [t for t in self.tensors if t in read]
+
     def flags(self, plan, ranges, amax_overrides: dict | None = None, tensors_off=()) -> dict:
         """The switch inputs for ``plan`` and ``ranges`` (plus extra amax overrides); the
         tensors in ``tensors_off`` keep their float values even where INT8 nodes read them."""
@@ -332,7 +338,7 @@ class SwitchableModel:
             f16[k] = p == "fp16"
         overrides = dict(getattr(plan, "amax_overrides", {}) or {})
         overrides.update(amax_overrides or {})
-        needed = {x for n, xs in self.qdq_tensors.items() if i8[self.index[n]] for x in xs}
+        needed = set(self.int8_inputs(i8))
         on = np.ones(len(self.tensors), dtype=bool)
         for name in tensors_off:
             on[self.tensor_index[name]] = False

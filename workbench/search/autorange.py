@@ -149,11 +149,9 @@ def auto_ranges(evaluator, stats, plan=None, *, params: dict | None = None, obje
     per_method = compute_ranges(stats, base, params=params)
     sm = switchable_model(model, bool(needs_all_fp16(plan, model.facts.targets)))
     plan_flags = sm.flags(plan, per_method)
-    i8 = plan_flags["wb_int8"]
     fixed = FixedPlanModel(sm, plan_flags)  # this plan's emulation: only the Q/DQ the exporter places
     overrides = dict(plan.amax_overrides)  # manual thresholds stay as the user set them
-    inputs = [t for t in sm.tensors if t in per_method and t not in overrides and any(  # of the INT8 nodes
-        i8[sm.index[n]] and t in sm.qdq_tensors[n] for n in sm.qdq_tensors)]
+    inputs = [t for t in sm.int8_inputs(plan_flags["wb_int8"]) if t in per_method and t not in overrides]
     read = fixed.tensors_read()  # a residual input the exporter leaves float is not searched
     used = [t for t in inputs if t in read]
     if not used:

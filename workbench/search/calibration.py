@@ -131,13 +131,10 @@ def calibrate_ranges(stats, method: str = registry.DEFAULT_METHOD, *, evaluator=
     if evaluator is not None:
         plan = plan if plan is not None else PrecisionPlan.default(evaluator.model)
         scorer = PlanScorer(evaluator, ranges, samples, plan)
-        sm = scorer.switch
-        i8 = scorer.flags(plan)["wb_int8"]
-        used = [t for t in sm.tensors if t in ranges and any(i8[sm.index[n]] and t in sm.qdq_tensors[n]
-                                                            for n in sm.qdq_tensors)]
+        used = [t for t in scorer.switch.int8_inputs(scorer.flags(plan)["wb_int8"]) if t in ranges]
         scores = score_methods(scorer, plan, ranges, used)
-        ranges, notes = guard_forced_method(method, scores, ranges, tensors=used)
-    ranges, more = check_ranges(ranges)
+        ranges, _ = guard_forced_method(method, scores, ranges, tensors=used)
+    ranges, _ = check_ranges(ranges)  # their notes are ranges.notes
     return Calibration(ranges, list(ranges.notes), None, scores)
 
 
@@ -264,4 +261,5 @@ def calibrate(model, data, *, method: str = registry.DEFAULT_METHOD, eval_data=N
                          executor=executor)
 
 
-__all__ = ["Calibration", "CalibrationResult", "calibrate_ranges", "HoldOut", "calibrate", "choose_ranges", "extend_statistics", "hold_out", "judge"]
+__all__ = ["Calibration", "CalibrationResult", "calibrate_ranges", "HoldOut", "calibrate", "choose_ranges",
+           "extend_statistics", "hold_out", "judge"]

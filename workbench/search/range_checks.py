@@ -131,9 +131,7 @@ def range_sensitivity(evaluator, ranges, plan=None, *, samples: int | None = 16,
     scorer = PlanScorer(evaluator, ranges, samples, plan)
     sm = scorer.switch
     flags = scorer.flags(plan)
-    i8 = flags["wb_int8"]
-    tensors = [t for t in sm.tensors if t in ranges and any(
-        i8[sm.index[n]] and t in sm.qdq_tensors[n] for n in sm.qdq_tensors)]
+    tensors = [t for t in sm.int8_inputs(flags["wb_int8"]) if t in ranges]
     if not tensors:
         raise WorkbenchError("The plan has no INT8 node reading a calibrated tensor: no range to explain.")
     overrides = dict(plan.amax_overrides)
