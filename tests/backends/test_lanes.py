@@ -43,6 +43,7 @@ def test_parts_at_once_equal_one_call(kind):
         whole = OrtSessionLoader(model.model)().run(names, feed)
         for count in (2, 3):
             lanes = ort_lanes(model.model, count)
+            assert lanes.count == count
             got = lanes.run(names, feed)
             assert all(np.array_equal(a, b) for a, b in zip(got, whole)), (kind, n, count)
             if n >= 2 * MIN_PART_ROWS:  # cut into parts on the one-thread session

@@ -151,12 +151,12 @@ class Lanes:
         return [np.concatenate([part[i] for part in outs]) for i in range(len(names))]
 
 
-def ort_lanes(model, count: int, **loader) -> Lanes:
-    """:class:`Lanes` of ``model`` opened by :class:`~workbench.backends.ort.OrtSessionLoader`
-    with ``loader``'s options (``threads`` set per session)."""
+def ort_lanes(model, threads: int | None = None, **loader) -> Lanes:
+    """:class:`Lanes` of ``model`` over ``threads`` cores (None: all, :func:`lane_count`), its
+    sessions opened by :class:`~workbench.backends.ort.OrtSessionLoader` with ``loader``'s options."""
     from .ort import OrtSessionLoader
 
-    return Lanes(lambda threads: OrtSessionLoader(model, threads=threads, **loader)(), count)
+    return Lanes(lambda n: OrtSessionLoader(model, threads=n, **loader)(), lane_count(threads))
 
 
 __all__ = ["MIN_PART_ROWS", "Lanes", "close_pools", "cores", "cut_rows", "lane_count", "ort_lanes", "row_count",

@@ -258,8 +258,8 @@ class DownstreamRuns:
             sub, fed = sub_model(self.model.proto, self.names + later, {start} if start else set())
             if start is not None:  # the checkpoint's dtype and rank, from any values held of it
                 typed_inputs(sub, {start: next(iter(next(self._held(start))[1].values()))})
-            lanes = ort_lanes(sub, self.lanes, optimization=EXACT, external=getattr(self.model, "external", None),
-                              shared_arena=True)
+            lanes = ort_lanes(sub, self.model.threads, optimization=EXACT,
+                              external=getattr(self.model, "external", None), shared_arena=True)
             self._sessions[start] = (lanes, fed, later)
         return self._sessions[start]
 

@@ -294,10 +294,10 @@ class SwitchableModel:
         """The sessions of the graph (:class:`~workbench.backends.lanes.Lanes`: a run's samples
         cut into one part per core), with exact ONNX semantics like every accuracy figure."""
         if self._lanes is None:
-            from ..backends.lanes import lane_count, ort_lanes
+            from ..backends.lanes import ort_lanes
             from ..graph.semantics import EXACT
 
-            self._lanes = ort_lanes(self.proto, lane_count(self.threads), optimization=EXACT)
+            self._lanes = ort_lanes(self.proto, self.threads, optimization=EXACT)
         return self._lanes
 
     def scales(self, ranges, overrides: dict | None = None, needed=()) -> np.ndarray:

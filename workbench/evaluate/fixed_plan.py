@@ -60,10 +60,10 @@ class FixedPlanModel:
     def lanes(self):
         """The sessions of this graph (:class:`~workbench.backends.lanes.Lanes`)."""
         if self._lanes is None:
-            from ..backends.lanes import lane_count, ort_lanes
+            from ..backends.lanes import ort_lanes
             from ..graph.semantics import EXACT
 
-            self._lanes = ort_lanes(self.proto, lane_count(self.threads), optimization=EXACT,
+            self._lanes = ort_lanes(self.proto, self.threads, optimization=EXACT,
                                     external=self.external, shared_arena=True)
         return self._lanes
 

@@ -172,7 +172,7 @@ class SearchSet:
 
     def __init__(self, evaluator, extra: list = (), description: str = "held-out samples",
                  samples: int | None = None):
-        from ..backends.lanes import lane_count, ort_lanes
+        from ..backends.lanes import ort_lanes
         from ..evaluate.emulate import merge_batches
         from ..graph.semantics import EXACT
 
@@ -186,7 +186,7 @@ class SearchSet:
         if extra:
             merged = merge_batches(list(extra))
             # one-thread sessions over parts of the rows (no pool left spinning beside the search's runs)
-            lanes = ort_lanes(self.model.model, lane_count(), optimization=EXACT, spinning=False)
+            lanes = ort_lanes(self.model.model, optimization=EXACT, spinning=False)
             outs = [dict(zip(self.output_names, lanes.run(self.output_names, f))) for f in merged]
             self.batches += merged
             for name in self.output_names:
